@@ -1,0 +1,34 @@
+"""The generator protocol: how a model reaches the core (DESIGN §4)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import jax
+
+Codes = Any  # a pytree of input codes with a leading batch axis
+
+
+@runtime_checkable
+class Generator(Protocol):
+  """Anything that can be split at a named layer ``z --d--> f --g--> x``."""
+
+  layers: Sequence[str]
+
+  def sample_codes(self, rng: jax.Array, num: int) -> Codes: ...
+
+  def generate(self, codes: Codes) -> jax.Array:
+    """``(B, H, W, 3)`` float32 images in ``[-1, 1]``."""
+
+  def encode(self, codes: Codes, layer: str) -> jax.Array:
+    """``(B, *feature_shape)`` features at ``layer``."""
+
+  def decode(self, codes: Codes, layer: str, features: jax.Array) -> jax.Array:
+    """The rest of the network from ``layer``: features → images."""
+
+
+def check_layer(gen: Generator, layer: str) -> str:
+  """Returns ``layer`` or raises ValueError listing the generator's taps."""
+  if layer not in gen.layers:
+    raise ValueError(f"unknown layer {layer!r}; this generator's layers are {list(gen.layers)}")
+  return layer

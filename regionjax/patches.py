@@ -1,0 +1,111 @@
+"""Grid patches of an image and the choice of the ``n`` players (DESIGN §2)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def _edges(length: int, parts: int) -> np.ndarray:
+  """``parts + 1`` integer cut points of ``[0, length)``; uneven splits allowed."""
+  return np.round(np.linspace(0, length, parts + 1)).astype(int)
+
+
+def patch_masks(height: int, width: int, rows: int, cols: int) -> np.ndarray:
+  """Boolean ``(rows*cols, height, width)``: one mask per grid cell, row-major.
+
+  Cell ``r * cols + c`` covers rows ``[e_r, e_{r+1})`` and columns
+  ``[e_c, e_{c+1})`` with cut points rounded from an even split, so sizes
+  need not divide evenly (cells then differ by at most one pixel per side).
+  The masks partition the image.
+  """
+  for name, value in (("height", height), ("width", width), ("rows", rows), ("cols", cols)):
+    if int(value) != value or value < 1:
+      raise ValueError(f"{name} must be a positive integer, got {value!r}")
+  if rows > height:
+    raise ValueError(f"rows={rows} is more than the image height {height}: some cells would be empty")
+  if cols > width:
+    raise ValueError(f"cols={cols} is more than the image width {width}: some cells would be empty")
+  re, ce = _edges(height, rows), _edges(width, cols)
+  masks = np.zeros((rows * cols, height, width), dtype=bool)
+  for r in range(rows):
+    for c in range(cols):
+      masks[r * cols + c, re[r]:re[r + 1], ce[c]:ce[c + 1]] = True
+  return masks
+
+
+def cell_scores(masks: np.ndarray, target: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+  """Mean squared difference between ``target`` and ``baseline`` in each cell."""
+  target, baseline = np.asarray(target, np.float64), np.asarray(baseline, np.float64)
+  if target.shape != baseline.shape:
+    raise ValueError(f"target shape {target.shape} differs from baseline shape {baseline.shape}")
+  if target.shape[:2] != masks.shape[1:]:
+    raise ValueError(f"masks cover {masks.shape[1:]} pixels but the image is {target.shape[:2]}")
+  sq = ((target - baseline) ** 2).reshape(target.shape[0], target.shape[1], -1).mean(-1)
+  return np.array([sq[m].mean() for m in masks])
+
+
+def select_patches(
+    method: str,
+    n: int,
+    num_cells: int,
+    *,
+    indices: Sequence[int] | None = None,
+    scores: np.ndarray | None = None,
+    foreground: Sequence[int] | np.ndarray | None = None,
+    foreground_fraction: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+  """Chooses the ``n`` player cells (indices into the grid, in player order).
+
+  ``method``:
+    * ``'indices'``: exactly ``indices``.
+    * ``'difference'``: the ``n`` cells with the largest ``scores`` (e.g.
+      :func:`cell_scores` of target vs baseline), in increasing cell order.
+    * ``'random'``: ``n`` cells drawn with ``seed`` among the foreground: the
+      cells in ``foreground`` if given, else the top ``foreground_fraction`` of
+      cells by ``scores`` (at least ``n`` of them); as v1 §4 "randomly chose 9
+      regions of the main part of the image".
+  """
+  if n < 1:
+    raise ValueError(f"the number of patches n must be at least 1, got {n}")
+  if n > num_cells:
+    raise ValueError(f"cannot choose n={n} patches from a grid of only {num_cells} cells; use a finer grid or a smaller n")
+  if method == "indices":
+    if indices is None:
+      raise ValueError("patch selection 'indices' needs the list of cell indices")
+    idx = np.asarray(list(indices), dtype=int)
+    if idx.size != n:
+      raise ValueError(f"patch indices {idx.tolist()} name {idx.size} cells but n={n}")
+    if np.any(idx < 0) or np.any(idx >= num_cells):
+      raise ValueError(f"patch indices {idx.tolist()} must lie in [0, {num_cells - 1}] for a grid of {num_cells} cells")
+    if len(set(idx.tolist())) != idx.size:
+      raise ValueError(f"patch indices {idx.tolist()} repeat a cell; each player must be a different cell")
+    return idx
+  if scores is None and (method == "difference" or foreground is None):
+    raise ValueError(f"patch selection {method!r} needs per-cell scores (target vs baseline difference)")
+  if method == "difference":
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return np.sort(order[:n])
+  if method == "random":
+    if foreground is None:
+      k = max(n, int(np.ceil(foreground_fraction * num_cells)))
+      foreground = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    fg = np.asarray(list(foreground), dtype=int)
+    if fg.size < n:
+      raise ValueError(f"only {fg.size} foreground cells to choose n={n} from")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(fg, size=n, replace=False))
+  raise ValueError(f"unknown patch selection method {method!r}; use 'indices', 'difference' or 'random'")
+
+
+def subset_masks(player_masks: np.ndarray) -> np.ndarray:
+  """Boolean ``(2**n, H, W)``: the union of the player masks of each subset."""
+  player_masks = np.asarray(player_masks, dtype=bool)
+  n = player_masks.shape[0]
+  out = np.zeros((1 << n,) + player_masks.shape[1:], dtype=bool)
+  for i in range(n):
+    block = 1 << i
+    out[block:2 * block] = out[:block] | player_masks[i]
+  return out

@@ -1,0 +1,295 @@
+"""Minimal features ``u(S)`` for all ``2**n`` subsets, as one batched solve.
+
+Paper v2 eq. (5) and App. E; v1 §3.2 "Implementation details":
+
+    u(S) = f0 + α_S ⊙ (f − f0),   α_S ∈ [0, 1]^D
+    α_S = argmin_α ‖α ⊙ (f − f0)‖₁ + (λ / |S|) · ‖mask_S ⊙ (g(u(S)) − x)‖₂²
+
+solved by projected gradient descent: an Adam step, then a clip to the box.
+``α_N`` is solved first from ``α = 1``; it is the warm start of every other
+subset (v1 §4.1). ``u(∅) = f0`` exactly. Subsets are solved in chunks: within
+a chunk, one ``jit``-compiled, ``vmap``-ed computation whose steps run inside
+``lax.scan``; chunks can be sharded over the devices of a mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from regionjax import subsets as subsets_lib
+
+Decode = Callable[[jax.Array], jax.Array]
+
+
+@flax.struct.dataclass
+class ChunkResult:
+  """What one chunk of subsets produced (host arrays)."""
+  subsets: np.ndarray   # (B,) bitmasks
+  alpha: np.ndarray     # (B, *feature_shape)
+  history: np.ndarray   # (B, steps) objective before each step
+  error: np.ndarray     # (B,) RMSE of g(u(S)) vs x on the pixels of S
+
+
+@flax.struct.dataclass
+class SolverResult:
+  """Minimal features of all subsets, indexed by bitmask on the first axis.
+
+  ``error[S]`` is the root-mean-square error of ``g(u(S))`` against the target
+  over the pixels (and channels) of the patches in ``S`` (0 for ``∅``);
+  ``history[S, t]`` the objective before step ``t``; ``unmet`` flags subsets
+  whose error stayed above ``tau`` (they are reported, never hidden).
+  """
+  alpha: jax.Array
+  u: jax.Array
+  error: jax.Array
+  history: jax.Array
+  tau: float = flax.struct.field(pytree_node=False, default=math.inf)
+
+  @property
+  def unmet(self) -> np.ndarray:
+    return np.asarray(self.error) > self.tau
+
+  @property
+  def num_players(self) -> int:
+    return subsets_lib.num_players_of(self.alpha.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """The arrays and settings shared by every subset's optimisation."""
+  decode: Decode
+  f: jax.Array
+  f0: jax.Array
+  target: jax.Array
+  masks: jax.Array   # (n, H, W) bool
+  lam: float
+  optimizer: optax.GradientTransformation
+  steps: int
+
+  @property
+  def n(self) -> int:
+    return int(self.masks.shape[0])
+
+
+def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant") -> optax.GradientTransformation:
+  """Adam with a constant (paper) or cosine-decayed learning rate."""
+  if schedule == "constant":
+    return optax.adam(learning_rate)
+  if schedule == "cosine":
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01))
+  raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+
+
+def subset_pixel_mask(masks: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(mask_S, |S|)`` for a traced bitmask ``s``: the union of member masks."""
+  n = masks.shape[0]
+  members = ((s >> jnp.arange(n)) & 1).astype(bool)
+  mask = jnp.any(masks & members[:, None, None], axis=0)
+  return mask, members.sum()
+
+
+def objective(problem: Problem, alpha: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``‖α⊙Δf‖₁ + (λ/|S|)·‖mask_S⊙(g(f0+α⊙Δf) − x)‖²`` and the RMSE on ``S``."""
+  delta = problem.f - problem.f0
+  u = problem.f0 + alpha * delta
+  image = problem.decode(u)
+  mask, size = subset_pixel_mask(problem.masks, s)
+  residual = (image - problem.target) * mask[..., None]
+  sq = jnp.sum(residual ** 2)
+  size = jnp.maximum(size, 1)
+  loss = jnp.sum(jnp.abs(alpha * delta)) + problem.lam / size * sq
+  count = jnp.maximum(mask.sum() * problem.target.shape[-1], 1)
+  return loss, jnp.sqrt(sq / count)
+
+
+def _run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array):
+  """Projected Adam for ``problem.steps`` steps on a chunk of subsets."""
+
+  def one(alpha, s):
+    opt_state = problem.optimizer.init(alpha)
+
+    def step(carry, _):
+      alpha, opt_state = carry
+      (loss, _), grad = jax.value_and_grad(objective, argnums=1, has_aux=True)(problem, alpha, s)
+      updates, opt_state = problem.optimizer.update(grad, opt_state, alpha)
+      alpha = jnp.clip(optax.apply_updates(alpha, updates), 0.0, 1.0)  # projection onto [0,1]^D
+      return (alpha, opt_state), loss
+
+    (alpha, _), history = jax.lax.scan(step, (alpha, opt_state), None, length=problem.steps)
+    _, error = objective(problem, alpha, s)
+    return alpha, history, error
+
+  return jax.vmap(one)(alpha0, subset_ids)
+
+
+def chunk_plan(n: int, chunk_size: int) -> list[np.ndarray]:
+  """Chunk 0 is ``[N]``; then ``1 … 2**n − 2`` in order, ``chunk_size`` at a time."""
+  full = subsets_lib.full_set(n)
+  rest = np.arange(1, full, dtype=np.int64)
+  plan = [np.array([full], dtype=np.int64)]
+  plan += [rest[i:i + chunk_size] for i in range(0, rest.size, chunk_size)]
+  return plan
+
+
+def _available_memory_bytes() -> int:
+  try:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+  except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+    return 1 << 40
+
+
+def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, decode=None, allow_overlap=False):
+  """Raises ValueError naming the argument for every inconsistent input."""
+  f, f0, target, masks = np.shape(f), np.shape(f0), np.shape(target), np.asarray(masks)
+  if f != f0:
+    raise ValueError(f"f has shape {f} but f0 has shape {f0}; the baseline must match the feature")
+  if len(target) != 3:
+    raise ValueError(f"target must be one image (H, W, C), got shape {target}")
+  if masks.ndim != 3 or masks.shape[1:] != target[:2]:
+    raise ValueError(f"masks must be (n, H, W) = (n, {target[0]}, {target[1]}) to match the target image, got {masks.shape}")
+  if masks.dtype != bool:
+    raise ValueError(f"masks must be boolean, got dtype {masks.dtype}")
+  n = subsets_lib.check_num_players(masks.shape[0], "n (the number of masks)")
+  empty = [i for i in range(n) if not masks[i].any()]
+  if empty:
+    raise ValueError(f"masks {empty} are empty: every player patch must cover at least one pixel")
+  if not allow_overlap:
+    overlap = masks.sum(0) > 1
+    if overlap.any():
+      pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if (masks[i] & masks[j]).any()]
+      raise ValueError(f"masks overlap (players {pairs[:5]}): player patches must be disjoint (pass allow_overlap=True if intended)")
+  if not lam > 0:
+    raise ValueError(f"lam (λ) must be > 0, got {lam}")
+  if not learning_rate > 0:
+    raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+  if int(steps) != steps or steps <= 0:
+    raise ValueError(f"steps must be a positive integer, got {steps}")
+  if int(chunk_size) != chunk_size or chunk_size <= 0:
+    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+  need = (1 << n) * (2 * math.prod(f) * 4 + steps * 4)
+  have = _available_memory_bytes()
+  if need > have // 2:
+    raise ValueError(f"n={n} needs about {need / 2**30:.1f} GiB for α and u of all 2**{n} subsets, more than half "
+                     f"of this machine's {have / 2**30:.1f} GiB; use fewer patches")
+  if decode is not None:
+    out = jax.eval_shape(decode, jax.ShapeDtypeStruct(f, jnp.float32))
+    if tuple(out.shape) != tuple(target):
+      raise ValueError(f"decode maps a feature {f} to shape {tuple(out.shape)}, but target has shape {target}")
+
+
+def _check_finite(chunk: ChunkResult) -> None:
+  bad = ~np.isfinite(chunk.error) | ~np.isfinite(chunk.alpha.reshape(chunk.alpha.shape[0], -1)).all(-1)
+  if bad.any():
+    names = ", ".join(subsets_lib.format_subset(s) for s in chunk.subsets[bad][:8])
+    raise ValueError(f"decode returned NaN or Inf while solving {int(bad.sum())} subset(s): {names}"
+                     f"{' …' if bad.sum() > 8 else ''}; check the generator and the feature")
+
+
+def solve_minimal_features(
+    decode: Decode,
+    f: jax.Array,
+    f0: jax.Array,
+    target: jax.Array,
+    masks: np.ndarray,
+    *,
+    lam: float,
+    learning_rate: float,
+    steps: int,
+    tau: float = math.inf,
+    chunk_size: int = 64,
+    dtype: Any = jnp.float32,
+    schedule: str = "constant",
+    allow_overlap: bool = False,
+    mesh: Mesh | None = None,
+    done: Mapping[int, ChunkResult] | None = None,
+    on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
+) -> SolverResult:
+  """Solves ``u(S)`` for all ``2**n`` subsets (see module docstring).
+
+  Args:
+    decode: pure function, one feature (``f.shape``) → one image (``target.shape``).
+    f, f0: the feature of the target and the baseline feature.
+    target: the image ``x = g(f)`` to regenerate, ``(H, W, C)``.
+    masks: boolean ``(n, H, W)``, one per player, in player order.
+    lam, learning_rate, steps: λ, Adam's step size and the number of steps.
+    tau: error bound; subsets above it are flagged in ``result.unmet``.
+    chunk_size: subsets per compiled batch (memory knob).
+    dtype: dtype of α and of the computation.
+    schedule: 'constant' (the paper) or 'cosine' learning rate.
+    mesh: optional mesh; the subset axis of each chunk is sharded over all of
+      its devices (chunks are padded to a multiple of the device count).
+    done: chunk results already computed (resume); chunk indices as in
+      :func:`chunk_plan`.
+    on_chunk: called as ``on_chunk(index, num_chunks, result)`` after each
+      chunk is computed (progress, checkpoints).
+  """
+  validate(f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
+           chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap)
+  n = masks.shape[0]
+  problem = Problem(
+      decode=decode, f=jnp.asarray(f, dtype), f0=jnp.asarray(f0, dtype),
+      target=jnp.asarray(target, dtype), masks=jnp.asarray(masks, bool), lam=float(lam),
+      optimizer=make_optimizer(learning_rate, int(steps), schedule), steps=int(steps))
+  run = jax.jit(lambda a, s: _run_chunk(problem, a, s))
+  devices = 1 if mesh is None else mesh.devices.size
+  width = devices * math.ceil(min(chunk_size, max((1 << n) - 2, 1)) / devices)
+  plan = chunk_plan(n, width)
+  done = dict(done or {})
+
+  def compute(index: int, alpha_start: jax.Array) -> ChunkResult:
+    ids = plan[index]
+    pad_to = devices * math.ceil(ids.size / devices) if index == 0 else width
+    padded = np.concatenate([ids, np.repeat(ids[-1:], pad_to - ids.size)])
+    alpha0 = jnp.broadcast_to(alpha_start, (pad_to,) + alpha_start.shape)
+    sid = jnp.asarray(padded, jnp.int32)
+    if mesh is not None:
+      spec = NamedSharding(mesh, P(mesh.axis_names))
+      alpha0, sid = jax.device_put(alpha0, spec), jax.device_put(sid, spec)
+    alpha, history, error = run(alpha0, sid)
+    k = ids.size
+    return ChunkResult(subsets=ids, alpha=np.asarray(alpha[:k]), history=np.asarray(history[:k]),
+                       error=np.asarray(error[:k]))
+
+  results: dict[int, ChunkResult] = {}
+  for index in range(len(plan)):
+    if index in done:
+      chunk = done[index]
+      if not np.array_equal(np.asarray(chunk.subsets), plan[index]):
+        raise ValueError(f"resumed chunk {index} holds other subsets than this run plans; the checkpoint is from another setting")
+    else:
+      start = jnp.ones(problem.f.shape, dtype) if index == 0 else jnp.asarray(results[0].alpha[0], dtype)
+      chunk = compute(index, start)
+    _check_finite(chunk)
+    results[index] = chunk
+    if index not in done and on_chunk is not None:
+      on_chunk(index, len(plan), chunk)
+
+  return assemble(problem, results, tau)
+
+
+def assemble(problem: Problem, results: Mapping[int, ChunkResult], tau: float) -> SolverResult:
+  """Stacks chunk results into bitmask order, with ``u(∅) = f0`` exactly."""
+  size = 1 << problem.n
+  fshape = problem.f.shape
+  alpha = np.zeros((size,) + fshape, np.asarray(results[0].alpha).dtype)
+  history = np.zeros((size, problem.steps), np.float32)
+  error = np.zeros((size,), np.float32)
+  for chunk in results.values():
+    alpha[chunk.subsets] = chunk.alpha
+    history[chunk.subsets] = chunk.history
+    error[chunk.subsets] = chunk.error
+  alpha[0] = 0.0
+  alpha = jnp.asarray(alpha)
+  u = problem.f0 + alpha * (problem.f - problem.f0)
+  u = u.at[0].set(problem.f0)
+  return SolverResult(alpha=alpha, u=u, error=jnp.asarray(error), history=jnp.asarray(history), tau=float(tau))

@@ -1,0 +1,43 @@
+"""BigGAN-deep in Flax, loaded from the released pytorch-pretrained-biggan checkpoints.
+
+    import ports.biggan as biggan
+    gen = biggan.load_torch("pytorch_model.bin", "config.json")   # needs torch
+    gen = biggan.load("checkpoints/biggan-deep-128")               # no torch
+    codes = gen.sample_codes(jax.random.PRNGKey(0), 4, classes=[1, 2, 3, 4])
+    x = gen.generate(codes)                     # (4, 128, 128, 3) in [-1, 1]
+    f = gen.encode(codes, "layer6"); x2 = gen.decode(codes, "layer6", f)
+
+Convert once: `python -m ports.biggan.convert --weights pytorch_model.bin
+--config config.json --out DIR`.
+"""
+
+from .config import RELEASED_CONFIGS, BigGANConfig
+from .model import BigGANDeep, StatsPosition, stats_position, tap_index
+from .generator import BigGANGenerator, truncated_noise
+from .convert import (
+    RELEASE_HINT,
+    expected_state_dict_shapes,
+    load,
+    load_torch,
+    read_torch_state_dict,
+    save,
+    state_dict_to_variables,
+)
+
+__all__ = [
+    "BigGANConfig",
+    "BigGANDeep",
+    "BigGANGenerator",
+    "RELEASED_CONFIGS",
+    "RELEASE_HINT",
+    "StatsPosition",
+    "expected_state_dict_shapes",
+    "load",
+    "load_torch",
+    "read_torch_state_dict",
+    "save",
+    "state_dict_to_variables",
+    "stats_position",
+    "tap_index",
+    "truncated_noise",
+]

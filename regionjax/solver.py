@@ -10,6 +10,13 @@ solved by projected gradient descent: an Adam step, then a clip to the box.
 subset (v1 §4.1). ``u(∅) = f0`` exactly. Subsets are solved in chunks: within
 a chunk, one ``jit``-compiled, ``vmap``-ed computation whose steps run inside
 ``lax.scan``; chunks can be sharded over the devices of a mesh.
+
+Memory knobs: ``chunk_size`` (or ``memory_budget``, from which
+:func:`chunk_size_for_budget` derives it by compiling the chunk at two sizes),
+``remat`` (rematerialise the decoder's intermediates in the backward pass) and
+``decode_dtype`` (run the decoder in e.g. bfloat16 while α, the loss and
+Adam's state stay in ``dtype``). Multi-process runs solve a share of the chunks
+per process through :func:`solve_chunks` (see ``regionjax.distributed``).
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ class Problem:
   lam: float
   optimizer: optax.GradientTransformation
   steps: int
+  remat: Any = False
+  decode_dtype: Any = None
 
   @property
   def n(self) -> int:
@@ -98,11 +107,49 @@ def subset_pixel_mask(masks: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Ar
   return mask, members.sum()
 
 
+REMAT_POLICIES = {
+    # keep the outputs of matmuls/convolutions, recompute everything elementwise
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    # keep nothing: the backward pass re-runs the whole decoder
+    "nothing": jax.checkpoint_policies.nothing_saveable,
+}
+
+
+def _decoder(problem: Problem) -> Decode:
+  """``problem.decode`` wrapped for ``decode_dtype`` and ``remat``.
+
+  With ``decode_dtype`` the feature is cast to it before decoding and the
+  image cast back to the dtype of α, so the objective, its gradient w.r.t. α
+  and Adam's state stay in ``dtype`` (mixed precision: the decoder should run
+  its own weights in its input's dtype, e.g. close over bfloat16 parameters).
+  ``remat`` (True = 'dots', 'nothing', or a ``jax.checkpoint`` policy)
+  recomputes the decoder's intermediates in the backward pass instead of
+  storing them.
+  """
+  decode = problem.decode
+  if problem.decode_dtype is not None:
+    inner, low = decode, problem.decode_dtype
+
+    def decode(u):  # noqa: F811 - deliberate wrap
+      return inner(u.astype(low)).astype(u.dtype)
+  if problem.remat:
+    policy = problem.remat
+    if policy is True:
+      policy = "dots"
+    if isinstance(policy, str):
+      if policy not in REMAT_POLICIES:
+        raise ValueError(f"unknown remat policy {policy!r}; use True, one of {sorted(REMAT_POLICIES)} or a "
+                         "jax.checkpoint_policies callable")
+      policy = REMAT_POLICIES[policy]
+    decode = jax.checkpoint(decode, policy=policy)
+  return decode
+
+
 def objective(problem: Problem, alpha: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
   """``‖α⊙Δf‖₁ + (λ/|S|)·‖mask_S⊙(g(f0+α⊙Δf) − x)‖²`` and the RMSE on ``S``."""
   delta = problem.f - problem.f0
   u = problem.f0 + alpha * delta
-  image = problem.decode(u)
+  image = _decoder(problem)(u)
   mask, size = subset_pixel_mask(problem.masks, s)
   residual = (image - problem.target) * mask[..., None]
   sq = jnp.sum(residual ** 2)
@@ -195,6 +242,180 @@ def _check_finite(chunk: ChunkResult) -> None:
                      f"{' …' if bad.sum() > 8 else ''}; check the generator and the feature")
 
 
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """A validated problem, its compiled chunk function and its chunk plan.
+
+  ``width`` is the padded size of every chunk but chunk 0 (``[N]``); with a
+  mesh it is a multiple of the device count.
+  """
+  problem: Problem
+  run: Callable[[jax.Array, jax.Array], Any]
+  plan: list
+  width: int
+  devices: int
+  mesh: Mesh | None
+  dtype: Any
+
+  @property
+  def num_chunks(self) -> int:
+    return len(self.plan)
+
+
+def chunk_width(n: int, chunk_size: int, devices: int = 1) -> int:
+  """The chunk size actually used: ``chunk_size`` capped by the ``2**n − 2``
+  subsets left after ``N``, rounded up to a multiple of ``devices``."""
+  return devices * math.ceil(min(chunk_size, max((1 << n) - 2, 1)) / devices)
+
+
+def _memory_of(compiled) -> int | None:
+  mem = compiled.memory_analysis()
+  if mem is None:  # pragma: no cover - backend without memory analysis
+    return None
+  return int(mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+             - mem.alias_size_in_bytes)
+
+
+def chunk_memory_bytes(decode: Decode, f, target, batch: int, *, steps: int = 2, dtype: Any = jnp.float32,
+                       decode_dtype: Any = None, remat: Any = False) -> int | None:
+  """Peak bytes (arguments + outputs + temporaries, from XLA's memory
+  analysis of the compiled chunk) of solving ``batch`` subsets on one device.
+
+  ``None`` where the backend reports no memory analysis.
+  """
+  fshape, tshape = tuple(np.shape(f)), tuple(np.shape(target))
+  problem = Problem(decode=decode, f=jnp.zeros(fshape, dtype), f0=jnp.zeros(fshape, dtype),
+                    target=jnp.zeros(tshape, dtype), masks=jnp.ones((1,) + tshape[:2], bool), lam=1.0,
+                    optimizer=optax.adam(1e-3), steps=int(steps), remat=remat, decode_dtype=decode_dtype)
+  run = jax.jit(lambda a, s: _run_chunk(problem, a, s))
+  compiled = run.lower(jax.ShapeDtypeStruct((batch,) + fshape, dtype),
+                       jax.ShapeDtypeStruct((batch,), jnp.int32)).compile()
+  return _memory_of(compiled)
+
+
+def chunk_size_for_budget(decode: Decode, f, target, *, budget_bytes: float, devices: int = 1,
+                          dtype: Any = jnp.float32, decode_dtype: Any = None, remat: Any = False,
+                          max_chunk: int | None = None) -> int:
+  """The largest chunk whose per-device peak memory fits ``budget_bytes``.
+
+  The chunk function is compiled (not run) for 1 and 3 subsets per device;
+  XLA's memory analysis gives ``peak(b) ≈ fixed + b · per_subset``, so the
+  chunk is ``devices · ⌊(budget − fixed) / per_subset⌋`` subsets (capped at
+  ``max_chunk``). Raises ValueError when not even one subset per device fits.
+  Where the backend has no memory analysis (none known), the estimate is 6
+  feature-sized arrays per subset plus the decoder's output.
+  """
+  if not budget_bytes > 0:
+    raise ValueError(f"memory budget must be > 0 bytes, got {budget_bytes}")
+  kw = dict(dtype=dtype, decode_dtype=decode_dtype, remat=remat)
+  m1 = chunk_memory_bytes(decode, f, target, 1, **kw)
+  m3 = chunk_memory_bytes(decode, f, target, 3, **kw) if m1 is not None else None
+  if m1 is None or m3 is None:  # pragma: no cover - fallback estimate
+    per = (6 * math.prod(np.shape(f)) + math.prod(np.shape(target))) * jnp.dtype(dtype).itemsize
+    fixed = 0
+  else:
+    per = max((m3 - m1) / 2, 1)
+    fixed = max(m1 - per, 0)
+  fit = int((budget_bytes - fixed) // per)
+  if fit < 1:
+    raise ValueError(f"a memory budget of {budget_bytes / 2**20:.1f} MiB per device does not hold one subset: "
+                     f"the chunk needs {fixed / 2**20:.1f} MiB + {per / 2**20:.1f} MiB per subset")
+  chunk = devices * fit
+  return chunk if max_chunk is None else max(1, min(chunk, int(max_chunk)))
+
+
+def prepare(
+    decode: Decode, f, f0, target, masks, *, lam: float, learning_rate: float, steps: int,
+    chunk_size: int = 64, dtype: Any = jnp.float32, schedule: str = "constant", allow_overlap: bool = False,
+    mesh: Mesh | None = None, remat: Any = False, decode_dtype: Any = None,
+    memory_budget: float | None = None) -> Setup:
+  """Validates the inputs and builds the :class:`Setup` of a solve."""
+  validate(f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
+           chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap)
+  n = masks.shape[0]
+  devices = 1 if mesh is None else mesh.devices.size
+  if memory_budget is not None:
+    chunk_size = chunk_size_for_budget(decode, f, target, budget_bytes=memory_budget, devices=devices,
+                                       dtype=dtype, decode_dtype=decode_dtype, remat=remat)
+  problem = Problem(
+      decode=decode, f=jnp.asarray(f, dtype), f0=jnp.asarray(f0, dtype),
+      target=jnp.asarray(target, dtype), masks=jnp.asarray(masks, bool), lam=float(lam),
+      optimizer=make_optimizer(learning_rate, int(steps), schedule), steps=int(steps),
+      remat=remat, decode_dtype=decode_dtype)
+  _decoder(problem)  # validates remat
+  run = jax.jit(lambda a, s: _run_chunk(problem, a, s))
+  width = chunk_width(n, chunk_size, devices)
+  return Setup(problem=problem, run=run, plan=chunk_plan(n, width), width=width, devices=devices, mesh=mesh,
+               dtype=dtype)
+
+
+def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array) -> ChunkResult:
+  """Solves chunk ``index`` of ``setup.plan`` from the warm start ``alpha_start``.
+
+  The chunk is padded (repeating its last subset) to ``setup.width`` (chunk 0:
+  to a multiple of the device count) and, with a mesh, its subset axis is
+  sharded over all of the mesh's devices; padding is dropped from the result.
+  """
+  ids = setup.plan[index]
+  devices = setup.devices
+  pad_to = devices * math.ceil(ids.size / devices) if index == 0 else setup.width
+  padded = np.concatenate([ids, np.repeat(ids[-1:], pad_to - ids.size)])
+  alpha_start = jnp.asarray(alpha_start, setup.dtype)
+  alpha0 = jnp.broadcast_to(alpha_start, (pad_to,) + alpha_start.shape)
+  sid = jnp.asarray(padded, jnp.int32)
+  if setup.mesh is not None:
+    spec = NamedSharding(setup.mesh, P(setup.mesh.axis_names))
+    alpha0, sid = jax.device_put(alpha0, spec), jax.device_put(sid, spec)
+  alpha, history, error = setup.run(alpha0, sid)
+  k = ids.size
+  chunk = ChunkResult(subsets=ids, alpha=np.asarray(alpha[:k]), history=np.asarray(history[:k]),
+                      error=np.asarray(error[:k]))
+  _check_finite(chunk)
+  return chunk
+
+
+def warm_start(setup: Setup, results: Mapping[int, ChunkResult], index: int) -> jax.Array:
+  """α at the start of chunk ``index``: ones for ``[N]``, else ``α_N``."""
+  if index == 0:
+    return jnp.ones(setup.problem.f.shape, setup.dtype)
+  return jnp.asarray(np.asarray(results[0].alpha)[0], setup.dtype)
+
+
+def check_resumed(setup: Setup, index: int, chunk: ChunkResult) -> None:
+  if not np.array_equal(np.asarray(chunk.subsets), setup.plan[index]):
+    raise ValueError(f"resumed chunk {index} holds other subsets than this run plans; the checkpoint is from "
+                     "another setting")
+  _check_finite(chunk)
+
+
+def solve_chunks(setup: Setup, indices, *, done: Mapping[int, ChunkResult] | None = None,
+                 on_chunk: Callable[[int, int, ChunkResult], None] | None = None) -> dict[int, ChunkResult]:
+  """Solves the chunks ``indices`` (chunk 0, ``[N]``, must be among them or in
+  ``done``: it is every other chunk's warm start). Chunks in ``done`` are
+  checked and reused, not recomputed; ``on_chunk`` sees only new ones."""
+  done = dict(done or {})
+  results: dict[int, ChunkResult] = {}
+  if 0 in done:
+    check_resumed(setup, 0, done[0])
+    results[0] = done[0]
+  todo = sorted(set(int(i) for i in indices))
+  if todo and 0 not in results and todo[0] != 0:
+    raise ValueError("chunk 0 (the full set N) is the warm start of every other chunk: solve it first or pass it "
+                     "in done")
+  for index in todo:
+    if index in results:
+      continue
+    if index in done:
+      check_resumed(setup, index, done[index])
+      results[index] = done[index]
+      continue
+    chunk = solve_chunk(setup, index, warm_start(setup, results, index))
+    results[index] = chunk
+    if on_chunk is not None:
+      on_chunk(index, setup.num_chunks, chunk)
+  return results
+
+
 def solve_minimal_features(
     decode: Decode,
     f: jax.Array,
@@ -213,6 +434,9 @@ def solve_minimal_features(
     mesh: Mesh | None = None,
     done: Mapping[int, ChunkResult] | None = None,
     on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
+    remat: Any = False,
+    decode_dtype: Any = None,
+    memory_budget: float | None = None,
 ) -> SolverResult:
   """Solves ``u(S)`` for all ``2**n`` subsets (see module docstring).
 
@@ -224,57 +448,31 @@ def solve_minimal_features(
     lam, learning_rate, steps: λ, Adam's step size and the number of steps.
     tau: error bound; subsets above it are flagged in ``result.unmet``.
     chunk_size: subsets per compiled batch (memory knob).
-    dtype: dtype of α and of the computation.
+    dtype: dtype of α, the objective and the optimizer state.
     schedule: 'constant' (the paper) or 'cosine' learning rate.
+    allow_overlap: accept player masks that share pixels.
     mesh: optional mesh; the subset axis of each chunk is sharded over all of
       its devices (chunks are padded to a multiple of the device count).
     done: chunk results already computed (resume); chunk indices as in
       :func:`chunk_plan`.
     on_chunk: called as ``on_chunk(index, num_chunks, result)`` after each
       chunk is computed (progress, checkpoints).
+    remat: rematerialise the decoder in the backward pass: False, True (=
+      'dots': keep matmul/conv outputs, recompute elementwise ops), 'nothing'
+      or a ``jax.checkpoint_policies`` policy. Same result, less memory, more
+      compute.
+    decode_dtype: run the decoder on ``u`` cast to this dtype (e.g.
+      ``jnp.bfloat16``), its image cast back; α, the loss and Adam's state stay
+      in ``dtype``. The decoder should compute in its input dtype (close over
+      parameters cast to it).
+    memory_budget: bytes per device; when given, the chunk size is
+      :func:`chunk_size_for_budget` of it and ``chunk_size`` is ignored.
   """
-  validate(f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
-           chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap)
-  n = masks.shape[0]
-  problem = Problem(
-      decode=decode, f=jnp.asarray(f, dtype), f0=jnp.asarray(f0, dtype),
-      target=jnp.asarray(target, dtype), masks=jnp.asarray(masks, bool), lam=float(lam),
-      optimizer=make_optimizer(learning_rate, int(steps), schedule), steps=int(steps))
-  run = jax.jit(lambda a, s: _run_chunk(problem, a, s))
-  devices = 1 if mesh is None else mesh.devices.size
-  width = devices * math.ceil(min(chunk_size, max((1 << n) - 2, 1)) / devices)
-  plan = chunk_plan(n, width)
-  done = dict(done or {})
-
-  def compute(index: int, alpha_start: jax.Array) -> ChunkResult:
-    ids = plan[index]
-    pad_to = devices * math.ceil(ids.size / devices) if index == 0 else width
-    padded = np.concatenate([ids, np.repeat(ids[-1:], pad_to - ids.size)])
-    alpha0 = jnp.broadcast_to(alpha_start, (pad_to,) + alpha_start.shape)
-    sid = jnp.asarray(padded, jnp.int32)
-    if mesh is not None:
-      spec = NamedSharding(mesh, P(mesh.axis_names))
-      alpha0, sid = jax.device_put(alpha0, spec), jax.device_put(sid, spec)
-    alpha, history, error = run(alpha0, sid)
-    k = ids.size
-    return ChunkResult(subsets=ids, alpha=np.asarray(alpha[:k]), history=np.asarray(history[:k]),
-                       error=np.asarray(error[:k]))
-
-  results: dict[int, ChunkResult] = {}
-  for index in range(len(plan)):
-    if index in done:
-      chunk = done[index]
-      if not np.array_equal(np.asarray(chunk.subsets), plan[index]):
-        raise ValueError(f"resumed chunk {index} holds other subsets than this run plans; the checkpoint is from another setting")
-    else:
-      start = jnp.ones(problem.f.shape, dtype) if index == 0 else jnp.asarray(results[0].alpha[0], dtype)
-      chunk = compute(index, start)
-    _check_finite(chunk)
-    results[index] = chunk
-    if index not in done and on_chunk is not None:
-      on_chunk(index, len(plan), chunk)
-
-  return assemble(problem, results, tau)
+  setup = prepare(decode, f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
+                  chunk_size=chunk_size, dtype=dtype, schedule=schedule, allow_overlap=allow_overlap, mesh=mesh,
+                  remat=remat, decode_dtype=decode_dtype, memory_budget=memory_budget)
+  results = solve_chunks(setup, range(setup.num_chunks), done=done, on_chunk=on_chunk)
+  return assemble(setup.problem, results, tau)
 
 
 def assemble(problem: Problem, results: Mapping[int, ChunkResult], tau: float) -> SolverResult:

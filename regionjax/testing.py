@@ -109,3 +109,36 @@ def planted_generator(
     weights[sl] = w * pix[None, :, :, None]
   x0 = rng.normal(scale=0.3, size=(size, size, channels)).astype(np.float32)
   return Planted(fields=field_bits, block_slices=slices, f=f, f0=f0, masks=masks, x0=x0, weights=weights)
+
+
+class PlantedGenerator:
+  """The planted decoder behind the generator protocol (DESIGN §4).
+
+  Codes are ``{'z': (B, D)}``; the feature at the only tap ``'feature'`` is
+  ``f0 + z``, so the mean feature over many codes is ≈ ``f0``, and the image
+  is :meth:`Planted.decode` of the feature. Used for fast pipeline tests.
+  """
+
+  layers = ("feature",)
+
+  def __init__(self, planted: Planted | None = None, num_classes: int = 1):
+    self.planted = planted or planted_generator()
+    self.num_classes = num_classes
+
+  def sample_codes(self, rng: jax.Array, num: int, classes=None):
+    z = jax.random.normal(rng, (num,) + self.planted.f.shape, jnp.float32)
+    labels = np.zeros((num,), np.int32) if classes is None else np.broadcast_to(np.asarray(classes, np.int32), (num,))
+    if np.any((labels < 0) | (labels >= self.num_classes)):
+      raise ValueError(f"class id out of range: the planted generator has {self.num_classes} class(es)")
+    return {"z": z, "label": jnp.asarray(labels)}
+
+  def encode(self, codes, layer: str) -> jax.Array:
+    if layer not in self.layers:
+      raise ValueError(f"unknown layer {layer!r}; this generator's layers are {list(self.layers)}")
+    return jnp.asarray(self.planted.f0) + codes["z"]
+
+  def decode(self, codes, layer: str, features: jax.Array) -> jax.Array:
+    return jax.vmap(self.planted.decode)(features)
+
+  def generate(self, codes) -> jax.Array:
+    return self.decode(codes, "feature", self.encode(codes, "feature"))

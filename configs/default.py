@@ -1,0 +1,48 @@
+"""Default experiment: the embedded generator, no downloads (``python main.py``)."""
+
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.workdir = "runs/default"
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "embedded"          # ports.embedded: small BigGAN-deep trained on procedural scenes
+  c.model.checkpoint = ""            # the embedded weights ship with the package
+  c.model.layer = "layer2"
+  c.model.truncation = 1.0
+
+  c.baseline = ml_collections.ConfigDict()
+  c.baseline.num_codes = 1000        # f0 = mean feature over many codes, classes spread evenly (v1 §4)
+  c.baseline.batch_size = 250
+  c.baseline.seed = 1
+
+  c.target = ml_collections.ConfigDict()
+  c.target.seed = 0
+  c.target.class_id = 0              # -1: a random class per image
+  c.target.num_images = 1            # > 1: batch mode, one report per image and an index page
+
+  c.patches = ml_collections.ConfigDict()
+  c.patches.rows = 6                 # 6×6 grid, 9 foreground patches (v1 §4)
+  c.patches.cols = 6
+  c.patches.n = 9
+  c.patches.method = "random"        # 'random' among the foreground, 'difference' (top-n), or 'indices'
+  c.patches.indices = ()
+  c.patches.foreground_fraction = 0.5
+  c.patches.seed = 0
+
+  c.solver = ml_collections.ConfigDict()
+  c.solver.lam = 500.0               # λ (v2 Table 2: BigGAN 500)
+  c.solver.learning_rate = 0.01
+  c.solver.steps = 200
+  c.solver.tau = 0.1                 # RMSE bound on the pixels of S; subsets above are reported
+  c.solver.chunk_size = 128
+  c.solver.schedule = "cosine"
+  c.solver.dtype = "float32"
+
+  c.metrics = ml_collections.ConfigDict()
+  c.metrics.top_k = 30               # additivity with the top-K components (v2 Fig. 4)
+  c.metrics.salient_fraction = 0.6   # v1 App. H
+  return c

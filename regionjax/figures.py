@@ -1,0 +1,164 @@
+"""Matplotlib figures for the report; each returns PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from regionjax import subsets as subsets_lib  # noqa: E402
+
+
+def to_rgb(image) -> np.ndarray:
+  """[-1, 1] image → [0, 1] for display."""
+  return np.clip((np.asarray(image, np.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def png(fig) -> bytes:
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+  plt.close(fig)
+  return buf.getvalue()
+
+
+def _outline(ax, mask, color, lw=2.0):
+  ys, xs = np.nonzero(mask)
+  if ys.size:
+    ax.add_patch(plt.Rectangle((xs.min() - 0.5, ys.min() - 0.5), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1,
+                               fill=False, edgecolor=color, linewidth=lw))
+
+
+def target_with_grid(image, cells, players, baseline_image=None) -> bytes:
+  """The target with the grid and the numbered player patches; and g(f0)."""
+  panels = 2 if baseline_image is not None else 1
+  fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.4))
+  axes = np.atleast_1d(axes)
+  ax = axes[0]
+  ax.imshow(to_rgb(image), interpolation="nearest")
+  for m in cells:
+    _outline(ax, m, "white", 0.5)
+  for k, c in enumerate(players):
+    _outline(ax, cells[c], "red", 2.0)
+    ys, xs = np.nonzero(cells[c])
+    ax.text(xs.min() + 0.5, ys.min() + 0.5, str(k), color="yellow", fontsize=8, va="top", ha="left",
+            bbox=dict(facecolor="black", alpha=0.5, pad=0.5, lw=0))
+  ax.set_title("target x = g(f), players in red")
+  if baseline_image is not None:
+    axes[1].imshow(to_rgb(baseline_image), interpolation="nearest")
+    axes[1].set_title("baseline g(f0)")
+  for a in axes:
+    a.axis("off")
+  return png(fig)
+
+
+def image_grid(images, titles=None, cols=8, size=1.4, suptitle=None) -> bytes:
+  images = list(images)
+  rows = max(1, int(np.ceil(len(images) / cols)))
+  cols = min(cols, max(1, len(images)))
+  fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + (0.3 if suptitle else 0)), squeeze=False)
+  for k, ax in enumerate(axes.flat):
+    ax.axis("off")
+    if k < len(images):
+      ax.imshow(to_rgb(images[k]), interpolation="nearest")
+      if titles is not None:
+        ax.set_title(titles[k], fontsize=7)
+  if suptitle:
+    fig.suptitle(suptitle, fontsize=9)
+  return png(fig)
+
+
+def action_fields(image, masks, fields, norms, max_panels=16) -> bytes:
+  """Heat map of how many top components cover each patch (v1 Fig. 3–4), and
+  each top component's action field over the image."""
+  fields = list(fields)[:max_panels]
+  n = masks.shape[0]
+  count = np.zeros(masks.shape[1:], np.float32)
+  for s in fields:
+    for i in subsets_lib.to_indices(s):
+      count += masks[i]
+  cols = min(8, len(fields) + 1)
+  rows = int(np.ceil((len(fields) + 1) / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+  for ax in axes.flat:
+    ax.axis("off")
+  ax = axes.flat[0]
+  ax.imshow(to_rgb(image) * 0.5)
+  im = ax.imshow(np.ma.masked_where(count == 0, count), cmap="inferno", alpha=0.75)
+  ax.set_title(f"cover of top {len(fields)}", fontsize=7)
+  fig.colorbar(im, ax=ax, fraction=0.046)
+  for k, s in enumerate(fields):
+    ax = axes.flat[k + 1]
+    field = np.any(masks[subsets_lib.to_indices(s)], axis=0)
+    shown = to_rgb(image) * 0.35
+    shown[field] = to_rgb(image)[field]
+    ax.imshow(shown, interpolation="nearest")
+    for i in subsets_lib.to_indices(s):
+      _outline(ax, masks[i], "red", 1.0)
+    ax.set_title(f"{subsets_lib.format_subset(s)}\n‖Δf‖={norms[s]:.3g}", fontsize=6)
+  del n
+  return png(fig)
+
+
+def patterns(pattern_images, fields, masks, max_panels=24) -> bytes:
+  """Regional patterns p_S = g(f) − g(f − Δf_S) (v2 Fig. 2): channel-mean
+  signed change, fields outlined."""
+  k = min(len(fields), max_panels)
+  cols = min(8, max(k, 1))
+  rows = max(1, int(np.ceil(k / cols)))
+  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+  vmax = max(float(np.abs(np.asarray(pattern_images[:k]).mean(-1)).max()) if k else 1.0, 1e-6)
+  for j, ax in enumerate(axes.flat):
+    ax.axis("off")
+    if j >= k:
+      continue
+    ax.imshow(np.asarray(pattern_images[j]).mean(-1), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    for i in subsets_lib.to_indices(fields[j]):
+      _outline(ax, masks[i], "black", 0.8)
+    ax.set_title(subsets_lib.format_subset(fields[j]), fontsize=6)
+  return png(fig)
+
+
+def curve(xs, ys_list, labels, xlabel, ylabel, title, logy=False, refs=None) -> bytes:
+  fig, ax = plt.subplots(figsize=(4.2, 3.0))
+  for ys, lab in zip(ys_list, labels):
+    ax.plot(xs, ys, label=lab)
+  for value, lab in (refs or []):
+    ax.axhline(value, ls="--", color="gray", lw=0.8)
+    ax.text(ax.get_xlim()[0], value, lab, fontsize=6, va="bottom", color="gray")
+  if logy:
+    ax.set_yscale("log")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=9)
+  if len(labels) > 1:
+    ax.legend(fontsize=6)
+  ax.grid(alpha=0.3)
+  return png(fig)
+
+
+def loss_curves(history, error, tau) -> bytes:
+  """Objective against step (median and range over subsets), and the final
+  errors against τ."""
+  history = np.asarray(history)[1:]
+  fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
+  steps = np.arange(history.shape[1])
+  rel = history / np.maximum(history[:, :1], 1e-12)
+  axes[0].fill_between(steps, np.quantile(rel, 0.05, 0), np.quantile(rel, 0.95, 0), alpha=0.3, label="5–95%")
+  axes[0].plot(steps, np.median(rel, 0), label="median")
+  axes[0].set_yscale("log")
+  axes[0].set_xlabel("step")
+  axes[0].set_ylabel("objective / initial")
+  axes[0].set_title("solver objective over all subsets", fontsize=9)
+  axes[0].legend(fontsize=6)
+  err = np.asarray(error)[1:]
+  axes[1].hist(err, bins=40)
+  if np.isfinite(tau):
+    axes[1].axvline(tau, color="red", ls="--", label=f"τ = {tau:g}")
+    axes[1].legend(fontsize=6)
+  axes[1].set_xlabel("RMSE of u(S) on the pixels of S")
+  axes[1].set_title("reconstruction error per subset", fontsize=9)
+  return png(fig)

@@ -1,0 +1,256 @@
+"""The whole method driven by a config: ``run(config, make_generator)``.
+
+generator → baseline ``f0`` over many codes → target image(s) from seeded
+codes → patch selection → all ``2**n`` minimal features (checkpointed by
+chunk) → OR components → metrics → figures and ``report.html``. Outputs go to
+``config.workdir`` (DESIGN §4): ``report.html``, ``metrics.json``,
+``components.npz``, ``config.json`` and ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from regionjax import components as comp_lib
+from regionjax import io as io_lib
+from regionjax import patches as patches_lib
+from regionjax import solver as solver_lib
+from regionjax import subsets as subsets_lib
+from regionjax.generator import check_layer
+
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+
+def _progress(**kw):
+  return tqdm(file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **kw)
+
+
+# --------------------------------------------------------------------- config
+def validate_config(config) -> None:
+  """Checks everything that can be checked before any work; ValueError says how to fix."""
+  p, s, b, t = config.patches, config.solver, config.baseline, config.target
+  if p.rows < 1 or p.cols < 1:
+    raise ValueError(f"patches.rows and patches.cols must be >= 1, got {p.rows}×{p.cols}")
+  cells = p.rows * p.cols
+  if p.n < 1:
+    raise ValueError(f"patches.n must be >= 1, got {p.n}")
+  if p.n > cells:
+    raise ValueError(f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; "
+                     f"use a finer grid or a smaller patches.n")
+  subsets_lib.check_num_players(p.n, "patches.n")
+  if p.method not in ("indices", "difference", "random"):
+    raise ValueError(f"patches.method must be 'indices', 'difference' or 'random', got {p.method!r}")
+  if p.method == "indices":
+    idx = list(p.indices)
+    if len(idx) != p.n:
+      raise ValueError(f"patches.indices lists {len(idx)} cells but patches.n={p.n}")
+    bad = [i for i in idx if not 0 <= i < cells]
+    if bad:
+      raise ValueError(f"patches.indices {bad} out of range: the {p.rows}×{p.cols} grid has cells 0 … {cells - 1}")
+  if not s.lam > 0:
+    raise ValueError(f"solver.lam must be > 0, got {s.lam}")
+  if int(s.steps) != s.steps or s.steps <= 0:
+    raise ValueError(f"solver.steps must be a positive integer, got {s.steps}")
+  if not s.learning_rate > 0:
+    raise ValueError(f"solver.learning_rate must be > 0, got {s.learning_rate}")
+  if s.chunk_size <= 0:
+    raise ValueError(f"solver.chunk_size must be >= 1, got {s.chunk_size}")
+  if s.dtype not in DTYPES:
+    raise ValueError(f"solver.dtype must be one of {sorted(DTYPES)}, got {s.dtype!r}")
+  if b.num_codes < 1 or b.batch_size < 1:
+    raise ValueError(f"baseline.num_codes and baseline.batch_size must be >= 1")
+  if t.num_images < 1:
+    raise ValueError(f"target.num_images must be >= 1, got {t.num_images}")
+  if not config.workdir:
+    raise ValueError("config.workdir is empty; pass --config.workdir=DIR")
+
+
+def fingerprint(config) -> dict:
+  """The config values that determine the results (everything but the workdir)."""
+  d = json.loads(config.to_json_best_effort())
+  d.pop("workdir", None)
+  return d
+
+
+# ------------------------------------------------------------------ utilities
+def _slice_codes(codes, start: int, stop: int):
+  return jax.tree.map(lambda a: a[start:stop] if getattr(a, "ndim", 0) > 0 else a, codes)
+
+
+def _num_codes(codes) -> int:
+  return max(int(a.shape[0]) for a in jax.tree.leaves(codes) if getattr(a, "ndim", 0) > 0)
+
+
+def _sample(gen, rng, num: int, classes):
+  if classes is None:
+    return gen.sample_codes(rng, num)
+  return gen.sample_codes(rng, num, classes=classes)
+
+
+def _check_finite(name: str, x) -> None:
+  x = np.asarray(x)
+  if not np.isfinite(x).all():
+    raise ValueError(f"the generator returned NaN or Inf in {name} ({int((~np.isfinite(x)).sum())} values); "
+                     f"check the checkpoint and model.truncation")
+
+
+def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_classes: int | None):
+  """``f0``: the mean feature at ``layer`` over ``num_codes`` codes (v1 §4),
+  classes spread evenly over all ``num_classes`` when the model has classes."""
+  total = None
+  bar = _progress(total=num_codes, desc="baseline f0", unit="code")
+  for start in range(0, num_codes, batch_size):
+    k = min(batch_size, num_codes - start)
+    classes = None if not num_classes else (np.arange(start, start + k) % num_classes)
+    codes = _sample(gen, jax.random.fold_in(rng, start), k, classes)
+    feat = np.asarray(gen.encode(codes, layer), np.float64)
+    _check_finite("the baseline features", feat)
+    total = feat.sum(0) if total is None else total + feat.sum(0)
+    bar.update(k)
+  bar.close()
+  return (total / num_codes).astype(np.float32)
+
+
+# ------------------------------------------------------------- one image
+@dataclasses.dataclass
+class ImageResult:
+  """Everything computed for one target image (host arrays)."""
+  index: int
+  class_id: Any
+  image: np.ndarray          # (H, W, 3) target x = g(f)
+  baseline_image: np.ndarray # g(f0)
+  f: np.ndarray
+  f0: np.ndarray
+  cells: np.ndarray          # (rows*cols, H, W) grid masks
+  players: np.ndarray        # (n,) chosen cell indices
+  masks: np.ndarray          # (n, H, W)
+  solution: solver_lib.SolverResult
+  components: np.ndarray     # (2**n, *feature_shape)
+  decode: Callable
+  seconds: float
+
+
+def analyse_image(config, gen, codes, index: int, f0: np.ndarray, ckpt_dir: str, mesh=None) -> ImageResult:
+  """Minimal features and components for the ``index``-th target code."""
+  layer = config.model.layer
+  codes1 = _slice_codes(codes, index, index + 1)
+  image = np.asarray(gen.generate(codes1))[0]
+  f = np.asarray(gen.encode(codes1, layer))[0]
+  _check_finite("the target image", image)
+  _check_finite("the target feature", f)
+
+  def decode(v):
+    return gen.decode(codes1, layer, v[None])[0]
+
+  baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
+  _check_finite("the baseline image g(f0)", baseline_image)
+  h, w = image.shape[:2]
+  p = config.patches
+  if p.rows > h or p.cols > w:
+    raise ValueError(f"a {p.rows}×{p.cols} grid does not fit the {h}×{w} image; use fewer patches.rows/cols")
+  cells = patches_lib.patch_masks(h, w, p.rows, p.cols)
+  scores = patches_lib.cell_scores(cells, image, baseline_image)
+  players = patches_lib.select_patches(p.method, p.n, cells.shape[0], indices=list(p.indices) or None,
+                                       scores=scores, foreground_fraction=p.foreground_fraction,
+                                       seed=p.seed + index)
+  masks = cells[players]
+  s = config.solver
+  store = io_lib.ChunkStore(ckpt_dir)
+  done = store.load_all()
+  bar = _progress(total=(1 << p.n) - 1, desc=f"solve image {index}", unit="subset")
+  bar.update(sum(c.subsets.size for c in done.values()))
+
+  def on_chunk(i, total, chunk):
+    store.save(i, chunk)
+    bar.update(chunk.subsets.size)
+    bar.set_postfix(chunk=f"{i + 1}/{total}", err=f"{float(np.max(chunk.error)):.3g}")
+
+  t0 = time.time()
+  solution = solver_lib.solve_minimal_features(
+      decode, f, f0, image, masks, lam=s.lam, learning_rate=s.learning_rate, steps=s.steps, tau=s.tau,
+      chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
+      on_chunk=on_chunk)
+  bar.close()
+  components = np.asarray(comp_lib.or_components(solution.u))
+  return ImageResult(index=index, class_id=_class_of(codes1), image=image, baseline_image=baseline_image, f=f,
+                     f0=f0, cells=cells, players=players, masks=masks, solution=solution, components=components,
+                     decode=decode, seconds=time.time() - t0)
+
+
+def _class_of(codes1):
+  for key in ("class_vector",):
+    if key in codes1:
+      return int(np.argmax(np.asarray(codes1[key])[0]))
+  if "label" in codes1:
+    return int(np.asarray(codes1["label"])[0])
+  return None
+
+
+# ---------------------------------------------------------------- the run
+def run(config, make_generator: Callable) -> dict:
+  """Runs (or resumes, or re-reports) the experiment of ``config``.
+
+  Returns the summary dict that is also printed and stored in metrics.json.
+  """
+  from regionjax import report as report_lib  # matplotlib/jinja only when running
+
+  validate_config(config)
+  workdir = config.workdir
+  io_lib.ensure_writable(workdir)
+  metrics_path = os.path.join(workdir, "metrics.json")
+  report_path = os.path.join(workdir, "report.html")
+  seen = io_lib.claim_workdir(workdir, fingerprint(config))
+  if seen and os.path.exists(metrics_path) and os.path.exists(report_path):
+    with open(metrics_path) as fh:
+      metrics = json.load(fh)
+    print(report_lib.summary_text(metrics, report_path, reused=True))
+    return metrics
+  for stale in (report_path, metrics_path):  # nothing half-written may look like a result
+    if os.path.exists(stale):
+      os.unlink(stale)
+
+  started = time.time()
+  if config.solver.dtype == "float64":
+    jax.config.update("jax_enable_x64", True)
+  gen = make_generator(config.model)
+  layer = check_layer(gen, config.model.layer)
+  num_classes = getattr(gen, "num_classes", None)
+  class_id = config.target.class_id
+  if class_id is not None and class_id >= 0 and num_classes is not None and not class_id < num_classes:
+    raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")
+
+  base_path = os.path.join(workdir, "baseline.npz")
+  if os.path.exists(base_path):
+    f0 = np.load(base_path)["f0"]
+  else:
+    f0 = compute_baseline(gen, layer, config.baseline.num_codes, config.baseline.batch_size,
+                          jax.random.PRNGKey(config.baseline.seed), num_classes)
+    io_lib.atomic_savez(base_path, f0=f0)
+
+  num_images = config.target.num_images
+  classes = None
+  if num_classes:
+    classes = np.full(num_images, class_id) if class_id is not None and class_id >= 0 else (
+        np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
+  codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
+
+  results = []
+  for i in range(num_images):
+    ckpt = os.path.join(workdir, "checkpoints", f"image_{i:03d}")
+    results.append(analyse_image(config, gen, codes, i, f0, ckpt))
+
+  metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - started)
+  print(report_lib.summary_text(metrics, report_path, reused=False))
+  return metrics

@@ -136,9 +136,26 @@ def prefix_weights(n: int, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
   return w
 
 
-def _features(components, weights) -> jax.Array:
-  """``f0 + Σ_S w_S Δf_S`` for a batch of weight rows (``w[..., 0]`` ignored)."""
-  return components_lib.combine(jnp.asarray(components), jnp.asarray(weights))
+def decode_combinations(decode: Decode, components, weights, batch_size: int | None = None) -> jax.Array:
+  """``g(f0 + Σ_S w_S Δf_S)`` for every row of ``weights`` ``(B, 2**n)`` (``w[:, 0]`` ignored).
+
+  Each feature is formed inside the batched call, so with ``batch_size``
+  only ``batch_size`` features (not ``B``) are in memory at a time.
+  """
+  comps = jnp.asarray(components)
+  weights = jnp.asarray(weights, comps.dtype)
+  if weights.ndim != 2 or weights.shape[1] != comps.shape[0]:
+    raise ValueError(f"weights must be (B, {comps.shape[0]}), got {weights.shape}")
+  if weights.shape[0] == 0:
+    raise ValueError("decode_combinations needs at least one row of weights")
+
+  def run(c, w):
+    one = lambda wi: decode(components_lib.combine(c, wi))
+    if batch_size is None or batch_size >= w.shape[0]:
+      return jax.vmap(one)(w)
+    return jax.lax.map(one, w, batch_size=int(batch_size))
+
+  return jax.jit(run)(comps, weights)   # components are an argument, not a baked-in constant
 
 
 def patch_sq_error(images, reference, masks) -> tuple[np.ndarray, np.ndarray]:
@@ -405,7 +422,7 @@ def boundary_breach(decode: Decode, components, masks, players=None, *, fraction
     rows.append(prefix_weights(n, omega, c))
     counts.append(c)
   weights = np.concatenate(rows)
-  images = decode_batch(decode, _features(comps, weights), batch_size)
+  images = decode_combinations(decode, comps, weights, batch_size)
   per, count = patch_sq_error(images, base, masks)
   per_rmse = np.sqrt(safe_ratio(per, count[None]))
   num_f = len(counts[0])
@@ -492,7 +509,7 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
   ref_w = np.zeros((2, len(fields), 1 << n), np.float32)
   ref_w[1, np.arange(len(fields)), fields] = 1.0
   batch = np.concatenate([weights.reshape(-1, 1 << n), with_s.reshape(-1, 1 << n), ref_w.reshape(-1, 1 << n)])
-  images = np.asarray(decode_batch(decode, _features(comps, batch), batch_size), np.float64)
+  images = np.asarray(decode_combinations(decode, comps, batch, batch_size), np.float64)
   m = len(fields) * num_contexts
   p_ctx = (images[m:2 * m] - images[:m]).reshape((len(fields), num_contexts) + images.shape[1:])
   p_ref = images[2 * m + len(fields):] - images[2 * m:2 * m + len(fields)]
@@ -549,7 +566,7 @@ def controllable_reconstruction(decode: Decode, components, image, masks, target
     c = fraction_counts(fractions, omega.size)
     rows.append(prefix_weights(n, omega, c))
     counts.append(c)
-  images = decode_batch(decode, _features(comps, np.concatenate(rows)), batch_size)
+  images = decode_combinations(decode, comps, np.concatenate(rows), batch_size)
   per, count = patch_sq_error(images, image, masks)
   num_f = len(counts[0])
   member = np.repeat(np.stack([bits_of(t, n) for t in targets]), num_f, axis=0)
@@ -593,7 +610,7 @@ def sequential_reconstruction(decode: Decode, components, image, masks, order=No
   for i in order:
     sets.append(sets[-1] | (1 << int(i)))
   weights = np.stack([(keep & subsets_lib.meets(s, n)).astype(np.float32) for s in sets])
-  images = decode_batch(decode, _features(comps, weights), batch_size)
+  images = decode_combinations(decode, comps, weights, batch_size)
   per, count = patch_sq_error(images, image, masks)
   added = np.stack([bits_of(s, n) for s in sets])
   new = np.zeros_like(added)
@@ -734,7 +751,7 @@ def salient_set(decode: Decode, components, masks=None, *, fraction: float = SAL
   for k in range(1, m + 1):
     w[k, order[:k]] = 0.0
   top_fields = components_lib.top_fraction(comps, fraction)
-  images = np.asarray(decode_batch(decode, _features(comps, w), batch_size), np.float64)
+  images = np.asarray(decode_combinations(decode, comps, w, batch_size), np.float64)
   base = images[-1]
   if masks is not None:
     masks = _check_masks(masks, n, base.shape)
@@ -754,7 +771,7 @@ def salient_set(decode: Decode, components, masks=None, *, fraction: float = SAL
     sel = np.zeros((2, 1 << n), np.float32)
     sel[0, salient] = 1.0
     sel[1, top_fields] = 1.0
-    recon = np.asarray(decode_batch(decode, _features(comps, sel)), np.float64)
+    recon = np.asarray(decode_combinations(decode, comps, sel), np.float64)
     if masks is not None:
       per, count = patch_sq_error(recon, image, masks)
       r = union_rmse(per, count, np.ones(n, bool))

@@ -32,6 +32,8 @@ def get_config():
   c.patches.indices = ()
   c.patches.foreground_fraction = 0.5
   c.patches.seed = 0
+  c.patches.shared = True            # batch mode: the same cells for all images (chosen on their mean difference),
+                                     # so action fields are comparable (transferability, v2 §3.4)
 
   c.solver = ml_collections.ConfigDict()
   c.solver.lam = 500.0               # λ (v2 Table 2: BigGAN 500)
@@ -45,4 +47,15 @@ def get_config():
   c.metrics = ml_collections.ConfigDict()
   c.metrics.top_k = 30               # additivity with the top-K components (v2 Fig. 4)
   c.metrics.salient_fraction = 0.6   # v1 App. H
+  c.metrics.salient_rel_tol = 0.05   # "similar to the baseline": RMSE to g(f0) ≤ 5% of the start (ours)
+  c.metrics.sparsity_eps = 0.01      # near zero: |x| < eps · max|x| (ours; the paper gives none)
+  c.metrics.consistency_contexts = 8
+  c.metrics.consistency_top = 10
+  c.metrics.transfer_k = 30          # top-K action fields compared between images (v2 §3.4)
+  c.metrics.decode_batch = 64        # decodes per batched call in the metrics (memory knob)
+
+  c.denoise = ml_collections.ConfigDict()
+  c.denoise.enabled = True           # v1 App. G: bounded noise on u that makes the components sparse
+  c.denoise.tau_q_relative = 0.02    # τ_q as a fraction of max|f − f0| (the paper gives no value)
+  c.denoise.steps = 300
   return c

@@ -21,4 +21,5 @@ def get_config():
   c.solver.chunk_size = 4
   c.solver.tau = 0.05
   c.metrics.top_k = 6
+  c.metrics.transfer_k = 6
   return c

@@ -162,3 +162,30 @@ def loss_curves(history, error, tau) -> bytes:
   axes[1].set_xlabel("RMSE of u(S) on the pixels of S")
   axes[1].set_title("reconstruction error per subset", fontsize=9)
   return png(fig)
+
+
+def curves_panel(panels) -> bytes:
+  """Several small line plots side by side: ``panels`` is a list of dicts with
+  ``x``, ``ys`` (list), ``labels``, ``xlabel``, ``ylabel``, ``title``."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.0), squeeze=False)
+  for ax, p in zip(axes.flat, panels):
+    for y, lab in zip(p["ys"], p["labels"]):
+      ax.plot(p["x"], y, marker=".", label=lab)
+    if p.get("logy"):
+      ax.set_yscale("log")
+    ax.set_xlabel(p["xlabel"])
+    ax.set_ylabel(p["ylabel"])
+    ax.set_title(p["title"], fontsize=9)
+    if len(p["labels"]) > 1:
+      ax.legend(fontsize=6)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  return png(fig)
+
+
+def histogram(values, xlabel, title, bins=30) -> bytes:
+  fig, ax = plt.subplots(figsize=(4.0, 3.0))
+  ax.hist(np.asarray(values), bins=bins)
+  ax.set_xlabel(xlabel)
+  ax.set_title(title, fontsize=9)
+  return png(fig)

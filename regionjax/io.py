@@ -80,24 +80,30 @@ def diff_configs(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
   return out
 
 
-def claim_workdir(workdir: str, fingerprint: Mapping) -> bool:
-  """Records the config of a new workdir, or checks it matches an old one.
+def check_workdir(workdir: str, fingerprint: Mapping) -> bool:
+  """Checks that ``workdir`` holds no other config's run.
 
-  Returns True if the workdir already held a run of this config. Raises
-  ValueError if it holds another config's run: nothing is overwritten.
+  Returns True if it already holds a run of this config. Raises ValueError
+  if it holds another config's run: nothing is overwritten.
   """
   path = os.path.join(workdir, CONFIG_FILE)
   fingerprint = json.loads(json.dumps(fingerprint, default=_json_default))
-  if os.path.exists(path):
-    with open(path) as fh:
-      old = json.load(fh)
-    diff = diff_configs(old, fingerprint)
-    if diff:
-      raise ValueError(f"workdir {workdir} holds a run of a different config ({'; '.join(diff[:4])}"
-                       f"{' …' if len(diff) > 4 else ''}); use another --config.workdir or delete it")
-    return True
-  write_json(path, fingerprint)
-  return False
+  if not os.path.exists(path):
+    return False
+  with open(path) as fh:
+    old = json.load(fh)
+  diff = diff_configs(old, fingerprint)
+  if diff:
+    raise ValueError(f"workdir {workdir} holds a run of a different config ({'; '.join(diff[:4])}"
+                     f"{' …' if len(diff) > 4 else ''}); use another --config.workdir or delete it")
+  return True
+
+
+def record_config(workdir: str, fingerprint: Mapping) -> None:
+  """Marks ``workdir`` as this config's, once the inputs proved usable."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    write_json(path, fingerprint)
 
 
 class ChunkStore:

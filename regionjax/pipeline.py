@@ -125,12 +125,23 @@ def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_
 
 # ------------------------------------------------------------- one image
 @dataclasses.dataclass
+class Target:
+  """One target image ``x = g(f)`` and what the solver needs of it."""
+  index: int
+  class_id: Any
+  image: np.ndarray          # (H, W, 3)
+  baseline_image: np.ndarray # g(f0) with this image's codes
+  f: np.ndarray
+  decode: Callable           # one feature -> one image, for this image's codes
+
+
+@dataclasses.dataclass
 class ImageResult:
   """Everything computed for one target image (host arrays)."""
   index: int
   class_id: Any
-  image: np.ndarray          # (H, W, 3) target x = g(f)
-  baseline_image: np.ndarray # g(f0)
+  image: np.ndarray
+  baseline_image: np.ndarray
   f: np.ndarray
   f0: np.ndarray
   cells: np.ndarray          # (rows*cols, H, W) grid masks
@@ -142,9 +153,8 @@ class ImageResult:
   seconds: float
 
 
-def analyse_image(config, gen, codes, index: int, f0: np.ndarray, ckpt_dir: str, mesh=None) -> ImageResult:
-  """Minimal features and components for the ``index``-th target code."""
-  layer = config.model.layer
+def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target:
+  """Image, feature and decoder of the ``index``-th code; g(f0) for its codes."""
   codes1 = _slice_codes(codes, index, index + 1)
   image = np.asarray(gen.generate(codes1))[0]
   f = np.asarray(gen.encode(codes1, layer))[0]
@@ -156,20 +166,35 @@ def analyse_image(config, gen, codes, index: int, f0: np.ndarray, ckpt_dir: str,
 
   baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
   _check_finite("the baseline image g(f0)", baseline_image)
-  h, w = image.shape[:2]
+  return Target(index=index, class_id=_class_of(codes1), image=image, baseline_image=baseline_image, f=f,
+                decode=decode)
+
+
+def grid_cells(config, image_shape) -> np.ndarray:
+  h, w = image_shape[:2]
   p = config.patches
   if p.rows > h or p.cols > w:
     raise ValueError(f"a {p.rows}×{p.cols} grid does not fit the {h}×{w} image; use fewer patches.rows/cols")
-  cells = patches_lib.patch_masks(h, w, p.rows, p.cols)
-  scores = patches_lib.cell_scores(cells, image, baseline_image)
-  players = patches_lib.select_patches(p.method, p.n, cells.shape[0], indices=list(p.indices) or None,
-                                       scores=scores, foreground_fraction=p.foreground_fraction,
-                                       seed=p.seed + index)
+  return patches_lib.patch_masks(h, w, p.rows, p.cols)
+
+
+def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0) -> np.ndarray:
+  """Player cells from the target-vs-baseline difference (mean over ``targets``)."""
+  p = config.patches
+  scores = np.mean([patches_lib.cell_scores(cells, t.image, t.baseline_image) for t in targets], axis=0)
+  return patches_lib.select_patches(p.method, p.n, cells.shape[0], indices=list(p.indices) or None,
+                                    scores=scores, foreground_fraction=p.foreground_fraction,
+                                    seed=p.seed + seed_offset)
+
+
+def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, players: np.ndarray, ckpt_dir: str,
+                 mesh=None) -> ImageResult:
+  """All minimal features and OR components of one target, checkpointed by chunk."""
   masks = cells[players]
   s = config.solver
   store = io_lib.ChunkStore(ckpt_dir)
   done = store.load_all()
-  bar = _progress(total=(1 << p.n) - 1, desc=f"solve image {index}", unit="subset")
+  bar = _progress(total=(1 << len(players)) - 1, desc=f"solve image {target.index}", unit="subset")
   bar.update(sum(c.subsets.size for c in done.values()))
 
   def on_chunk(i, total, chunk):
@@ -179,14 +204,15 @@ def analyse_image(config, gen, codes, index: int, f0: np.ndarray, ckpt_dir: str,
 
   t0 = time.time()
   solution = solver_lib.solve_minimal_features(
-      decode, f, f0, image, masks, lam=s.lam, learning_rate=s.learning_rate, steps=s.steps, tau=s.tau,
-      chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
+      target.decode, target.f, f0, target.image, masks, lam=s.lam, learning_rate=s.learning_rate, steps=s.steps,
+      tau=s.tau, chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
       on_chunk=on_chunk)
   bar.close()
   components = np.asarray(comp_lib.or_components(solution.u))
-  return ImageResult(index=index, class_id=_class_of(codes1), image=image, baseline_image=baseline_image, f=f,
-                     f0=f0, cells=cells, players=players, masks=masks, solution=solution, components=components,
-                     decode=decode, seconds=time.time() - t0)
+  return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
+                     baseline_image=target.baseline_image, f=target.f, f0=f0, cells=cells, players=players,
+                     masks=masks, solution=solution, components=components, decode=target.decode,
+                     seconds=time.time() - t0)
 
 
 def _class_of(codes1):
@@ -211,7 +237,7 @@ def run(config, make_generator: Callable) -> dict:
   io_lib.ensure_writable(workdir)
   metrics_path = os.path.join(workdir, "metrics.json")
   report_path = os.path.join(workdir, "report.html")
-  seen = io_lib.claim_workdir(workdir, fingerprint(config))
+  seen = io_lib.check_workdir(workdir, fingerprint(config))
   if seen and os.path.exists(metrics_path) and os.path.exists(report_path):
     with open(metrics_path) as fh:
       metrics = json.load(fh)
@@ -230,6 +256,7 @@ def run(config, make_generator: Callable) -> dict:
   class_id = config.target.class_id
   if class_id is not None and class_id >= 0 and num_classes is not None and not class_id < num_classes:
     raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")
+  io_lib.record_config(workdir, fingerprint(config))
 
   base_path = os.path.join(workdir, "baseline.npz")
   if os.path.exists(base_path):
@@ -246,10 +273,15 @@ def run(config, make_generator: Callable) -> dict:
         np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
 
+  targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
+  cells = grid_cells(config, targets[0].image.shape)
+  if config.patches.shared:  # one set of players for all images, so action fields compare across images
+    shared = choose_players(config, cells, targets)
   results = []
-  for i in range(num_images):
-    ckpt = os.path.join(workdir, "checkpoints", f"image_{i:03d}")
-    results.append(analyse_image(config, gen, codes, i, f0, ckpt))
+  for t in targets:
+    players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
+    ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
+    results.append(solve_target(config, t, f0, cells, players, ckpt))
 
   metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - started)
   print(report_lib.summary_text(metrics, report_path, reused=False))

@@ -148,6 +148,6 @@ def test_batch_mode(tmp_path):
   t = metrics["transferability"]
   assert len(t["pairs"]) == 3 and t["mean"] == 1.0
   agg = metrics["aggregate"]
-  assert agg["boundedness.rho_mean"]["count"] == 3 and agg["boundedness.rho_mean"]["mean"] > 0.95
+  assert agg["boundedness_top10pct.mean"]["count"] == 3 and agg["boundedness_top10pct.mean"]["mean"] > 0.999
   data = np.load(workdir / "components.npz")
   assert data["u"].shape == (3, 16, 23)

@@ -42,7 +42,17 @@ def get_config():
   c.solver.tau = 0.1                 # RMSE bound on the pixels of S; subsets above are reported
   c.solver.chunk_size = 128
   c.solver.schedule = "cosine"
-  c.solver.dtype = "float32"
+  c.solver.dtype = "float32"          # α, the objective and Adam's state
+  c.solver.decode_dtype = ""          # "" = same as dtype; "bfloat16" decodes in bf16 (accelerators)
+  c.solver.remat = False              # rematerialise the decoder in the backward pass (memory for compute)
+  c.solver.memory_budget_gb = 0.0     # > 0: chunk size chosen to fit this many GiB per device
+  c.solver.shard = True               # shard each chunk's subsets over all local devices
+
+  c.distributed = ml_collections.ConfigDict()   # multi-host runs (regionjax.distributed)
+  c.distributed.coordinator_address = ""        # "host:port" of process 0; "" = single process or auto
+  c.distributed.num_processes = 1
+  c.distributed.process_id = 0
+  c.distributed.auto = True                     # detect SLURM / Cloud TPU pods / JAX_COORDINATOR_ADDRESS
 
   c.metrics = ml_collections.ConfigDict()
   c.metrics.top_k = 30               # additivity with the top-K components (v2 Fig. 4)

@@ -4,7 +4,7 @@ Method: "Disentangling Regional Primitives for Image Generation" (Chen, Cheng,
 Ding, Lin, Zhang; arXiv 2410.04421). See DESIGN.md for the conventions.
 """
 
-from regionjax import subsets
+from regionjax import denoise, metrics, subsets
 from regionjax.components import (above, combine, component_norms, or_components, rank, reconstruct_feature,
                                   regional_pattern, regional_patterns, top_fraction, top_k)
 from regionjax.generator import Generator, check_layer
@@ -18,5 +18,5 @@ __all__ = [
     "ChunkResult", "Generator", "SolverResult", "above", "and_interactions", "cell_scores", "check_layer",
     "chunk_plan", "combine", "component_norms", "mobius", "or_components", "or_interactions", "or_matching",
     "patch_masks", "rank", "reconstruct_feature", "regional_pattern", "regional_patterns", "select_patches",
-    "solve_minimal_features", "subset_masks", "subsets", "top_fraction", "top_k", "zeta",
+    "solve_minimal_features", "subset_masks", "subsets", "metrics", "denoise", "top_fraction", "top_k", "zeta",
 ]

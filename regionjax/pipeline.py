@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from regionjax import components as comp_lib
+from regionjax import distributed
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import solver as solver_lib
@@ -31,6 +32,7 @@ from regionjax import subsets as subsets_lib
 from regionjax.generator import check_layer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+DECODE_DTYPES = {"": None, "float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
 def _progress(**kw):
@@ -69,6 +71,8 @@ def validate_config(config) -> None:
     raise ValueError(f"solver.chunk_size must be >= 1, got {s.chunk_size}")
   if s.dtype not in DTYPES:
     raise ValueError(f"solver.dtype must be one of {sorted(DTYPES)}, got {s.dtype!r}")
+  if s.decode_dtype not in DECODE_DTYPES:
+    raise ValueError(f"solver.decode_dtype must be one of {sorted(DECODE_DTYPES)}, got {s.decode_dtype!r}")
   if b.num_codes < 1 or b.batch_size < 1:
     raise ValueError(f"baseline.num_codes and baseline.batch_size must be >= 1")
   if t.num_images < 1:
@@ -203,10 +207,11 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
     bar.set_postfix(chunk=f"{i + 1}/{total}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  solution = solver_lib.solve_minimal_features(
+  solution = distributed.solve_minimal_features(
       target.decode, target.f, f0, target.image, masks, lam=s.lam, learning_rate=s.learning_rate, steps=s.steps,
       tau=s.tau, chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
-      on_chunk=on_chunk)
+      on_chunk=on_chunk, remat=s.remat, decode_dtype=DECODE_DTYPES[s.decode_dtype],
+      memory_budget=s.memory_budget_gb * 2**30 if s.memory_budget_gb > 0 else None)
   bar.close()
   components = np.asarray(comp_lib.or_components(solution.u))
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
@@ -250,13 +255,19 @@ def run(config, make_generator: Callable) -> dict:
   started = time.time()
   if config.solver.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
+  dist = config.distributed
+  distributed.initialize({"coordinator_address": dist.coordinator_address or None,
+                          "num_processes": dist.num_processes, "process_id": dist.process_id, "auto": dist.auto})
+  writer = distributed.is_writer()
+  mesh = distributed.local_mesh() if config.solver.shard and jax.local_device_count() > 1 else None
   gen = make_generator(config.model)
   layer = check_layer(gen, config.model.layer)
   num_classes = getattr(gen, "num_classes", None)
   class_id = config.target.class_id
   if class_id is not None and class_id >= 0 and num_classes is not None and not class_id < num_classes:
     raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")
-  io_lib.record_config(workdir, fingerprint(config))
+  if writer:
+    io_lib.record_config(workdir, fingerprint(config))
 
   base_path = os.path.join(workdir, "baseline.npz")
   if os.path.exists(base_path):
@@ -264,7 +275,8 @@ def run(config, make_generator: Callable) -> dict:
   else:
     f0 = compute_baseline(gen, layer, config.baseline.num_codes, config.baseline.batch_size,
                           jax.random.PRNGKey(config.baseline.seed), num_classes)
-    io_lib.atomic_savez(base_path, f0=f0)
+    if writer:
+      io_lib.atomic_savez(base_path, f0=f0)
 
   num_images = config.target.num_images
   classes = None
@@ -281,8 +293,10 @@ def run(config, make_generator: Callable) -> dict:
   for t in targets:
     players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
-    results.append(solve_target(config, t, f0, cells, players, ckpt))
+    results.append(solve_target(config, t, f0, cells, players, ckpt, mesh=mesh))
 
+  if not writer:  # process 0 writes the outputs once
+    return {}
   metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - started)
   print(report_lib.summary_text(metrics, report_path, reused=False))
   return metrics

@@ -16,7 +16,6 @@ can be vmapped and differentiated.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import jax
@@ -58,9 +57,17 @@ class BigGANGenerator:
         self.precision = precision
         self.module = BigGANDeep(config, precision=precision)
         self.layers = config.tap_names
-        self._generate = jax.jit(self._apply)
-        self._encode = jax.jit(self._apply_encode, static_argnames=("layer",))
-        self._decode = jax.jit(self._apply_decode, static_argnames=("layer",))
+        # One compiled program per piece of the network (condition, seed, each
+        # tap, head), shared by generate / encode / decode: run eagerly, they
+        # give bit-identical results whichever entry point is used, and each
+        # piece is compiled once per batch shape. Under an outer jit / vmap /
+        # grad they are traced inline like any jitted function.
+        m = self.module
+        self._cond = jax.jit(lambda v, z, cv: m.apply(v, z, cv, method="condition"))
+        self._seed = jax.jit(lambda v, c: m.apply(v, c, method="seed"))
+        self._stage = jax.jit(lambda v, h, c, pos, i: m.apply(v, h, c, pos, i, method="stage"),
+                              static_argnums=4)
+        self._head = jax.jit(lambda v, h, pos: m.apply(v, h, pos, method="head"))
 
     # ------------------------------------------------------------- properties
     @property
@@ -140,49 +147,49 @@ class BigGANGenerator:
                              f"got {cv.shape}")
         return z, cv, pos
 
-    # ------------------------------------------------------------ compiled fns
-    def _apply(self, variables, z, cv, pos):
-        return self.module.apply(variables, z, cv, pos)
-
-    def _apply_encode(self, variables, z, cv, pos, layer):
-        return self.module.apply(variables, z, cv, pos, stop_at=layer)
-
-    def _apply_decode(self, variables, z, cv, pos, features, layer):
-        return self.module.apply(variables, z, cv, pos, start_after=layer, features=features)
+    def _run(self, z, cv, pos, start: int, stop: Optional[int], h=None, taps=None):
+        v = self.variables
+        cond = self._cond(v, z, cv)
+        if h is None:
+            h = self._seed(v, cond)
+        last = len(self.layers) - 1 if stop is None else stop
+        for i in range(start, last + 1):
+            h = self._stage(v, h, cond, pos, i)
+            if taps is not None:
+                taps.append(h)
+        return h if stop is not None else self._head(v, h, pos)
 
     # --------------------------------------------------------------- protocol
     def generate(self, codes) -> jnp.ndarray:
         """(B, H, W, 3) float32 images in [-1, 1]."""
         z, cv, pos = self._unpack(codes)
-        return self._generate(self.variables, z, cv, pos)
+        return self._run(z, cv, pos, 0, None)
 
     def encode(self, codes, layer) -> jnp.ndarray:
         """(B, H, W, C) features at tap `layer` ('layer{i}')."""
         i = tap_index(self.config, layer)
         z, cv, pos = self._unpack(codes)
-        return self._encode(self.variables, z, cv, pos, layer=i)
+        return self._run(z, cv, pos, 0, i)
 
     def decode(self, codes, layer, features) -> jnp.ndarray:
-        """Runs the network after tap `layer` on `features` (B, H, W, C) → images."""
+        """Runs the network after tap `layer` on `features` (B, H, W, C) → images.
+
+        Pure in `features`: jit / vmap / grad through it freely."""
         i = tap_index(self.config, layer)
         z, cv, pos = self._unpack(codes)
         shape = (z.shape[0],) + self.feature_shape(i)
         if tuple(jnp.shape(features)) != shape:
             raise ValueError(f"features for {self.layers[i]} must have shape {shape}, "
                              f"got {tuple(jnp.shape(features))}")
-        return self._decode(self.variables, z, cv, pos, features, layer=i)
+        return self._run(z, cv, pos, i + 1, None, h=features)
 
     def generate_with_taps(self, codes):
         """(images, {tap name: features}) from one forward pass."""
         z, cv, pos = self._unpack(codes)
-        x, taps = _with_taps(self.module, self.variables, z, cv, pos)
+        taps = []
+        x = self._run(z, cv, pos, 0, None, taps=taps)
         return x, dict(zip(self.layers, taps))
 
     def __repr__(self):
         return (f"BigGANGenerator(output_dim={self.config.output_dim}, taps={self.layers[0]}…"
                 f"{self.layers[-1]}, truncation={self.truncation})")
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _with_taps(module, variables, z, cv, pos):
-    return module.apply(variables, z, cv, pos, return_taps=True)

@@ -247,22 +247,43 @@ class BigGANDeep(nn.Module):
         self.bn = BigGANBatchNorm(out_ch, cfg.n_stats, cfg.eps, conditional=False, momentum=self.momentum)
         self.conv_to_rgb = nn.Conv(out_ch, (3, 3), padding=[(1, 1), (1, 1)], precision=self.precision)
 
+    # The forward pass in pieces (used by BigGANGenerator, which compiles each
+    # piece once so that generate / encode / decode share the same programs).
     def condition(self, z, class_vector):
         """cond = concat(z, embeddings(class_vector))."""
         return jnp.concatenate([z, self.embeddings(class_vector)], axis=-1)
+
+    def seed(self, cond):
+        """gen_z(cond) reshaped to (B, 4, 4, C) — the reference's view is NHWC."""
+        return self.gen_z(cond).reshape(cond.shape[0], 4, 4, self.seed_channels)
+
+    def stage(self, h, cond, truncation, index: int, train: bool = False, stats_rows=None):
+        """Tap `index`: the reference's `generator.layers[index]`."""
+        layer = self.layers[index]
+        if isinstance(layer, GenBlock):
+            pos = stats_position(truncation, self.config.n_stats) if not train else StatsPosition(0, 0.0)
+            return layer(h, cond, pos, train, stats_rows)
+        return layer(h)
+
+    def head(self, h, truncation, train: bool = False, stats_rows=None):
+        """Output norm, ReLU, 3×3 conv, first three channels, tanh."""
+        pos = stats_position(truncation, self.config.n_stats) if not train else StatsPosition(0, 0.0)
+        h = nn.relu(self.bn(h, pos, None, train, stats_rows))
+        return jnp.tanh(self.conv_to_rgb(h)[..., :3])
 
     def __call__(self, z, class_vector, truncation, train: bool = False, *,
                  stop_at=None, start_after=None, features=None, return_taps: bool = False,
                  stats_rows: Optional[Sequence[int]] = None):
         cfg = self.config
-        pos = stats_position(truncation, cfg.n_stats) if not train else StatsPosition(0, 0.0)
+        if not train:
+            truncation = stats_position(truncation, cfg.n_stats)  # validates once
         cond = self.condition(z, class_vector)
         stop = None if stop_at is None else tap_index(cfg, stop_at)
         if start_after is None:
             if features is not None:
                 raise ValueError("features given without start_after")
             first = 0
-            h = self.gen_z(cond).reshape(z.shape[0], 4, 4, self.seed_channels)
+            h = self.seed(cond)
         else:
             if features is None:
                 raise ValueError("start_after needs features")
@@ -270,16 +291,11 @@ class BigGANDeep(nn.Module):
             h = features
         taps = []
         for i in range(first, len(self.layers)):
-            layer = self.layers[i]
-            if isinstance(layer, GenBlock):
-                h = layer(h, cond, pos, train, stats_rows)
-            else:
-                h = layer(h)
+            h = self.stage(h, cond, truncation, i, train, stats_rows)
             taps.append(h)
             if stop == i:
                 return h
         if stop is not None:
             raise ValueError(f"stop_at={stop_at!r} lies before start_after={start_after!r}")
-        h = nn.relu(self.bn(h, pos, None, train, stats_rows))
-        x = jnp.tanh(self.conv_to_rgb(h)[..., :3])
+        x = self.head(h, truncation, train, stats_rows)
         return (x, taps) if return_taps else x

@@ -1,0 +1,212 @@
+"""ports.biggan without torch: a small BigGAN-deep built from the same code
+(config, Flax module, training mode, generator protocol, orbax round trip,
+bad-input errors)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ports.biggan as pb
+from ports.biggan import convert
+
+SMALL = pb.BigGANConfig(output_dim=32, z_dim=16, class_embed_dim=16, channel_width=8, num_classes=10,
+                        layers=[(False, 16, 16), (True, 16, 8), (True, 8, 4), (True, 4, 2), (False, 2, 1)],
+                        attention_layer_position=3, eps=1e-4, n_stats=51)
+
+
+def _random_variables(cfg, seed=0):
+    m = pb.BigGANDeep(cfg)
+    v = jax.jit(lambda k: m.init(k, jnp.zeros((1, cfg.z_dim)), jnp.zeros((1, cfg.num_classes)), 1.0))(
+        jax.random.PRNGKey(seed))
+    leaves, tree = jax.tree.flatten(v)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), len(leaves))
+    # perturb everything (γ, biases, stats rows) so every piece matters
+    leaves = [a + 0.1 * jax.random.normal(k, a.shape) if a.ndim < 2 or a.shape[0] == cfg.n_stats
+              else a for a, k in zip(leaves, keys)]
+    v = jax.tree.unflatten(tree, leaves)
+    v["batch_stats"] = jax.tree.map(lambda a: jnp.abs(a) + 0.5 if a.shape[0] == cfg.n_stats else a,
+                                    v["batch_stats"])
+    return v
+
+
+@pytest.fixture(scope="module")
+def small():
+    return pb.BigGANGenerator(SMALL, _random_variables(SMALL), truncation=0.5)
+
+
+def test_released_configs_and_taps():
+    assert pb.RELEASED_CONFIGS["biggan-deep-128"] == pb.BigGANConfig()
+    assert [len(pb.RELEASED_CONFIGS[f"biggan-deep-{r}"].tap_names) for r in (128, 256, 512)] == [11, 13, 15]
+    cfg = pb.RELEASED_CONFIGS["biggan-deep-128"]
+    # the attention layer takes index 8: layer8 is its output, layer6 a GenBlock's
+    assert cfg.stages()[8] == ("attention", 256) and cfg.stages()[6][0] == "block"
+
+
+def test_config_json_round_trip(tmp_path):
+    p = tmp_path / "config.json"
+    SMALL.to_json(p)
+    assert pb.BigGANConfig.from_json(p) == SMALL
+    assert json.loads(p.read_text())["layers"][1] == [True, 16, 8]
+
+
+def test_stats_position_is_the_reference_rule():
+    assert pb.stats_position(0.4, 51) == (20, 0.0)
+    assert pb.stats_position(1.0, 51) == (50, 0.0)
+    assert pb.stats_position(0.45, 51) == (22, pytest.approx(0.5))
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="truncation"):
+            pb.stats_position(bad, 51)
+
+
+def test_forward_shapes_range_and_protocol(small):
+    codes = small.sample_codes(jax.random.PRNGKey(0), 3, classes=[0, 5, 9])
+    assert codes["z"].shape == (3, 16) and codes["class_vector"].shape == (3, 10)
+    assert codes["truncation"] == 0.5 and float(jnp.max(jnp.abs(codes["z"]))) <= 2 * 0.5
+    np.testing.assert_array_equal(np.argmax(codes["class_vector"], -1), [0, 5, 9])
+    x = small.generate(codes)
+    assert x.shape == (3, 32, 32, 3) and x.dtype == jnp.float32
+    assert float(jnp.max(jnp.abs(x))) <= 1.0
+    # the Flax module gives the same images
+    direct = small.module.apply(small.variables, codes["z"], codes["class_vector"], 0.5)
+    np.testing.assert_allclose(direct, x, atol=1e-5)
+    assert small.layers == ("layer0", "layer1", "layer2", "layer3", "layer4", "layer5")
+    for layer in small.layers:
+        f = small.encode(codes, layer)
+        assert f.shape == (3,) + small.feature_shape(layer)
+        np.testing.assert_array_equal(small.decode(codes, layer, f), x)
+        np.testing.assert_array_equal(small.decode(codes, layer, f), small.decode(codes, layer, f))
+    x_t, taps = small.generate_with_taps(codes)
+    np.testing.assert_array_equal(x_t, x)
+    np.testing.assert_array_equal(taps["layer4"], small.encode(codes, "layer4"))
+
+
+def test_truncation_selects_statistics(small):
+    codes = small.sample_codes(jax.random.PRNGKey(1), 2, classes=3)
+    x1 = small.generate(codes)
+    x2 = small.generate(dict(codes, truncation=0.9))
+    assert float(jnp.max(jnp.abs(x1 - x2))) > 1e-3
+    np.testing.assert_array_equal(small.generate(dict(codes, truncation=np.float32(0.5))), x1)
+
+
+def test_decode_is_pure_and_differentiable(small):
+    codes = small.sample_codes(jax.random.PRNGKey(2), 1, classes=[4])
+    f = small.encode(codes, "layer3")[0]
+    x = small.generate(codes)[0]
+    dec = lambda feat: small.decode(codes, "layer3", feat[None])[0]
+    loss = lambda a: jnp.sum((dec(a * f) - x) ** 2)
+    alphas = jnp.stack([jnp.ones_like(f), 0.5 * jnp.ones_like(f)])
+    vals, grads = jax.jit(jax.vmap(jax.value_and_grad(loss)))(alphas)
+    assert float(vals[0]) < 1e-8 < float(vals[1])
+    assert bool(jnp.all(jnp.isfinite(grads))) and float(jnp.abs(grads[1]).max()) > 0
+
+
+def test_training_mode_updates_batch_stats():
+    m = pb.BigGANDeep(SMALL, momentum=0.9)
+    v = jax.jit(lambda k: m.init(k, jnp.zeros((1, 16)), jnp.zeros((1, 10)), 1.0))(jax.random.PRNGKey(0))
+    z = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
+    cv = jax.nn.one_hot(jnp.arange(4), 10)
+    train = jax.jit(lambda v, rows: m.apply(v, z, cv, 1.0, train=True, stats_rows=rows, mutable=["batch_stats"]),
+                    static_argnums=1)
+    x, upd = train(v, None)
+    assert x.shape == (4, 32, 32, 3)
+    before = v["batch_stats"]["layers_0"]["bn_0"]["running_means"]
+    after = upd["batch_stats"]["layers_0"]["bn_0"]["running_means"]
+    assert after.shape == before.shape == (51, 128)
+    assert float(jnp.abs(after - before).max()) > 0
+    np.testing.assert_allclose(after, jnp.broadcast_to(after[0], after.shape))  # all rows equal
+    # gradients flow in training mode
+    g = jax.jit(jax.grad(lambda p: jnp.mean(m.apply({"params": p, "batch_stats": v["batch_stats"]}, z, cv, 1.0,
+                                            train=True, mutable=["batch_stats"])[0] ** 2)))(v["params"])
+    assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g))
+    # standing statistics for one truncation row
+    _, upd = train(v, (20,))
+    rm = upd["batch_stats"]["bn"]["running_means"]
+    assert float(jnp.abs(rm[20]).max()) > 0 and float(jnp.abs(rm[19]).max()) == 0
+    # the trained variables wrap into a generator
+    gen = pb.BigGANGenerator(SMALL, {"params": v["params"], "batch_stats": upd["batch_stats"]})
+    assert gen.generate(gen.sample_codes(jax.random.PRNGKey(3), 2)).shape == (2, 32, 32, 3)
+
+
+def test_bad_inputs(small, tmp_path):
+    codes = small.sample_codes(jax.random.PRNGKey(0), 2)
+    with pytest.raises(ValueError, match="unknown layer 'layer99'"):
+        small.encode(codes, "layer99")
+    with pytest.raises(ValueError, match="unknown layer"):
+        small.decode(codes, "conv_to_rgb", jnp.zeros((2, 4, 4, 128)))
+    with pytest.raises(ValueError, match="class id 10 is out of range"):
+        small.sample_codes(jax.random.PRNGKey(0), 2, classes=[3, 10])
+    with pytest.raises(ValueError, match="class id -1 is out of range"):
+        small.sample_codes(jax.random.PRNGKey(0), 1, classes=-1)
+    with pytest.raises(ValueError, match="must have shape"):
+        small.decode(codes, "layer2", jnp.zeros((2, 8, 8, 3)))
+    with pytest.raises(ValueError, match="truncation"):
+        small.generate(dict(codes, truncation=0.0))
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        pb.BigGANConfig.from_json(tmp_path / "nope.json")
+    notcfg = tmp_path / "notcfg.json"
+    notcfg.write_text('{"hidden_size": 768}')
+    with pytest.raises(ValueError, match="notcfg.json is not a pytorch-pretrained-biggan BigGAN config"):
+        pb.BigGANConfig.from_json(notcfg)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ValueError, match="garbage.json is not a BigGAN config.json"):
+        pb.BigGANConfig.from_json(garbage)
+    with pytest.raises(ValueError, match="output_dim=64"):
+        pb.BigGANConfig.from_dict(dict(SMALL.to_dict(), output_dim=64))
+    with pytest.raises(FileNotFoundError, match="is not a converted BigGAN checkpoint"):
+        pb.load(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        pb.read_torch_state_dict(tmp_path / "pytorch_model.bin")
+
+
+def test_state_dict_checks_without_torch():
+    """Weights of the 256 model with the 128 config, and a foreign state dict,
+    fail with one ValueError naming the problem (numpy arrays, no torch)."""
+    cfg128, cfg256 = pb.RELEASED_CONFIGS["biggan-deep-128"], pb.RELEASED_CONFIGS["biggan-deep-256"]
+    sd256 = {k: np.broadcast_to(np.float32(0), s) for k, s in pb.expected_state_dict_shapes(cfg256).items()}
+    with pytest.raises(ValueError, match="the weights in w256.bin do not match the config c128.json") as e:
+        pb.state_dict_to_variables(sd256, cfg128, source="w256.bin", config_source="c128.json")
+    assert "shape mismatches" in str(e.value) and "generator.layers.11" in str(e.value)
+    with pytest.raises(ValueError, match="other.bin is not a pytorch-pretrained-biggan BigGAN-deep checkpoint"):
+        pb.state_dict_to_variables({"fc.weight": np.zeros((2, 2))}, cfg128, source="other.bin")
+    with pytest.raises(ValueError, match="x.bin is not a BigGAN checkpoint"):
+        pb.state_dict_to_variables([1, 2], cfg128, source="x.bin")
+
+
+def test_orbax_round_trip_without_torch(small, tmp_path):
+    out = tmp_path / "ckpt"
+    pb.save(out, small.config, small.variables)
+    with pytest.raises(FileExistsError):
+        pb.save(out, small.config, small.variables)
+    codes = small.sample_codes(jax.random.PRNGKey(5), 2, classes=[1, 2])
+    want = np.asarray(small.generate(codes))
+    np.save(tmp_path / "z.npy", np.asarray(codes["z"]))
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now fails
+        import numpy as np, jax.numpy as jnp
+        import ports.biggan as pb
+        gen = pb.load({str(out)!r})
+        codes = {{"z": jnp.asarray(np.load({str(tmp_path / "z.npy")!r})),
+                  "class_vector": gen.one_hot([1, 2]), "truncation": 0.5}}
+        np.save({str(tmp_path / "x.npy")!r}, np.asarray(gen.generate(codes)))
+        assert "torch" not in sys.modules or sys.modules["torch"] is None
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), want)
+
+
+def test_cli_reports_missing_files(tmp_path, capsys):
+    assert convert.main(["--weights", str(tmp_path / "w.bin"), "--config", str(tmp_path / "c.json"),
+                         "--out", str(tmp_path / "o")]) == 2
+    assert "c.json" in capsys.readouterr().err

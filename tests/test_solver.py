@@ -179,3 +179,15 @@ def test_objective_matches_formula(planted):
   sq = (((img - planted.image) ** 2) * m[..., None]).sum()
   np.testing.assert_allclose(float(loss), np.abs(alpha * delta).sum() + 7.0 / 2 * sq, rtol=1e-5)
   np.testing.assert_allclose(float(rmse), np.sqrt(sq / (m.sum() * 3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("steps_per_call", [3, 7])
+def test_blocked_steps_match_one_scan(planted, steps_per_call):
+  """Blocks of unrolled steps (the CPU default) compute what one lax.scan does."""
+  kw = dict(lam=200.0, learning_rate=0.02, steps=20, schedule="cosine", chunk_size=8)
+  args = (planted.decode, planted.f, planted.f0, planted.image, planted.masks)
+  scan = rj.solve_minimal_features(*args, steps_per_call=0, **kw)
+  blocked = rj.solve_minimal_features(*args, steps_per_call=steps_per_call, **kw)
+  np.testing.assert_allclose(np.asarray(blocked.alpha), np.asarray(scan.alpha), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(blocked.history), np.asarray(scan.history), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(blocked.error), np.asarray(scan.error), atol=1e-6)

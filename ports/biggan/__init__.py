@@ -16,6 +16,7 @@ from .model import BigGANDeep, StatsPosition, stats_position, tap_index
 from .generator import BigGANGenerator, truncated_noise
 from .convert import (
     RELEASE_HINT,
+    checkpoint_help,
     expected_state_dict_shapes,
     load,
     load_torch,
@@ -31,6 +32,7 @@ __all__ = [
     "RELEASED_CONFIGS",
     "RELEASE_HINT",
     "StatsPosition",
+    "checkpoint_help",
     "expected_state_dict_shapes",
     "load",
     "load_torch",

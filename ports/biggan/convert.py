@@ -33,6 +33,7 @@ import numpy as np
 from .config import BigGANConfig
 
 __all__ = [
+    "checkpoint_help",
     "expected_state_dict_shapes",
     "state_dict_to_variables",
     "read_torch_state_dict",
@@ -53,6 +54,15 @@ RELEASE_HINT = (
     + "biggan-deep-{128,256,512}-pytorch_model.bin and "
     + RELEASE_URL
     + "biggan-deep-{128,256,512}-config.json")
+
+
+def checkpoint_help(model: str = "biggan-deep-128", out: str = "checkpoints/biggan-deep-128") -> str:
+    """What to download and the one command that converts it (for error messages)."""
+    return (f"This needs the released {model} generator converted to Flax: download "
+            f"{RELEASE_URL}{model}-pytorch_model.bin and {RELEASE_URL}{model}-config.json "
+            f"(published by pytorch-pretrained-biggan, https://github.com/huggingface/pytorch-pretrained-BigGAN), "
+            f"then run once, with torch installed: python -m ports.biggan.convert "
+            f"--weights {model}-pytorch_model.bin --config {model}-config.json --out {out}")
 
 
 # ----------------------------------------------------------------- key layout
@@ -197,9 +207,9 @@ def state_dict_to_variables(state_dict: Mapping[str, Any], config: BigGANConfig,
         if hasattr(v, "detach"):  # torch tensor
             v = v.detach().cpu().float().numpy()
         try:
-            sd[str(k)] = np.asarray(v)
-        except Exception:  # noqa: BLE001 - anything non-numeric
-            sd[str(k)] = np.asarray(object())
+            sd[str(k)] = np.asarray(v, np.float32)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{source} is not a BigGAN checkpoint: entry {k!r} is not a numeric array") from e
     problem = _describe_mismatch(sd, config, source, config_source)
     if problem:
         raise ValueError(problem)

@@ -91,8 +91,8 @@ def reference_forward(model, z, class_vector, truncation):
         for k, layer in enumerate(model.generator.layers)]
     try:
         with torch.no_grad():
-            x = model(torch.as_tensor(np.asarray(z, np.float32)),
-                      torch.as_tensor(np.asarray(class_vector, np.float32)), float(truncation))
+            x = model(torch.from_numpy(np.array(z, np.float32)),
+                      torch.from_numpy(np.array(class_vector, np.float32)), float(truncation))
     finally:
         for h in hooks:
             h.remove()

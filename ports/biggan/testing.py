@@ -8,7 +8,7 @@ random vectors (σ = u·Wv ≈ 0, so activations overflow). `randomized_referenc
 therefore sets
 
 * weights ~ N(0, 1) and u, v to the top singular pair of each matrix found by
-  power iteration, u then perturbed (so the stored u, v — not the exact σ —
+  power iteration (15 steps), u then perturbed (so the stored u, v — not the exact σ —
   are what parity depends on);
 * γ ~ U(0.5, 1), biases ~ N(0, 0.1²), output-norm weight ~ 1 + N(0, 0.1²);
 * every norm's `n_stats` rows of running statistics to the batch statistics
@@ -33,7 +33,6 @@ def reference_config(config: BigGANConfig):
 def randomized_reference(config: BigGANConfig, seed: int = 0, calibration_batch: int = 4):
     """Reference `BigGAN(config)` in eval mode with meaningful random weights."""
     import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415
     from pytorch_pretrained_biggan import BigGAN  # noqa: PLC0415
     from pytorch_pretrained_biggan.model import BigGANBatchNorm  # noqa: PLC0415
 
@@ -50,16 +49,20 @@ def randomized_reference(config: BigGANConfig, seed: int = 0, calibration_batch:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(torch.randn(p.shape, generator=g))
+        rs = np.random.RandomState(seed)
         for m in model.modules():
             if hasattr(m, "weight_orig"):
-                w = m.weight_orig.reshape(m.weight_orig.shape[0], -1)
-                v = F.normalize(torch.randn(w.shape[1], generator=g), dim=0)
-                for _ in range(30):
-                    u = F.normalize(w @ v, dim=0)
-                    v = F.normalize(w.T @ u, dim=0)
-                u = F.normalize(u + 0.05 * torch.randn(u.shape, generator=g) / u.numel() ** 0.5, dim=0)
-                m.weight_u.copy_(u)
-                m.weight_v.copy_(v)
+                w = m.weight_orig.reshape(m.weight_orig.shape[0], -1).numpy()
+                wt = np.ascontiguousarray(w.T)
+                v = rs.standard_normal(w.shape[1]).astype(np.float32)
+                for _ in range(15):
+                    u = w @ v
+                    u /= np.linalg.norm(u)
+                    v = wt @ u
+                    v /= np.linalg.norm(v)
+                u = u + 0.05 * rs.standard_normal(u.shape).astype(np.float32) / np.sqrt(u.size)
+                m.weight_u.copy_(torch.from_numpy(u / np.linalg.norm(u)))
+                m.weight_v.copy_(torch.from_numpy(v))
 
     def calibrate(m, args):
         x = args[0]

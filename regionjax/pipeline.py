@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import shutil
 import sys
 import time
 from typing import Any, Callable
@@ -74,7 +72,7 @@ def validate_config(config) -> None:
   if s.decode_dtype not in DECODE_DTYPES:
     raise ValueError(f"solver.decode_dtype must be one of {sorted(DECODE_DTYPES)}, got {s.decode_dtype!r}")
   if b.num_codes < 1 or b.batch_size < 1:
-    raise ValueError(f"baseline.num_codes and baseline.batch_size must be >= 1")
+    raise ValueError("baseline.num_codes and baseline.batch_size must be >= 1")
   if t.num_images < 1:
     raise ValueError(f"target.num_images must be >= 1, got {t.num_images}")
   if not config.workdir:

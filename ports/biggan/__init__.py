@@ -14,16 +14,27 @@ Convert once: `python -m ports.biggan.convert --weights pytorch_model.bin
 from .config import RELEASED_CONFIGS, BigGANConfig
 from .model import BigGANDeep, StatsPosition, stats_position, tap_index
 from .generator import BigGANGenerator, truncated_noise
-from .convert import (
-    RELEASE_HINT,
-    checkpoint_help,
-    expected_state_dict_shapes,
-    load,
-    load_torch,
-    read_torch_state_dict,
-    save,
-    state_dict_to_variables,
+# The converter's names load lazily, so that `python -m ports.biggan.convert`
+# does not find its module already imported by the package.
+_CONVERT_NAMES = (
+    "RELEASE_HINT",
+    "checkpoint_help",
+    "expected_state_dict_shapes",
+    "load",
+    "load_torch",
+    "read_torch_state_dict",
+    "save",
+    "state_dict_to_variables",
 )
+
+
+def __getattr__(name):
+    if name in _CONVERT_NAMES:
+        from . import convert  # noqa: PLC0415
+
+        return getattr(convert, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BigGANConfig",

@@ -15,11 +15,8 @@ def build(model_config):
   if name == "biggan":
     from ports import biggan
     if not model_config.checkpoint:
-      raise ValueError(
-          "configs/biggan.py needs a converted BigGAN-deep checkpoint: pass --config.model.checkpoint=DIR. "
-          "It needs the released pytorch_model.bin and config.json of biggan-deep-128 (or -256/-512). "
-          + biggan.RELEASE_HINT + ". Convert them once with: python -m ports.biggan.convert "
-          "--weights pytorch_model.bin --config config.json --out DIR")
+      raise ValueError("configs/biggan.py needs a converted BigGAN-deep checkpoint: pass "
+                       "--config.model.checkpoint=DIR. " + biggan.checkpoint_help("biggan-deep-128", "DIR"))
     return biggan.load(model_config.checkpoint, truncation=model_config.truncation)
   if name == "planted":
     from regionjax import testing

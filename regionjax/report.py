@@ -198,7 +198,8 @@ def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[s
       w = np.zeros(1 << n, np.float32)
       w[cover[:int(round(p * len(cover)))]] = 1.0
       weights.append(w)
-      titles.append(f"Ŝ={subsets_lib.format_subset(target)} p={p:g}")
+      name = "N" if target == subsets_lib.full_set(n) else subsets_lib.format_subset(target)
+      titles.append(f"Ŝ={name} p={p:g}")
   images = M.decode_combinations(res.decode, comps, np.stack(weights))
   return list(np.asarray(images)), titles
 

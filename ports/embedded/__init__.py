@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import os
 
+from .scenes import CLASS_COLORS, CLASS_NAMES, NUM_CLASSES
+
+__all__ = ["CLASS_COLORS", "CLASS_NAMES", "NUM_CLASSES", "CONFIG", "DEFAULT_LAYER", "WEIGHTS", "load"]
+
+#: The tap recommended for the explainer (8×8×32 features, D = 2048).
+DEFAULT_LAYER = "layer2"
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights.msgpack")
 CONFIG = os.path.join(HERE, "config.json")
 
 
 def load(truncation: float = 1.0, directory: str | None = None):
-  """The trained embedded generator (no torch, no downloads)."""
+  """The trained embedded generator (no torch, no downloads): a
+  ``ports.biggan.BigGANGenerator`` whose codes are {'z': (B, 32), 'class_vector':
+  (B, 5), 'truncation'}; classes are ``CLASS_NAMES``."""
   import flax
   import jax
 

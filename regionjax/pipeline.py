@@ -91,10 +91,6 @@ def _slice_codes(codes, start: int, stop: int):
   return jax.tree.map(lambda a: a[start:stop] if getattr(a, "ndim", 0) > 0 else a, codes)
 
 
-def _num_codes(codes) -> int:
-  return max(int(a.shape[0]) for a in jax.tree.leaves(codes) if getattr(a, "ndim", 0) > 0)
-
-
 def _sample(gen, rng, num: int, classes):
   if classes is None:
     return gen.sample_codes(rng, num)
@@ -219,9 +215,9 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
 
 
 def _class_of(codes1):
-  for key in ("class_vector",):
-    if key in codes1:
-      return int(np.argmax(np.asarray(codes1[key])[0]))
+  """The class of a one-code batch: one-hot ``class_vector`` (BigGAN) or ``label``."""
+  if "class_vector" in codes1:
+    return int(np.argmax(np.asarray(codes1["class_vector"])[0]))
   if "label" in codes1:
     return int(np.asarray(codes1["label"])[0])
   return None

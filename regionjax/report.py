@@ -174,8 +174,6 @@ def image_figures(config, res, raw, samples_png) -> dict:
   if "denoise" in raw:
     d = raw["denoise"]
     after = M.sparsity(d["components_after"], eps=config.metrics.sparsity_eps)
-    figs["denoise"] = figures.curve(sp["curve_rank"], [np.maximum(sp["curve"], 1e-12)], ["before"], "rank of element",
-                                    "|element|", "", logy=True)
     figs["denoise"] = figures.curves_panel([{
         "x": after["curve_rank"], "ys": [np.maximum(np.interp(after["curve_rank"], sp["curve_rank"], sp["curve"]), 1e-12),
                                           np.maximum(after["curve"], 1e-12)],

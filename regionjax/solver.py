@@ -186,10 +186,10 @@ def _final_error(problem: Problem, alpha: jax.Array, subset_ids: jax.Array) -> j
   return jax.vmap(lambda a, s: objective(problem, a, s)[1])(alpha, subset_ids)
 
 
-def _run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array):
+def _run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array, unroll: int = 1):
   """Projected Adam for ``problem.steps`` steps on a chunk of subsets (one ``lax.scan``)."""
   carry = (alpha0, jax.vmap(problem.optimizer.init)(alpha0))
-  (alpha, _), history = _run_steps(problem, carry, subset_ids, problem.steps)
+  (alpha, _), history = _run_steps(problem, carry, subset_ids, problem.steps, unroll=unroll)
   return alpha, history, _final_error(problem, alpha, subset_ids)
 
 
@@ -211,8 +211,10 @@ def make_chunk_runner(problem: Problem, steps_per_call: int = 0):
   jitted blocks of ``k`` unrolled steps (and one of the remainder), called
   ``⌈steps / k⌉`` times; the same arithmetic, so the same result.
   """
-  if steps_per_call <= 0 or steps_per_call >= problem.steps:
+  if steps_per_call <= 0:
     return jax.jit(lambda a, s: _run_chunk(problem, a, s))
+  if steps_per_call >= problem.steps:  # one block: every step unrolled in one compiled call
+    return jax.jit(lambda a, s: _run_chunk(problem, a, s, unroll=problem.steps))
   k = int(steps_per_call)
   init = jax.jit(lambda a: (a, jax.vmap(problem.optimizer.init)(a)))
   blocks = {length: jax.jit(lambda c, s, length=length: _run_steps(problem, c, s, length, unroll=length))

@@ -340,9 +340,10 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
              "additivity": {"k": per_image[0]["additivity"]["k"], "error_mean": agg["additivity.error_mean"]["mean"]},
              "top_components": per_image[0]["top_components"]}
   io_lib.atomic_savez(os.path.join(workdir, "components.npz"),
-                      **{key: np.stack([np.load(os.path.join(workdir, "images", f"{r.index:03d}", "components.npz"))[key]
-                                        for r in results]) for key in ("u", "components", "patches", "f", "image")},
-                      f0=results[0].f0)
+                      u=np.stack([np.asarray(r.solution.u) for r in results]),
+                      components=np.stack([r.components for r in results]),
+                      patches=np.stack([r.players for r in results]), f=np.stack([r.f for r in results]),
+                      image=np.stack([r.image for r in results]), f0=results[0].f0)
   io_lib.write_json(os.path.join(workdir, "metrics.json"), M.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render("index.html.j2", config=config, summary=summary, aggregate=agg, transfer=transfer,

@@ -3,16 +3,16 @@
     python -m ports.biggan.convert --weights pytorch_model.bin --config config.json --out ckpt/biggan-deep-128
     python main.py --config=configs/biggan.py --config.model.checkpoint=ckpt/biggan-deep-128
 
-Settings from v2 App. E Table 2 (BigGAN: learning rate 1e-4, 1000 iterations,
-λ = 500) and v1 §4 (6×6 grid, 9 patches on the main part of the image, f0
+Settings from v2 App. E Table 2 (BigGAN: gradient descent, learning rate 1e-4,
+1000 iterations, λ = 500) and v1 §4 (6×6 grid, 9 patches on the main part of the image, f0
 the mean feature over images of many classes).
 """
 
-from configs import default
+from configs import scenes
 
 
 def get_config():
-  c = default.get_config()
+  c = scenes.get_config()
   c.workdir = "runs/biggan"
   c.model.name = "biggan"
   c.model.checkpoint = ""           # a directory written by `python -m ports.biggan.convert`
@@ -31,6 +31,7 @@ def get_config():
   c.patches.method = "random"
 
   c.solver.lam = 500.0              # v2 Table 2 (v1 used 10000)
+  c.solver.optimizer = "gd"         # projected gradient descent, as the paper states it (v2 App. E)
   c.solver.learning_rate = 1e-4
   c.solver.steps = 1000
   c.solver.schedule = "constant"

@@ -1,71 +1,44 @@
-"""Default experiment: the embedded generator, no downloads (``python main.py``)."""
+"""Default experiment: a real pretrained face GAN, no downloads (``python main.py``).
 
-import ml_collections
+The generator is the 64×64 DCGAN of ``gan-face-generate`` 1.1.1 (MIT licence;
+trained on DigiFace-1M, non-commercial research use; ``ports/dcgan``),
+explained at its 16×16×128 tap on the 9 central cells of a 6×6 grid. The
+minimal features are composed from n + 1 solves (``solver.composition =
+'max'``): see README "Which solver" and ``benchmarks/README.md`` for the
+variant table that chose these settings.
+"""
+
+from configs import scenes
 
 
 def get_config():
-  c = ml_collections.ConfigDict()
+  c = scenes.get_config()
   c.workdir = "runs/default"
-  c.seed = 0
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "embedded"          # ports.embedded: small BigGAN-deep trained on procedural scenes
-  c.model.checkpoint = ""            # the embedded weights ship with the package
-  c.model.layer = "layer2"
-  c.model.truncation = 1.0
+  c.model.name = "dcgan"             # ports.dcgan: the shipped face generator
+  c.model.checkpoint = ""            # "" = the weights shipped in ports/dcgan; or a converted .msgpack
+  c.model.layer = "layer2"           # 16×16×128 (layer0 4×4×512 … layer3 32×32×64)
 
-  c.baseline = ml_collections.ConfigDict()
-  c.baseline.num_codes = 1000        # f0 = mean feature over many codes, classes spread evenly (v1 §4)
+  c.baseline.num_codes = 1000        # f0 = mean feature over many codes (v1 §4)
   c.baseline.batch_size = 250
-  c.baseline.seed = 1
 
-  c.target = ml_collections.ConfigDict()
+  c.target.class_id = -1             # unconditional model: no classes
   c.target.seed = 0
-  c.target.class_id = 0              # -1: a random class per image
-  c.target.num_images = 1            # > 1: batch mode, one report per image and an index page
 
-  c.patches = ml_collections.ConfigDict()
-  c.patches.rows = 6                 # 6×6 grid, 9 foreground patches (v1 §4)
+  c.patches.rows = 6
   c.patches.cols = 6
   c.patches.n = 9
-  c.patches.method = "random"        # 'random' among the foreground, 'difference' (top-n), or 'indices'
-  c.patches.indices = ()
-  c.patches.foreground_fraction = 0.5
-  c.patches.seed = 0
-  c.patches.shared = True            # batch mode: the same cells for all images (chosen on their mean difference),
-                                     # so action fields are comparable (transferability, v2 §3.4)
+  c.patches.method = "center"        # the 9 central cells: where the face is
 
-  c.solver = ml_collections.ConfigDict()
-  c.solver.lam = 500.0               # λ (v2 Table 2: BigGAN 500)
+  c.solver.lam = 200.0               # v2 Table 2 (SiD/NVAE on 64×64 faces: λ = 200)
+  c.solver.optimizer = "adam"
   c.solver.learning_rate = 0.01
-  c.solver.steps = 200
-  c.solver.tau = 0.1                 # RMSE bound on the pixels of S; subsets above are reported
-  c.solver.chunk_size = 128
   c.solver.schedule = "cosine"
-  c.solver.dtype = "float32"          # α, the objective and Adam's state
-  c.solver.decode_dtype = ""          # "" = same as dtype; "bfloat16" decodes in bf16 (accelerators)
-  c.solver.remat = False              # rematerialise the decoder in the backward pass (memory for compute)
-  c.solver.memory_budget_gb = 0.0     # > 0: chunk size chosen to fit this many GiB per device
-  c.solver.shard = True               # shard each chunk's subsets over all local devices
+  c.solver.steps = 200
+  c.solver.tau = 0.1
+  c.solver.composition = "max"       # N and the 9 singletons solved, the other 502 subsets composed
+  c.solver.lam_max = 3200.0          # subsets that miss τ are solved again with λ × 4 up to this
+  c.solver.chunk_size = 16
 
-  c.distributed = ml_collections.ConfigDict()   # multi-host runs (regionjax.distributed)
-  c.distributed.coordinator_address = ""        # "host:port" of process 0; "" = single process or auto
-  c.distributed.num_processes = 1
-  c.distributed.process_id = 0
-  c.distributed.auto = True                     # detect SLURM / Cloud TPU pods / JAX_COORDINATOR_ADDRESS
-
-  c.metrics = ml_collections.ConfigDict()
-  c.metrics.top_k = 30               # additivity with the top-K components (v2 Fig. 4)
-  c.metrics.salient_fraction = 0.6   # v1 App. H
-  c.metrics.salient_rel_tol = 0.05   # "similar to the baseline": RMSE to g(f0) ≤ 5% of the start (ours)
-  c.metrics.sparsity_eps = 0.01      # near zero: |x| < eps · max|x| (ours; the paper gives none)
-  c.metrics.consistency_contexts = 8
-  c.metrics.consistency_top = 10
-  c.metrics.transfer_k = 30          # top-K action fields compared between images (v2 §3.4)
-  c.metrics.decode_batch = 64        # decodes per batched call in the metrics (memory knob)
-
-  c.denoise = ml_collections.ConfigDict()
-  c.denoise.enabled = True           # v1 App. G: bounded noise on u that makes the components sparse
-  c.denoise.tau_q_relative = 0.02    # τ_q as a fraction of max|f − f0| (the paper gives no value)
-  c.denoise.steps = 300
+  c.denoise.enabled = False          # see benchmarks/README.md: composed components are already sparse
   return c

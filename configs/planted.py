@@ -1,10 +1,10 @@
 """A seconds-long run on the planted generator (tests and smoke checks)."""
 
-from configs import default
+from configs import scenes
 
 
 def get_config():
-  c = default.get_config()
+  c = scenes.get_config()
   c.workdir = "runs/planted"
   c.model.name = "planted"
   c.model.layer = "feature"

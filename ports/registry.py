@@ -9,6 +9,9 @@ from __future__ import annotations
 def build(model_config):
   """``model_config.name`` selects the family; other fields are its options."""
   name = model_config.name
+  if name == "dcgan":
+    from ports import dcgan
+    return dcgan.load(model_config.checkpoint or None)
   if name == "embedded":
     from ports import embedded
     return embedded.load(truncation=model_config.truncation)
@@ -21,4 +24,4 @@ def build(model_config):
   if name == "planted":
     from regionjax import testing
     return testing.PlantedGenerator()
-  raise ValueError(f"unknown model.name {name!r}; use 'embedded', 'biggan' or 'planted'")
+  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan' or 'planted'")

@@ -240,6 +240,7 @@ def _broadcast_chunk0(setup: solver_lib.Setup, chunk: solver_lib.ChunkResult | N
 def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.inf,
                            done: Mapping[int, solver_lib.ChunkResult] | None = None,
                            on_chunk: Callable[[int, int, solver_lib.ChunkResult], None] | None = None,
+                           lam_max: float | None = None, lam_growth: float = 4.0,
                            **options) -> solver_lib.SolverResult:
   """:func:`regionjax.solve_minimal_features`, split over all processes.
 
@@ -258,7 +259,7 @@ def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.in
                        "on its own devices — pass regionjax.distributed.local_mesh()")
   if nproc == 1:
     return solver_lib.solve_minimal_features(decode, f, f0, target, masks, tau=tau, done=done, on_chunk=on_chunk,
-                                             **options)
+                                             lam_max=lam_max, lam_growth=lam_growth, **options)
   setup = solver_lib.prepare(decode, f, f0, target, masks, **options)
   done = dict(done or {})
   first = None
@@ -270,4 +271,6 @@ def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.in
   gathered = gather_chunks(setup, results)
   gathered[0] = first
   multihost_utils.sync_global_devices("regionjax.solve_minimal_features")
-  return solver_lib.assemble(setup.problem, gathered, tau)
+  result = solver_lib.assemble(setup, gathered, tau)
+  # every process runs the (small, deterministic) λ continuation itself
+  return solver_lib.continue_unmet(setup, result, lam_max=lam_max, growth=lam_growth)

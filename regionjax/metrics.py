@@ -290,7 +290,10 @@ def additivity(components, u, k: int = ADDITIVITY_TOP_K) -> dict:
   Returns ``errors`` ``(2**n,)``, ``u_norms`` ``(2**n,)`` (``‖u(Ŝ)‖₂``, the
   curve of Fig. 4), ``order`` (subsets by ascending ``‖u(Ŝ)‖₂``, the x axis
   of Fig. 4), ``relative_errors`` (``‖h_K − u‖ / ‖u(Ŝ) − f0‖``), ``kept``
-  (the top-K fields), ``k`` and ``error_mean/max/min``.
+  (the top-K fields), ``k``, ``error_mean/max/min`` and the headline
+  ``aggregate_relative_error`` = √(Σ_Ŝ ‖h_K(Ŝ) − u(Ŝ)‖² / Σ_Ŝ ‖u(Ŝ) − f0‖²):
+  how much of the minimal features' departure from ``f0`` the top-K miss
+  (0: the K components rebuild every u(Ŝ); 1: no better than ``h = f0``).
   """
   comps = jnp.asarray(components)
   u = jnp.asarray(u)
@@ -308,9 +311,14 @@ def additivity(components, u, k: int = ADDITIVITY_TOP_K) -> dict:
   errors = np.linalg.norm(diff, axis=1) / math.sqrt(max(dim, 1))
   u_flat = _flat(u)
   u_norms = np.linalg.norm(u_flat, axis=1)
-  rel = safe_ratio(np.linalg.norm(diff, axis=1), np.linalg.norm(u_flat - u_flat[0], axis=1))
+  miss = np.linalg.norm(diff, axis=1)
+  size = np.linalg.norm(u_flat - u_flat[0], axis=1)
+  rel = safe_ratio(miss, size)
+  # one number for all Ŝ: √(Σ_Ŝ ‖h_K(Ŝ) − u(Ŝ)‖² / Σ_Ŝ ‖u(Ŝ) − f0‖²)
+  aggregate = float(safe_ratio(np.sqrt((miss.astype(np.float64) ** 2).sum()),
+                               np.sqrt((size.astype(np.float64) ** 2).sum())))
   out = {"errors": errors, "u_norms": u_norms, "order": np.argsort(u_norms, kind="stable"),
-         "relative_errors": rel, "kept": kept, "k": int(len(kept))}
+         "relative_errors": rel, "kept": kept, "k": int(len(kept)), "aggregate_relative_error": aggregate}
   out.update(_stats(errors, "error"))
   return out
 
@@ -659,7 +667,25 @@ def transferability(components_a, components_b, k: int) -> dict:
   fa, fb = top(components_a), top(components_b)
   transferable = np.isin(fa, fb)
   return {"ratio": float(transferable.sum() / k), "k": k, "fields_a": fa, "fields_b": fb,
-          "common": fa[transferable], "transferable": transferable}
+          "common": fa[transferable], "transferable": transferable,
+          "chance_uniform": float(min(k, fa.size) * min(k, fb.size) / ((1 << na) - 1) / k),
+          "chance_size_matched": transfer_chance(fa, fb, na, k)}
+
+
+def transfer_chance(fields_a, fields_b, n: int, k: int) -> float:
+  """The transferability two images would share by chance, sizes held fixed.
+
+  Replace each image's top-K fields by fields drawn uniformly among the sets of
+  the same sizes: with ``a_s``, ``b_s`` fields of size ``s`` in the two lists,
+  the expected number in common is ``Σ_s a_s · b_s / C(n, s)``; divided by K.
+  Large coalitions are few (one set of size n), so two images whose top fields
+  are all large share many of them whatever the content: this is the level a
+  ratio must clear to say the *regions* transfer.
+  """
+  size_of = lambda fields: np.bincount([bin(int(s)).count("1") for s in fields], minlength=n + 1)  # noqa: E731
+  a, b = size_of(fields_a), size_of(fields_b)
+  expected = sum(a[s] * b[s] / math.comb(n, s) for s in range(1, n + 1))
+  return float(expected / k)
 
 
 # ---------------------------------------------------------------------------
@@ -795,3 +821,55 @@ def reconstruction_errors(decode: Decode, u, image, masks, *, batch_size: int | 
   per, count = patch_sq_error(images, image, masks)
   member = np.stack([bits_of(s, n) for s in range(1 << n)])
   return union_rmse(per, count, member)
+
+
+# ---------------------------------------------------------------------------
+# The solver's movement and the headline figures
+# ---------------------------------------------------------------------------
+
+
+def alpha_movement(alpha) -> dict:
+  """How far the solver moved α from its start (``α = 1``) (v2 App. E).
+
+  ``max_one_minus_alpha_full`` = ``max |1 − α_N|``: 0 means ``u(N) = f``, the
+  features were never made minimal (e.g. an optimizer whose steps are too
+  small for the number of steps). ``mean_by_size[s]`` is the mean α over the
+  subsets of size ``s`` (s = 1 … n): minimal features keep less for fewer patches.
+  """
+  a = np.asarray(alpha, np.float64).reshape(np.shape(alpha)[0], -1)
+  n = subsets_lib.num_players_of(a.shape[0])
+  sizes = np.array([bin(s).count("1") for s in range(a.shape[0])])
+  means = a.mean(-1)
+  by_size = [float(means[sizes == k].mean()) for k in range(1, n + 1)]
+  return {"max_one_minus_alpha_full": float(np.abs(1.0 - a[-1]).max()),
+          "mean_alpha_full": float(means[-1]), "mean_by_size": by_size}
+
+
+def field_sizes(fields) -> np.ndarray:
+  """Number of patches of each bitmask field."""
+  return np.array([bin(int(s)).count("1") for s in fields], dtype=np.int64)
+
+
+def headline(decode: Decode, f, components, u, masks, *, k: int = ADDITIVITY_TOP_K, top_fraction: float = 0.1,
+             batch_size: int | None = None) -> dict:
+  """The paper-literal figures of one decomposition.
+
+  * ``rho_image_top``: mean over the strongest ``top_fraction`` of components
+    of ρ with the whole image as denominator (v2 §3.2.1: "the entire pattern");
+  * ``additivity_aggregate``: :func:`additivity`'s aggregate relative error
+    with the top-``k`` components (v2 §3.1, App. E: top-30 of 512);
+  * ``top_k_mean_field_size``: mean number of patches of the top-``k`` fields.
+  """
+  comps = jnp.asarray(components)
+  n = num_players(comps)
+  ranked = components_lib.rank(comps)
+  norms = components_lib.component_norms(comps)
+  ranked = ranked[norms[ranked] > 0]
+  top = ranked[:max(1, math.ceil(top_fraction * ((1 << n) - 1)))]
+  b = boundedness(decode, f, comps, masks, fields=top, batch_size=batch_size)
+  add = additivity(comps, u, k=k)
+  return {"rho_image_top": float(np.mean(b["rho_image"])) if top.size else 1.0,
+          "rho_players_top": float(np.mean(b["rho"])) if top.size else 1.0,
+          "top_fraction": top_fraction, "num_top": int(top.size),
+          "additivity_aggregate": add["aggregate_relative_error"], "k": add["k"],
+          "top_k_mean_field_size": float(field_sizes(add["kept"]).mean()) if add["kept"].size else 0.0}

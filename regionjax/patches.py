@@ -7,6 +7,11 @@ from typing import Sequence
 import numpy as np
 
 
+#: Rules that take the ``n`` best-scoring cells.
+SCORED_METHODS = ("difference", "center", "mask", "saliency")
+METHODS = ("indices", "random") + SCORED_METHODS
+
+
 def _edges(length: int, parts: int) -> np.ndarray:
   """``parts + 1`` integer cut points of ``[0, length)``; uneven splits allowed."""
   return np.round(np.linspace(0, length, parts + 1)).astype(int)
@@ -46,6 +51,61 @@ def cell_scores(masks: np.ndarray, target: np.ndarray, baseline: np.ndarray) -> 
   return np.array([sq[m].mean() for m in masks])
 
 
+def center_cells(rows: int, cols: int) -> np.ndarray:
+  """Cell indices ordered by the distance of the cell centre to the image centre (ties: row-major)."""
+  r, c = np.divmod(np.arange(rows * cols), cols)
+  d = (r + 0.5 - rows / 2) ** 2 + (c + 0.5 - cols / 2) ** 2
+  return np.argsort(d, kind="stable")
+
+
+def mask_scores(masks: np.ndarray, mask_image: np.ndarray) -> np.ndarray:
+  """Share of each cell covered by a boolean ``mask_image`` (H, W)."""
+  mask_image = np.asarray(mask_image, bool)
+  if mask_image.shape != masks.shape[1:]:
+    raise ValueError(f"the mask image is {mask_image.shape[1]}×{mask_image.shape[0]} pixels but the generator's "
+                     f"images are {masks.shape[2]}×{masks.shape[1]}")
+  return np.array([mask_image[m].mean() for m in masks])
+
+
+def load_mask_image(path: str) -> np.ndarray:
+  """A PNG (or any image PIL reads) as a boolean mask: pixels brighter than half the range are on."""
+  from PIL import Image, UnidentifiedImageError
+
+  try:
+    with Image.open(path) as im:
+      gray = np.asarray(im.convert("L"), np.float32)
+  except FileNotFoundError:
+    raise ValueError(f"patches.mask_path {path!r} does not exist") from None
+  except (UnidentifiedImageError, OSError) as e:
+    raise ValueError(f"patches.mask_path {path!r} is not an image: {e}") from None
+  return gray > 127.5
+
+
+def saliency_scores(masks: np.ndarray, image: np.ndarray, sigma: float = 0.35) -> np.ndarray:
+  """Object saliency of each cell: local detail weighted by a centre prior.
+
+  ``score(cell) = mean over its pixels of ‖∇x‖ · exp(−r² / (2σ²))`` where
+  ``‖∇x‖`` is the colour gradient magnitude of the image (central
+  differences, summed over channels) and ``r`` the pixel's distance from the
+  image centre in units of the image side. Objects (faces, shapes) carry
+  edges; flat or blurred backgrounds do not, and the prior breaks ties toward
+  the middle of the frame where generators centre their subject. Unlike the
+  difference from ``g(f0)``, it does not favour the border, where a face
+  generator's mean image is darkest.
+  """
+  x = np.asarray(image, np.float64)
+  gy = np.zeros_like(x)
+  gx = np.zeros_like(x)
+  gy[1:-1] = (x[2:] - x[:-2]) / 2
+  gx[:, 1:-1] = (x[:, 2:] - x[:, :-2]) / 2
+  grad = np.sqrt((gx ** 2 + gy ** 2).sum(-1))
+  h, w = grad.shape
+  yy, xx = np.mgrid[0:h, 0:w]
+  r2 = ((yy + 0.5) / h - 0.5) ** 2 + ((xx + 0.5) / w - 0.5) ** 2
+  weight = grad * np.exp(-r2 / (2 * sigma ** 2))
+  return np.array([weight[m].mean() for m in masks])
+
+
 def select_patches(
     method: str,
     n: int,
@@ -67,6 +127,9 @@ def select_patches(
       cells in ``foreground`` if given, else the top ``foreground_fraction`` of
       cells by ``scores`` (at least ``n`` of them); as v1 §4 "randomly chose 9
       regions of the main part of the image".
+    * ``'center'``, ``'mask'``, ``'saliency'``: the ``n`` cells with the
+      largest ``scores`` like ``'difference'``; the caller passes the scores
+      (:func:`center_cells` ranks, :func:`mask_scores`, :func:`saliency_scores`).
   """
   if n < 1:
     raise ValueError(f"the number of patches n must be at least 1, got {n}")
@@ -85,7 +148,7 @@ def select_patches(
     return idx
   if scores is None and (method == "difference" or foreground is None):
     raise ValueError(f"patch selection {method!r} needs per-cell scores (target vs baseline difference)")
-  if method == "difference":
+  if method in SCORED_METHODS:
     order = np.argsort(-np.asarray(scores), kind="stable")
     return np.sort(order[:n])
   if method == "random":
@@ -97,7 +160,7 @@ def select_patches(
       raise ValueError(f"only {fg.size} foreground cells to choose n={n} from")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(fg, size=n, replace=False))
-  raise ValueError(f"unknown patch selection method {method!r}; use 'indices', 'difference' or 'random'")
+  raise ValueError(f"unknown patch selection method {method!r}; use one of {METHODS}")
 
 
 def subset_masks(player_masks: np.ndarray) -> np.ndarray:

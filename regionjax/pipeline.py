@@ -50,8 +50,10 @@ def validate_config(config) -> None:
     raise ValueError(f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; "
                      f"use a finer grid or a smaller patches.n")
   subsets_lib.check_num_players(p.n, "patches.n")
-  if p.method not in ("indices", "difference", "random"):
-    raise ValueError(f"patches.method must be 'indices', 'difference' or 'random', got {p.method!r}")
+  if p.method not in patches_lib.METHODS:
+    raise ValueError(f"patches.method must be one of {patches_lib.METHODS}, got {p.method!r}")
+  if p.method == "mask" and not p.get("mask_path"):
+    raise ValueError("patches.method='mask' needs --config.patches.mask_path=FILE.png (white = object)")
   if p.method == "indices":
     idx = list(p.indices)
     if len(idx) != p.n:
@@ -63,8 +65,17 @@ def validate_config(config) -> None:
     raise ValueError(f"solver.lam must be > 0, got {s.lam}")
   if int(s.steps) != s.steps or s.steps <= 0:
     raise ValueError(f"solver.steps must be a positive integer, got {s.steps}")
-  if not s.learning_rate > 0:
-    raise ValueError(f"solver.learning_rate must be > 0, got {s.learning_rate}")
+  if not (s.learning_rate > 0 and np.isfinite(s.learning_rate)):
+    raise ValueError(f"solver.learning_rate must be a finite number > 0, got {s.learning_rate}")
+  if s.optimizer not in solver_lib.OPTIMIZERS:
+    raise ValueError(f"solver.optimizer must be one of {solver_lib.OPTIMIZERS}, got {s.optimizer!r}")
+  if s.composition not in solver_lib.COMPOSITIONS:
+    raise ValueError(f"solver.composition must be one of {solver_lib.COMPOSITIONS}, got {s.composition!r}")
+  if s.lam_max is not None and not (s.lam_max >= s.lam and np.isfinite(s.lam_max)):
+    raise ValueError(f"solver.lam_max must be None (no continuation) or a finite number ≥ solver.lam = {s.lam}, "
+                     f"got {s.lam_max}")
+  if not (s.lam_growth > 1 and np.isfinite(s.lam_growth)):
+    raise ValueError(f"solver.lam_growth must be a finite number > 1, got {s.lam_growth}")
   if s.chunk_size <= 0:
     raise ValueError(f"solver.chunk_size must be >= 1, got {s.chunk_size}")
   if s.dtype not in DTYPES:
@@ -176,10 +187,25 @@ def grid_cells(config, image_shape) -> np.ndarray:
   return patches_lib.patch_masks(h, w, p.rows, p.cols)
 
 
-def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0) -> np.ndarray:
-  """Player cells from the target-vs-baseline difference (mean over ``targets``)."""
+def cell_scores(config, cells: np.ndarray, targets: list[Target]) -> np.ndarray:
+  """Per-cell scores of ``patches.method`` (mean over ``targets``); higher = chosen first."""
   p = config.patches
-  scores = np.mean([patches_lib.cell_scores(cells, t.image, t.baseline_image) for t in targets], axis=0)
+  if p.method == "center":
+    order = patches_lib.center_cells(p.rows, p.cols)
+    scores = np.empty(order.size)
+    scores[order] = -np.arange(order.size, dtype=float)
+    return scores
+  if p.method == "mask":
+    return patches_lib.mask_scores(cells, patches_lib.load_mask_image(p.mask_path))
+  if p.method == "saliency":
+    return np.mean([patches_lib.saliency_scores(cells, t.image) for t in targets], axis=0)
+  return np.mean([patches_lib.cell_scores(cells, t.image, t.baseline_image) for t in targets], axis=0)
+
+
+def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0) -> np.ndarray:
+  """Player cells by ``patches.method`` (scores are means over ``targets``)."""
+  p = config.patches
+  scores = cell_scores(config, cells, targets)
   return patches_lib.select_patches(p.method, p.n, cells.shape[0], indices=list(p.indices) or None,
                                     scores=scores, foreground_fraction=p.foreground_fraction,
                                     seed=p.seed + seed_offset)
@@ -205,7 +231,8 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
       target.decode, target.f, f0, target.image, masks, lam=s.lam, learning_rate=s.learning_rate, steps=s.steps,
       tau=s.tau, chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
       on_chunk=on_chunk, remat=s.remat, decode_dtype=DECODE_DTYPES[s.decode_dtype],
-      memory_budget=s.memory_budget_gb * 2**30 if s.memory_budget_gb > 0 else None)
+      memory_budget=s.memory_budget_gb * 2**30 if s.memory_budget_gb > 0 else None,
+      optimizer=s.optimizer, composition=s.composition, lam_max=s.lam_max, lam_growth=s.lam_growth)
   bar.close()
   components = np.asarray(comp_lib.or_components(solution.u))
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,

@@ -57,6 +57,7 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
       ("salient", lambda: M.salient_set(decode, comps, masks, fraction=mc.salient_fraction,
                                         rel_tol=mc.salient_rel_tol, image=res.image, batch_size=bs)),
   ]
+  steps.append(("headline", lambda: M.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
   if config.denoise.enabled:
     steps.append(("denoise", lambda: _denoise(config, res)))
   bar = _progress(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
@@ -91,7 +92,14 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
       "solver": {"subsets": int(err.size), "met_tau": int(err.size - unmet.size), "tau": float(res.solution.tau),
                  "unmet": [subsets_lib.format_subset(s) for s in unmet[:50]], "num_unmet": int(unmet.size),
                  "max_error": float(err.max()), "median_error": float(np.median(err[1:])),
-                 "seconds": float(res.seconds)},
+                 "seconds": float(res.seconds), "composition": config.solver.composition,
+                 "optimizer": config.solver.optimizer,
+                 "problems_solved": int(np.sum(res.solution.solved)) if res.solution.solved is not None else None,
+                 "lam_final_max": float(np.nanmax(res.solution.lam)) if res.solution.lam is not None else None,
+                 "continued": int(np.sum(res.solution.lam > config.solver.lam)) if res.solution.lam is not None
+                 else 0},
+      "alpha": M.alpha_movement(res.solution.alpha),
+      "faithfulness": _faithfulness(raw["headline"], err.size - unmet.size, err.size),
       "top_components": [{"field": subsets_lib.format_subset(s), "players": subsets_lib.to_indices(s),
                           "norm": float(norms[s])} for s in ranked[:20]],
   }
@@ -102,6 +110,23 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
                           for side in ("before", "after")}
     scalars["denoise"]["tau_q"] = float(d["tau_q"])
   return M.summary(scalars), raw
+
+
+#: Targets of the faithfulness figures on the face model (issue "Faithful explanations…").
+TARGETS = {"rho_image_top10": 0.8, "additivity_top30": 0.3, "transferability": M.TRANSFERABILITY_SID}
+
+
+def _faithfulness(h: dict, met: int, total: int) -> dict:
+  """The headline figures of one image, each with its target and whether it is met."""
+  return {
+      "subsets_meeting_tau": {"value": int(met), "of": int(total), "met": bool(met == total)},
+      "rho_image_top10": {"value": h["rho_image_top"], "target": TARGETS["rho_image_top10"],
+                          "met": bool(h["rho_image_top"] >= TARGETS["rho_image_top10"]),
+                          "players_denominator": h["rho_players_top"], "num_components": h["num_top"]},
+      "additivity_top30": {"value": h["additivity_aggregate"], "k": h["k"], "target": TARGETS["additivity_top30"],
+                           "met": bool(h["additivity_aggregate"] <= TARGETS["additivity_top30"])},
+      "top30_mean_field_size": h["top_k_mean_field_size"],
+  }
 
 
 def _additivity_all(comps, u) -> float:
@@ -127,6 +152,16 @@ def _denoise(config, res) -> dict:
 
 
 # -------------------------------------------------------------------- figures
+def _solved_history(solution) -> np.ndarray:
+  """Objective histories of the optimised subsets (row 0 stays: loss_curves drops it)."""
+  h = np.asarray(solution.history)
+  if solution.solved is None:
+    return h
+  keep = np.asarray(solution.solved).copy()
+  keep[0] = True
+  return h[keep]
+
+
 def image_figures(config, res, raw, samples_png) -> dict:
   comps = res.components
   n = res.masks.shape[0]
@@ -142,7 +177,7 @@ def image_figures(config, res, raw, samples_png) -> dict:
   order = add["order"]
   figs = {
       "target": figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image),
-      "loss": figures.loss_curves(res.solution.history, res.solution.error, res.solution.tau),
+      "loss": figures.loss_curves(_solved_history(res.solution), res.solution.error, res.solution.tau),
       "fields": figures.action_fields(res.image, res.masks, ranked[:16], norms),
       "norms": figures.curve(np.arange(1, ranked.size + 1), [np.maximum(norms[ranked], 1e-12)], ["‖Δf_S‖₂"], "rank",
                              "‖Δf_S‖₂", "component strength by rank", logy=True),
@@ -305,11 +340,19 @@ def transfer_pairs(results, k: int) -> dict:
   for a, b in itertools.combinations(results, 2):
     if a.class_id == b.class_id and np.array_equal(a.players, b.players):
       t = M.transferability(a.components, b.components, k)
-      pairs.append({"a": a.index, "b": b.index, "class_id": a.class_id, "ratio": t["ratio"], "k": t["k"]})
+      pairs.append({"a": a.index, "b": b.index, "class_id": a.class_id, "ratio": t["ratio"], "k": t["k"],
+                    "chance_size_matched": t["chance_size_matched"], "chance_uniform": t["chance_uniform"]})
   ratios = [p["ratio"] for p in pairs]
-  return {"pairs": pairs, "k": k, "mean": float(np.mean(ratios)) if ratios else None,
-          "std": float(np.std(ratios)) if ratios else None, "paper_nvae": M.TRANSFERABILITY_NVAE,
-          "paper_sid": M.TRANSFERABILITY_SID}
+  chance = [p["chance_size_matched"] for p in pairs]
+  mean = float(np.mean(ratios)) if ratios else None
+  out = {"pairs": pairs, "k": k, "mean": mean, "std": float(np.std(ratios)) if ratios else None,
+         "chance_size_matched_mean": float(np.mean(chance)) if chance else None,
+         "chance_uniform": pairs[0]["chance_uniform"] if pairs else None,
+         "paper_nvae": M.TRANSFERABILITY_NVAE, "paper_sid": M.TRANSFERABILITY_SID,
+         "target": TARGETS["transferability"]}
+  if ratios:
+    out["met"] = bool(mean >= TARGETS["transferability"] and mean >= 2 * out["chance_size_matched_mean"])
+  return out
 
 
 def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:

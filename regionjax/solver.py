@@ -61,6 +61,8 @@ class SolverResult:
   error: jax.Array
   history: jax.Array
   tau: float = flax.struct.field(pytree_node=False, default=math.inf)
+  solved: Any = None   # (2**n,) bool: optimised (True) or composed from the singletons (False)
+  lam: Any = None      # (2**n,) the λ each solved subset ended with (λ continuation); NaN where composed
 
   @property
   def unmet(self) -> np.ndarray:
@@ -90,13 +92,30 @@ class Problem:
     return int(self.masks.shape[0])
 
 
-def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant") -> optax.GradientTransformation:
-  """Adam with a constant (paper) or cosine-decayed learning rate."""
+OPTIMIZERS = ("adam", "gd")
+COMPOSITIONS = ("independent", "max")
+
+
+def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant",
+                   optimizer: str = "adam") -> optax.GradientTransformation:
+  """The step before the projection onto ``[0, 1]^D``.
+
+  ``optimizer``: 'gd' is plain gradient descent, ``α ← α − η ∇L`` (the paper's
+  "gradient descent", v2 App. E); 'adam' is Adam (our first design's choice: it
+  moves every element by about ``η`` per step whatever its gradient).
+  ``schedule``: 'constant' (the paper) or 'cosine' decay to 1% of ``η``.
+  """
   if schedule == "constant":
-    return optax.adam(learning_rate)
-  if schedule == "cosine":
-    return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01))
-  raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+    rate = learning_rate
+  elif schedule == "cosine":
+    rate = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01)
+  else:
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; use 'constant' or 'cosine'")
+  if optimizer == "adam":
+    return optax.adam(rate)
+  if optimizer == "gd":
+    return optax.sgd(rate)
+  raise ValueError(f"unknown optimizer {optimizer!r}; use one of {OPTIMIZERS}")
 
 
 def subset_pixel_mask(masks: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -234,10 +253,19 @@ def make_chunk_runner(problem: Problem, steps_per_call: int = 0):
   return run
 
 
-def chunk_plan(n: int, chunk_size: int) -> list[np.ndarray]:
-  """Chunk 0 is ``[N]``; then ``1 … 2**n − 2`` in order, ``chunk_size`` at a time."""
+def chunk_plan(n: int, chunk_size: int, composition: str = "independent") -> list[np.ndarray]:
+  """Chunk 0 is ``[N]``; then ``1 … 2**n − 2`` in order, ``chunk_size`` at a time.
+
+  With ``composition='max'`` only the ``n`` singletons follow ``[N]`` (the
+  rest is composed from them, :func:`compose_max`).
+  """
   full = subsets_lib.full_set(n)
-  rest = np.arange(1, full, dtype=np.int64)
+  if composition == "max":
+    rest = np.array([1 << i for i in range(n) if (1 << i) != full], dtype=np.int64)
+  elif composition == "independent":
+    rest = np.arange(1, full, dtype=np.int64)
+  else:
+    raise ValueError(f"unknown composition {composition!r}; use one of {COMPOSITIONS}")
   plan = [np.array([full], dtype=np.int64)]
   plan += [rest[i:i + chunk_size] for i in range(0, rest.size, chunk_size)]
   return plan
@@ -250,7 +278,8 @@ def _available_memory_bytes() -> int:
     return 1 << 40
 
 
-def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, decode=None, allow_overlap=False):
+def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, decode=None, allow_overlap=False,
+             optimizer="adam", composition="independent"):
   """Raises ValueError naming the argument for every inconsistent input."""
   f, f0, target, masks = np.shape(f), np.shape(f0), np.shape(target), np.asarray(masks)
   if f != f0:
@@ -272,13 +301,21 @@ def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, dec
       raise ValueError(f"masks overlap (players {pairs[:5]}): player patches must be disjoint (pass allow_overlap=True if intended)")
   if not lam > 0:
     raise ValueError(f"lam (λ) must be > 0, got {lam}")
-  if not learning_rate > 0:
-    raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+  if not (learning_rate > 0 and math.isfinite(learning_rate)):
+    raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate}")
+  if not math.isfinite(lam):
+    raise ValueError(f"lam (λ) must be finite, got {lam}")
+  if optimizer not in OPTIMIZERS:
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+  if composition not in COMPOSITIONS:
+    raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
   if int(steps) != steps or steps <= 0:
     raise ValueError(f"steps must be a positive integer, got {steps}")
   if int(chunk_size) != chunk_size or chunk_size <= 0:
     raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
   need = (1 << n) * (2 * math.prod(f) * 4 + steps * 4)
+  if composition == "max":  # 2**n composed α and u, histories only for the n + 1 solved
+    need = (1 << n) * 2 * math.prod(f) * 4 + (n + 1) * steps * 4
   have = _available_memory_bytes()
   if need > have // 2:
     raise ValueError(f"n={n} needs about {need / 2**30:.1f} GiB for α and u of all 2**{n} subsets, more than half "
@@ -311,16 +348,20 @@ class Setup:
   devices: int
   mesh: Mesh | None
   dtype: Any
+  composition: str = "independent"
+  steps_per_call: int = 0
 
   @property
   def num_chunks(self) -> int:
     return len(self.plan)
 
 
-def chunk_width(n: int, chunk_size: int, devices: int = 1) -> int:
-  """The chunk size actually used: ``chunk_size`` capped by the ``2**n − 2``
-  subsets left after ``N``, rounded up to a multiple of ``devices``."""
-  return devices * math.ceil(min(chunk_size, max((1 << n) - 2, 1)) / devices)
+def chunk_width(n: int, chunk_size: int, devices: int = 1, composition: str = "independent") -> int:
+  """The chunk size actually used: ``chunk_size`` capped by the subsets left
+  to solve after ``N`` (``2**n − 2``, or the ``n`` singletons with
+  ``composition='max'``), rounded up to a multiple of ``devices``."""
+  solved = n if composition == "max" else (1 << n) - 2
+  return devices * math.ceil(min(chunk_size, max(solved, 1)) / devices)
 
 
 def _memory_of(compiled) -> int | None:
@@ -383,10 +424,12 @@ def prepare(
     decode: Decode, f, f0, target, masks, *, lam: float, learning_rate: float, steps: int,
     chunk_size: int = 64, dtype: Any = jnp.float32, schedule: str = "constant", allow_overlap: bool = False,
     mesh: Mesh | None = None, remat: Any = False, decode_dtype: Any = None,
-    memory_budget: float | None = None, steps_per_call: int | None = None) -> Setup:
+    memory_budget: float | None = None, steps_per_call: int | None = None, optimizer: str = "adam",
+    composition: str = "independent") -> Setup:
   """Validates the inputs and builds the :class:`Setup` of a solve."""
   validate(f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
-           chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap)
+           chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap, optimizer=optimizer,
+           composition=composition)
   n = masks.shape[0]
   devices = 1 if mesh is None else mesh.devices.size
   if memory_budget is not None:
@@ -395,7 +438,7 @@ def prepare(
   problem = Problem(
       decode=decode, f=jnp.asarray(f, dtype), f0=jnp.asarray(f0, dtype),
       target=jnp.asarray(target, dtype), masks=jnp.asarray(masks, bool), lam=float(lam),
-      optimizer=make_optimizer(learning_rate, int(steps), schedule), steps=int(steps),
+      optimizer=make_optimizer(learning_rate, int(steps), schedule, optimizer), steps=int(steps),
       remat=remat, decode_dtype=decode_dtype)
   _decoder(problem)  # validates remat
   if steps_per_call is None:
@@ -403,24 +446,31 @@ def prepare(
   if int(steps_per_call) != steps_per_call or steps_per_call < 0:
     raise ValueError(f"steps_per_call must be a non-negative integer, got {steps_per_call}")
   run = make_chunk_runner(problem, int(steps_per_call))
-  width = chunk_width(n, chunk_size, devices)
-  return Setup(problem=problem, run=run, plan=chunk_plan(n, width), width=width, devices=devices, mesh=mesh,
-               dtype=dtype)
+  width = chunk_width(n, chunk_size, devices, composition)
+  return Setup(problem=problem, run=run, plan=chunk_plan(n, width, composition), width=width, devices=devices,
+               mesh=mesh, dtype=dtype, composition=composition, steps_per_call=int(steps_per_call))
 
 
-def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array) -> ChunkResult:
+def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array, ids: np.ndarray | None = None) -> ChunkResult:
   """Solves chunk ``index`` of ``setup.plan`` from the warm start ``alpha_start``.
+
+  ``alpha_start`` is one feature-shaped α for all subsets, or one per subset.
+  ``ids`` replaces the plan's subsets (at most ``setup.width`` of them; used
+  by the λ continuation, :func:`continue_unmet`).
 
   The chunk is padded (repeating its last subset) to ``setup.width`` (chunk 0:
   to a multiple of the device count) and, with a mesh, its subset axis is
   sharded over all of the mesh's devices; padding is dropped from the result.
   """
-  ids = setup.plan[index]
+  ids = setup.plan[index] if ids is None else np.asarray(ids, np.int64)
   devices = setup.devices
   pad_to = devices * math.ceil(ids.size / devices) if index == 0 else setup.width
   padded = np.concatenate([ids, np.repeat(ids[-1:], pad_to - ids.size)])
   alpha_start = jnp.asarray(alpha_start, setup.dtype)
-  alpha0 = jnp.broadcast_to(alpha_start, (pad_to,) + alpha_start.shape)
+  if alpha_start.shape == setup.problem.f.shape:  # one warm start for the whole chunk
+    alpha0 = jnp.broadcast_to(alpha_start, (pad_to,) + alpha_start.shape)
+  else:  # one per subset
+    alpha0 = jnp.concatenate([alpha_start, jnp.repeat(alpha_start[-1:], pad_to - ids.size, axis=0)])
   sid = jnp.asarray(padded, jnp.int32)
   if setup.mesh is not None:
     spec = NamedSharding(setup.mesh, P(setup.mesh.axis_names))
@@ -497,6 +547,10 @@ def solve_minimal_features(
     decode_dtype: Any = None,
     memory_budget: float | None = None,
     steps_per_call: int | None = None,
+    optimizer: str = "adam",
+    composition: str = "independent",
+    lam_max: float | None = None,
+    lam_growth: float = 4.0,
 ) -> SolverResult:
   """Solves ``u(S)`` for all ``2**n`` subsets (see module docstring).
 
@@ -505,7 +559,7 @@ def solve_minimal_features(
     f, f0: the feature of the target and the baseline feature.
     target: the image ``x = g(f)`` to regenerate, ``(H, W, C)``.
     masks: boolean ``(n, H, W)``, one per player, in player order.
-    lam, learning_rate, steps: λ, Adam's step size and the number of steps.
+    lam, learning_rate, steps: λ, the step size and the number of steps.
     tau: error bound; subsets above it are flagged in ``result.unmet``.
     chunk_size: subsets per compiled batch (memory knob).
     dtype: dtype of α, the objective and the optimizer state.
@@ -530,17 +584,65 @@ def solve_minimal_features(
     steps_per_call: 0 runs all steps in one ``lax.scan``; ``k > 0`` runs
       compiled blocks of ``k`` unrolled steps (faster on XLA:CPU); ``None``
       picks :func:`default_steps_per_call`.
+    optimizer: 'gd' (projected gradient descent, the paper) or 'adam'.
+    composition: 'independent' solves all ``2**n − 1`` problems; 'max' solves
+      ``N`` (the singletons' warm start) and the ``n`` singletons and composes
+      ``α_S = max_{i∈S} α_{i}`` (:func:`compose_max`).
+    lam_max, lam_growth: λ continuation (τ as a constraint): a solved subset
+      that misses ``tau`` — with 'max', a singleton that belongs to a composed
+      subset that misses it — is solved again from where it stopped with λ
+      multiplied by ``lam_growth``, while λ stays ≤ ``lam_max`` (``None``: no
+      continuation).
   """
   setup = prepare(decode, f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
                   chunk_size=chunk_size, dtype=dtype, schedule=schedule, allow_overlap=allow_overlap, mesh=mesh,
                   remat=remat, decode_dtype=decode_dtype, memory_budget=memory_budget,
-                  steps_per_call=steps_per_call)
+                  steps_per_call=steps_per_call, optimizer=optimizer, composition=composition)
   results = solve_chunks(setup, range(setup.num_chunks), done=done, on_chunk=on_chunk)
-  return assemble(setup.problem, results, tau)
+  return continue_unmet(setup, assemble(setup, results, tau), lam_max=lam_max, growth=lam_growth)
 
 
-def assemble(problem: Problem, results: Mapping[int, ChunkResult], tau: float) -> SolverResult:
-  """Stacks chunk results into bitmask order, with ``u(∅) = f0`` exactly."""
+def compose_max(alpha_singletons: jax.Array) -> jax.Array:
+  """``α_S = max_{i∈S} α_{i}`` element-wise for every bitmask ``S``; ``α_∅ = 0``.
+
+  ``alpha_singletons``: ``(n, *feature_shape)`` in player order. A butterfly
+  over the players, ``O(2**n · D)``. The composed minimal features
+  ``u(S) = f0 + α_S ⊙ Δf`` are an element-wise max game: their OR components
+  are :func:`regionjax.components.max_components` in closed form.
+  """
+  a = jnp.asarray(alpha_singletons)
+  out = jnp.zeros((1,) + a.shape[1:], a.dtype)
+  for i in range(a.shape[0]):
+    out = jnp.concatenate([out, jnp.maximum(out, a[i])], axis=0)
+  return out
+
+
+def subset_errors(setup: Setup, alpha: np.ndarray, ids: np.ndarray) -> np.ndarray:
+  """RMSE of ``g(f0 + α_S ⊙ Δf)`` against the target on the pixels of ``S``,
+  decoded in compiled batches of ``setup.width``."""
+  problem = setup.problem
+  fn = jax.jit(lambda a, s: _final_error(problem, a, s))
+  out = np.zeros(len(ids), np.float32)
+  w = setup.width
+  for k in range(0, len(ids), w):
+    part = np.asarray(ids[k:k + w])
+    pad = np.concatenate([part, np.repeat(part[-1:], w - part.size)])
+    err = fn(jnp.asarray(alpha[pad], setup.dtype), jnp.asarray(pad, jnp.int32))
+    out[k:k + part.size] = np.asarray(err)[:part.size]
+  return out
+
+
+def _solved_ids(setup: Setup) -> np.ndarray:
+  return np.concatenate(setup.plan)
+
+
+def assemble(setup: Setup, results: Mapping[int, ChunkResult], tau: float) -> SolverResult:
+  """Stacks chunk results into bitmask order, with ``u(∅) = f0`` exactly.
+
+  With ``composition='max'`` every non-empty subset (``N`` too) is composed
+  from the solved singletons and its error is measured by decoding it.
+  """
+  problem = setup.problem
   size = 1 << problem.n
   fshape = problem.f.shape
   alpha = np.zeros((size,) + fshape, np.asarray(results[0].alpha).dtype)
@@ -550,8 +652,74 @@ def assemble(problem: Problem, results: Mapping[int, ChunkResult], tau: float) -
     alpha[chunk.subsets] = chunk.alpha
     history[chunk.subsets] = chunk.history
     error[chunk.subsets] = chunk.error
+  solved = np.zeros(size, bool)
+  solved[_solved_ids(setup)] = True
+  if setup.composition == "max" and problem.n > 1:
+    solved[size - 1] = False  # α_N was only the singletons' warm start; u(N) is composed
+  lam = np.where(solved, problem.lam, np.nan)
+  return _finish(setup, alpha, history, error, solved, lam, tau)
+
+
+def _finish(setup: Setup, alpha, history, error, solved, lam, tau) -> SolverResult:
+  problem = setup.problem
+  n = problem.n
+  alpha = np.array(alpha)
+  error = np.array(error)
+  if setup.composition == "max":
+    singles = alpha[[1 << i for i in range(n)]]
+    alpha = np.array(compose_max(singles))
+    composed = np.array([s for s in range(1, 1 << n) if s & (s - 1)], np.int64)  # |S| ≥ 2, N included
+    if composed.size:
+      error[composed] = subset_errors(setup, alpha, composed)
   alpha[0] = 0.0
   alpha = jnp.asarray(alpha)
   u = problem.f0 + alpha * (problem.f - problem.f0)
   u = u.at[0].set(problem.f0)
-  return SolverResult(alpha=alpha, u=u, error=jnp.asarray(error), history=jnp.asarray(history), tau=float(tau))
+  return SolverResult(alpha=alpha, u=u, error=jnp.asarray(error), history=jnp.asarray(history), tau=float(tau),
+                      solved=np.asarray(solved), lam=np.asarray(lam, np.float64))
+
+
+def _to_resolve(setup: Setup, result: SolverResult) -> np.ndarray:
+  """The solved subsets a λ continuation round takes up (see :func:`continue_unmet`)."""
+  unmet = np.nonzero(np.asarray(result.unmet))[0]
+  unmet = unmet[unmet > 0]
+  if setup.composition != "max":
+    return unmet
+  n = setup.problem.n
+  members = np.zeros(n, bool)
+  for s in unmet:
+    members |= ((int(s) >> np.arange(n)) & 1).astype(bool)
+  return np.array([1 << i for i in range(n) if members[i]], np.int64)
+
+
+def continue_unmet(setup: Setup, result: SolverResult, *, lam_max: float | None, growth: float = 4.0) -> SolverResult:
+  """λ continuation: τ as the paper's constraint, not only a flag.
+
+  While some subset misses ``τ`` and ``λ · growth ≤ lam_max``, the subsets
+  :func:`_to_resolve` names are solved again for ``steps`` steps from their
+  current α with λ multiplied by ``growth`` (a larger weight on the image
+  term: eq. 5's constrained problem approached by penalties). Composed
+  subsets are recomposed after each round. What still misses τ stays in
+  ``result.unmet`` and is reported.
+  """
+  if lam_max is None or not np.asarray(result.unmet).any():
+    return result
+  if not growth > 1:
+    raise ValueError(f"lam_growth must be > 1, got {growth}")
+  alpha = np.array(result.alpha)
+  history, error = np.array(result.history), np.array(result.error)
+  lam_used, solved = np.array(result.lam), np.asarray(result.solved)
+  lam = setup.problem.lam
+  while True:
+    ids = _to_resolve(setup, result)
+    if ids.size == 0 or lam * growth > lam_max * (1 + 1e-9):
+      return result
+    lam *= growth
+    problem = dataclasses.replace(setup.problem, lam=float(lam))
+    setup = dataclasses.replace(setup, problem=problem, run=make_chunk_runner(problem, setup.steps_per_call))
+    for k in range(0, ids.size, setup.width):
+      part = ids[k:k + setup.width]
+      chunk = solve_chunk(setup, 1, alpha[part], ids=part)
+      alpha[part], history[part], error[part] = chunk.alpha, chunk.history, chunk.error
+      lam_used[part] = lam
+    result = _finish(setup, alpha, history, error, solved, lam_used, result.tau)

@@ -24,8 +24,8 @@ from regionjax import denoise as denoise_lib
 from regionjax import figures
 from regionjax import io as io_lib
 from regionjax import metrics as M
+from regionjax import progress
 from regionjax import subsets as subsets_lib
-from regionjax.pipeline import _progress
 
 STRIP_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -59,7 +59,7 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   ]
   if config.denoise.enabled:
     steps.append(("denoise", lambda: _denoise(config, res)))
-  bar = _progress(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
+  bar = progress.bar(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
   for name, fn in steps:
     bar.set_postfix(metric=name)
     raw[name] = fn()

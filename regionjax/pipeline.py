@@ -3,7 +3,7 @@
 generator → baseline ``f0`` over many codes → target image(s) from seeded
 codes → patch selection → all ``2**n`` minimal features (checkpointed by
 chunk) → OR components → metrics → figures and ``report.html``. Outputs go to
-``config.workdir`` (DESIGN §4): ``report.html``, ``metrics.json``,
+``config.workdir`` (docs/layout.md §Outputs): ``report.html``, ``metrics.json``,
 ``components.npz``, ``config.json`` and ``checkpoints/``.
 """
 

@@ -36,7 +36,7 @@ def _uri(png: bytes) -> str:
 
 # -------------------------------------------------------------------- metrics
 def compute_metrics(config, res) -> tuple[dict, dict]:
-  """All faithfulness metrics of one image (DESIGN §5): (JSON-able, raw curves)."""
+  """All faithfulness metrics of one image (docs/method.md §Metrics): (JSON-able, raw curves)."""
   mc = config.metrics
   comps, u, decode, masks = res.components, np.asarray(res.solution.u), res.decode, res.masks
   n = masks.shape[0]

@@ -15,7 +15,7 @@ import re
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SKIP_DIRS = {"__pycache__", "build", "dist", "runs", "node_modules"}
+SKIP_DIRS = {"__pycache__", "build", "dist", "runs", "node_modules", "venv"}
 EXTENSIONS = (".py", ".md", ".j2")
 # Spelled in pieces so that this file does not match itself.
 FORBIDDEN = ("DES" + "IGN §", "DES" + "IGN.md", ".." + "/shared", "/work" + "/shared")

@@ -1,1 +1,1 @@
-"""Ports of released generators to Flax (one package per family, DESIGN §6)."""
+"""Ports of released generators to Flax (one package per family, docs/adding_a_generator.md)."""

@@ -1,7 +1,7 @@
 """regionjax: disentangle a generator's feature into regional OR components.
 
 Method: "Disentangling Regional Primitives for Image Generation" (Chen, Cheng,
-Ding, Lin, Zhang; arXiv 2410.04421). See DESIGN.md for the conventions.
+Ding, Lin, Zhang; arXiv 2410.04421). See docs/method.md for the conventions.
 """
 
 from regionjax import denoise, metrics, subsets

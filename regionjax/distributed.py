@@ -85,11 +85,8 @@ def detect_cluster(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def is_initialized() -> bool:
-  try:
-    from jax._src import distributed as _dist  # pylint: disable=g-import-not-at-top
-    return _dist.global_state.client is not None
-  except Exception:  # pragma: no cover - private API moved
-    return jax.process_count() > 1
+  """True once ``jax.distributed.initialize`` has run in this process."""
+  return jax.distributed.is_initialized()
 
 
 def initialize(config: Any = None) -> bool:

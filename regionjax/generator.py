@@ -1,4 +1,4 @@
-"""The generator protocol: how a model reaches the core (DESIGN §4)."""
+"""The generator protocol: how a model reaches the core (docs/adding_a_generator.md)."""
 
 from __future__ import annotations
 

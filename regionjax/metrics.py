@@ -1,9 +1,9 @@
-"""Faithfulness metrics of the feature components (DESIGN §5), as pure functions.
+"""Faithfulness metrics of the feature components (docs/method.md §Metrics), as pure functions.
 
 Every function takes arrays and returns a plain ``dict`` of NumPy arrays and
 Python numbers: the curves for plotting and the scalars for ``metrics.json``
 (pass any of them through :func:`summary` to get JSON-able floats and lists;
-non-finite values become ``None``). Conventions (DESIGN §2):
+non-finite values become ``None``). Conventions (docs/method.md §Subsets as bitmasks):
 
 * ``components``: ``(2**n, *feature_shape)`` from ``rj.or_components(u)``;
   index 0 is ``f0``, index ``S`` is ``Δf_S``.
@@ -19,7 +19,7 @@ numerator is 0 (a zero component paints nothing) and never produce NaN.
 
 Paper references: v1 = arXiv 2410.04421v1 ("Disentangling Regional Primitives
 for Image Generation"), v2 = the revised version ("Disentangling Primitive
-Representation Structures for Image Generation"); see ../shared/papers.
+Representation Structures for Image Generation"); see docs/method.md §References.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from regionjax import transforms
 Decode = Callable[[jax.Array], jax.Array]
 
 # ---------------------------------------------------------------------------
-# The paper's numbers (only those that survive in the text of ../shared/papers).
+# The paper's numbers (only those that survive in the extracted text of the paper).
 # ---------------------------------------------------------------------------
 
 #: v2 §3.1 and App. E ("selected the top-30 of all the 512 feature components"):
@@ -233,7 +233,7 @@ def _stats(x: np.ndarray, prefix: str) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Completeness (v2 Axiom 1, Theorem 2 with Ŝ = N; DESIGN §5)
+# Completeness (v2 Axiom 1, Theorem 2 with Ŝ = N; docs/method.md §Completeness)
 # ---------------------------------------------------------------------------
 
 
@@ -281,7 +281,7 @@ def additivity(components, u, k: int = ADDITIVITY_TOP_K) -> dict:
   """Matching error of the top-K OR surrogate (v2 §3.1, Fig. 4; App. E).
 
       h_K(Ŝ) = f0 + Σ_{S ∈ topK, S∩Ŝ≠∅} Δf_S        (v2 eq. 7 / v1 eq. 11)
-      error(Ŝ) = ‖h_K(Ŝ) − u(Ŝ)‖₂ / √D              (DESIGN §5)
+      error(Ŝ) = ‖h_K(Ŝ) − u(Ŝ)‖₂ / √D              (docs/method.md §Additivity)
 
   for every ``Ŝ ⊆ N``; topK are the ``k`` components with the largest
   ``‖Δf_S‖₂`` (the paper: top-30 of 512). With ``k ≥ 2**n − 1`` the error is
@@ -332,7 +332,7 @@ def boundedness(decode: Decode, f, components, masks, fields=None, *, batch_size
   """Boundedness ratio ``ρ_S`` of the regional pattern of each component (v2 §3.2.1, Fig. 6).
 
       p_S = g(f) − g(f − Δf_S)                                (v2 §2.3, "regional pattern")
-      ρ_S = ‖p_S ⊙ mask(S)‖² / ‖p_S ⊙ mask(N)‖²               (players' pixels, DESIGN §5)
+      ρ_S = ‖p_S ⊙ mask(S)‖² / ‖p_S ⊙ mask(N)‖²     (players' pixels; docs/method.md §Boundedness)
 
   ``mask(S)`` is the union of the patches of the action field ``S``. The
   denominator counts the pixels of all chosen patches: eq. 5 constrains only

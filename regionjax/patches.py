@@ -1,4 +1,4 @@
-"""Grid patches of an image and the choice of the ``n`` players (DESIGN §2)."""
+"""Grid patches of an image and the choice of the ``n`` players (docs/method.md §Patches and players)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 generator → baseline ``f0`` over many codes → target image(s) from seeded
 codes → patch selection → all ``2**n`` minimal features (checkpointed by
 chunk) → OR components → metrics → figures and ``report.html``. Outputs go to
-``config.workdir`` (DESIGN §4): ``report.html``, ``metrics.json``,
+``config.workdir`` (docs/layout.md §Outputs): ``report.html``, ``metrics.json``,
 ``components.npz``, ``config.json`` and ``checkpoints/``.
 """
 
@@ -12,29 +12,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from regionjax import components as comp_lib
 from regionjax import distributed
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
+from regionjax import progress
 from regionjax import solver as solver_lib
 from regionjax import subsets as subsets_lib
 from regionjax.generator import check_layer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 DECODE_DTYPES = {"": None, "float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
-
-def _progress(**kw):
-  return tqdm(file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **kw)
 
 
 # --------------------------------------------------------------------- config
@@ -119,7 +114,7 @@ def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_
   """``f0``: the mean feature at ``layer`` over ``num_codes`` codes (v1 §4),
   classes spread evenly over all ``num_classes`` when the model has classes."""
   total = None
-  bar = _progress(total=num_codes, desc="baseline f0", unit="code")
+  bar = progress.bar(total=num_codes, desc="baseline f0", unit="code")
   for start in range(0, num_codes, batch_size):
     k = min(batch_size, num_codes - start)
     classes = None if not num_classes else (np.arange(start, start + k) % num_classes)
@@ -218,7 +213,7 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
   s = config.solver
   store = io_lib.ChunkStore(ckpt_dir)
   done = store.load_all()
-  bar = _progress(total=(1 << len(players)) - 1, desc=f"solve image {target.index}", unit="subset")
+  bar = progress.bar(total=(1 << len(players)) - 1, desc=f"solve image {target.index}", unit="subset")
   bar.update(sum(c.subsets.size for c in done.values()))
 
   def on_chunk(i, total, chunk):

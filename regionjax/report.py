@@ -24,8 +24,8 @@ from regionjax import denoise as denoise_lib
 from regionjax import figures
 from regionjax import io as io_lib
 from regionjax import metrics as M
+from regionjax import progress
 from regionjax import subsets as subsets_lib
-from regionjax.pipeline import _progress
 
 STRIP_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 
@@ -36,7 +36,7 @@ def _uri(png: bytes) -> str:
 
 # -------------------------------------------------------------------- metrics
 def compute_metrics(config, res) -> tuple[dict, dict]:
-  """All faithfulness metrics of one image (DESIGN §5): (JSON-able, raw curves)."""
+  """All faithfulness metrics of one image (docs/method.md §Metrics): (JSON-able, raw curves)."""
   mc = config.metrics
   comps, u, decode, masks = res.components, np.asarray(res.solution.u), res.decode, res.masks
   n = masks.shape[0]
@@ -60,7 +60,7 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   steps.append(("headline", lambda: M.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
   if config.denoise.enabled:
     steps.append(("denoise", lambda: _denoise(config, res)))
-  bar = _progress(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
+  bar = progress.bar(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
   for name, fn in steps:
     bar.set_postfix(metric=name)
     raw[name] = fn()

@@ -1,4 +1,4 @@
-"""Subsets of the players as bitmask integers (DESIGN §2).
+"""Subsets of the players as bitmask integers (docs/method.md §Subsets as bitmasks).
 
 Bit ``i`` of an integer ``S`` is set iff chosen patch ``i`` is in ``S``. Arrays
 indexed by subsets have the subset axis first, of length ``2**n``: index ``0``

@@ -112,7 +112,7 @@ def planted_generator(
 
 
 class PlantedGenerator:
-  """The planted decoder behind the generator protocol (DESIGN §4).
+  """The planted decoder behind the generator protocol (docs/adding_a_generator.md).
 
   Codes are ``{'z': (B, D)}``; the feature at the only tap ``'feature'`` is
   ``f0 + z``, so the mean feature over many codes is ≈ ``f0``, and the image

@@ -1,4 +1,4 @@
-"""Faithfulness metrics (DESIGN §5) on the planted generator, whose answer is known."""
+"""Faithfulness metrics (docs/method.md §Metrics) on the planted generator, whose answer is known."""
 
 import json
 import math

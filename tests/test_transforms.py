@@ -1,4 +1,4 @@
-"""Exact identities of the subset transforms (DESIGN §2), n = 0 … 12."""
+"""Exact identities of the subset transforms (docs/method.md §OR interactions), n = 0 … 12."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""`BigGANGenerator`: a BigGAN-deep behind the generator protocol (DESIGN §4).
+"""`BigGANGenerator`: a BigGAN-deep behind the generator protocol (docs/adding_a_generator.md).
 
 Codes are `{'z': (B, z_dim) float32, 'class_vector': (B, num_classes) float32,
 'truncation': float}` as in the reference call `model(z, class_vector,
@@ -35,7 +35,7 @@ def truncated_noise(rng, num: int, dim_z: int, truncation: float = 1.0):
 
 
 class BigGANGenerator:
-    """BigGAN-deep generator object (DESIGN §4 protocol).
+    """BigGAN-deep generator object (protocol: docs/adding_a_generator.md).
 
     Args:
       config: `BigGANConfig`.

@@ -1,7 +1,7 @@
 """The embedded default generator: a small BigGAN-deep trained on procedural scenes.
 
 ``load()`` returns a ``ports.biggan.BigGANGenerator`` (the generator protocol of
-DESIGN §4) built from the weights shipped beside this file, so ``python
+docs/adding_a_generator.md) built from the weights shipped beside this file, so ``python
 main.py`` does real work with no downloads. See README.md here for what it is
 and how to retrain it (``python -m ports.embedded.train``).
 """

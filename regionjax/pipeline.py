@@ -213,7 +213,9 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
   s = config.solver
   store = io_lib.ChunkStore(ckpt_dir)
   done = store.load_all()
-  bar = progress.bar(total=(1 << len(players)) - 1, desc=f"solve image {target.index}", unit="subset")
+  n = len(players)
+  total = n + 1 if s.composition == "max" and n > 1 else (1 << n) - 1  # problems optimised
+  bar = progress.bar(total=total, desc=f"solve image {target.index}", unit="subset")
   bar.update(sum(c.subsets.size for c in done.values()))
 
   def on_chunk(i, total, chunk):
@@ -314,5 +316,6 @@ def run(config, make_generator: Callable) -> dict:
   if not writer:  # process 0 writes the outputs once
     return {}
   metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - started)
+  metrics["summary"]["seconds_total"] = time.time() - started  # printed: metrics and report included
   print(report_lib.summary_text(metrics, report_path, reused=False))
   return metrics

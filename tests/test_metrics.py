@@ -350,3 +350,42 @@ def test_metrics_on_solver_result(planted):
   ctrl = M.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, [1, 2, 4, 8])
   assert ctrl["final_rmse_mean"] < 0.02 < ctrl["initial_rmse_mean"]
   assert M.salient_set(planted.decode, comps, planted.masks)["num_salient"] >= 5
+
+
+def test_aggregate_additivity_definition():
+  """√(Σ_Ŝ ‖h_K(Ŝ) − u(Ŝ)‖² / Σ_Ŝ ‖u(Ŝ) − f0‖²), checked by hand on a 2-player example."""
+  f0 = np.zeros(2)
+  comps = np.array([f0, [1.0, 0.0], [0.0, 2.0], [0.5, 0.5]])      # ∅, {0}, {1}, {0,1}
+  u = np.asarray(rj.or_matching(jnp.asarray(comps)))
+  out = M.additivity(comps, u, k=1)                                 # keeps only {1} (norm 2)
+  h = np.array([f0, f0, [0, 2.0], [0, 2.0]])
+  want = np.sqrt(((h - u) ** 2).sum() / ((u - f0) ** 2).sum())
+  assert out["aggregate_relative_error"] == pytest.approx(want)
+  assert M.additivity(comps, u, k=3)["aggregate_relative_error"] == pytest.approx(0.0, abs=1e-7)
+
+
+def test_transfer_chance_levels():
+  # two lists of the 3 singletons of n = 3, K = 3: same sizes → every singleton is shared by chance
+  a = np.array([1, 2, 4])
+  assert M.transfer_chance(a, a, 3, 3) == pytest.approx(1.0)
+  # one field of size 2 each: C(3,2) = 3 sets, expected 1/3 in common
+  assert M.transfer_chance(np.array([3]), np.array([5]), 3, 1) == pytest.approx(1 / 3)
+  comps = np.zeros((8, 2))
+  comps[[1, 2, 4]] = [[3, 0], [2, 0], [1, 0]]
+  t = M.transferability(comps, comps, 3)
+  assert t["ratio"] == 1.0 and t["chance_size_matched"] == pytest.approx(1.0)
+  assert t["chance_uniform"] == pytest.approx(3 / 7)
+
+
+def test_headline_on_planted(planted, comps, bad):
+  """Planted generator: every component paints only its field, and the planted fields rebuild every u."""
+  u = np.asarray(rj.or_matching(jnp.asarray(comps)))
+  h = M.headline(planted.decode, jnp.asarray(planted.f), comps, u, planted.masks, k=6)
+  assert h["rho_image_top"] > 0.99
+  assert h["additivity_aggregate"] < 1e-6
+  sizes = [bin(s).count("1") for s in planted.fields]
+  assert h["top_k_mean_field_size"] == pytest.approx(np.mean(sizes))
+  # a corrupted decomposition: the block of {0,1} moved into {0} paints patch 1 from the field {0}
+  hb = M.headline(planted.decode, jnp.asarray(planted.f), bad, u, planted.masks, k=6)
+  assert hb["rho_image_top"] < 0.95
+  assert hb["additivity_aggregate"] > 0.05

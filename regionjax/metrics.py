@@ -454,7 +454,7 @@ def boundary_breach(decode: Decode, components, masks, players=None, *, fraction
 
 
 def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 8, seed: int = 0, top: int = 10,
-                kept=None, batch_size: int | None = None) -> dict:
+                kept=None, batch_size: int | None = None, paper_literal: bool = False) -> dict:
   """Inconsistency of the regional pattern of ``Δf_S`` across contexts (v2 §3.3, Fig. 7).
 
   A context is a random set of patches ``T ⊆ N \\ S`` (non-empty, uniform,
@@ -470,7 +470,9 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
   ``T``; we drop those whose field also meets ``S`` (the brief's "components
   whose fields are disjoint from S"), because such a component paints ``S``'s
   own patches and would change the pattern even for a perfectly consistent
-  generator. When ``N \\ S`` is empty there is no context: the value is 0 and
+  generator. ``paper_literal=True`` uses v2 §3.3's Ω_T as written: every
+  component whose field meets ``T`` (``S`` itself left out).
+  When ``N \\ S`` is empty there is no context: the value is 0 and
   ``num_contexts`` is 0 for that field. A zero component gives 0.
 
   Args:
@@ -503,7 +505,8 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
     if choices.size:
       contexts[a] = rng.choice(choices, size=num_contexts, replace=True)
     for t in contexts[a]:
-      w = (keep & ((all_s & int(t)) != 0) & ((all_s & int(s)) == 0)).astype(np.float32)
+      clear = (all_s != int(s)) if paper_literal else ((all_s & int(s)) == 0)
+      w = (keep & ((all_s & int(t)) != 0) & clear).astype(np.float32)
       weights.append(w)
   if not len(fields):
     out = {"fields": fields, "inconsistency": np.zeros(0), "per_context": np.zeros((0, num_contexts)),

@@ -50,6 +50,9 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
       ("boundary_breach", lambda: M.boundary_breach(decode, comps, masks, batch_size=bs)),
       ("consistency", lambda: M.consistency(decode, comps, num_contexts=mc.consistency_contexts,
                                             top=mc.consistency_top, seed=config.seed, batch_size=bs)),
+      ("consistency_paper", lambda: M.consistency(decode, comps, num_contexts=mc.consistency_contexts,
+                                                  top=mc.consistency_top, seed=config.seed, batch_size=bs,
+                                                  paper_literal=True)),
       ("controllable", lambda: M.controllable_reconstruction(
           decode, comps, res.image, masks, [1 << i for i in range(n)] + [subsets_lib.full_set(n)], batch_size=bs)),
       ("sequential", lambda: M.sequential_reconstruction(decode, comps, res.image, masks, seed=config.seed,
@@ -58,6 +61,8 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
                                         rel_tol=mc.salient_rel_tol, image=res.image, batch_size=bs)),
   ]
   steps.append(("headline", lambda: M.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
+  # Algorithm 2 on the salient set (v1 App. E/H): random multi-patch targets, so p = 1 is a real test
+  steps.append(("salient_algorithm2", lambda: _salient_algorithm2(config, res, raw["salient"])))
   if config.denoise.enabled:
     steps.append(("denoise", lambda: _denoise(config, res)))
   bar = progress.bar(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
@@ -82,6 +87,8 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
       "boundedness_top10pct": _top_rho(raw["boundedness"], max(1, math.ceil(0.1 * ranked.size))),
       "boundary_breach": {k: raw["boundary_breach"][k] for k in ("breach_max", "breach_mean", "others_final_mean")},
       "consistency": {k: raw["consistency"][k] for k in ("inconsistency_mean", "inconsistency_max")},
+      "consistency_paper": {k: raw["consistency_paper"][k] for k in ("inconsistency_mean", "inconsistency_max")},
+      "salient_algorithm2": raw["salient_algorithm2"]["scalars"],
       "controllable": {k: raw["controllable"][k] for k in ("initial_rmse_mean", "final_rmse_mean")},
       "sequential": {k: raw["sequential"][k] for k in ("new_rmse_mean", "final_rmse")},
       "salient": {"num_salient": raw["salient"]["num_salient"], "fraction_salient": raw["salient"]["fraction_salient"],
@@ -141,6 +148,32 @@ def _mean_faithfulness(per: list[dict]) -> dict:
           "additivity_top30": {"value": add, "k": per[0]["additivity_top30"]["k"],
                                "target": TARGETS["additivity_top30"], "met": add <= TARGETS["additivity_top30"]},
           "top30_mean_field_size": float(np.mean([p["top30_mean_field_size"] for p in per]))}
+
+
+def random_target_sets(n: int, count: int, seed: int) -> np.ndarray:
+  """``count`` distinct random target sets of 2 … n − 1 patches (fewer if n is small)."""
+  rng = np.random.default_rng(seed)
+  pool = [s for s in range(1, 1 << n) if 2 <= bin(s).count("1") <= max(2, n - 1)]
+  if not pool:
+    return np.array([subsets_lib.full_set(n)], np.int64)
+  return np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False)).astype(np.int64)
+
+
+def _salient_algorithm2(config, res, salient) -> dict:
+  """Controllable and sequential reconstruction and boundary breach with only the salient components kept."""
+  comps, masks, bs = res.components, res.masks, config.metrics.decode_batch
+  kept = np.asarray(salient["salient_fields"])
+  n = masks.shape[0]
+  targets = random_target_sets(n, 8, config.seed)
+  ctl = M.controllable_reconstruction(res.decode, comps, res.image, masks, targets, kept=kept, batch_size=bs)
+  seq = M.sequential_reconstruction(res.decode, comps, res.image, masks, seed=config.seed, kept=kept, batch_size=bs)
+  br = M.boundary_breach(res.decode, comps, masks, kept=kept, batch_size=bs)
+  return {"raw": {"controllable": ctl, "sequential": seq, "breach": br},
+          "scalars": {"num_kept": int(kept.size), "targets": [subsets_lib.format_subset(t) for t in targets],
+                      "controllable_initial_rmse_mean": ctl["initial_rmse_mean"],
+                      "controllable_final_rmse_mean": ctl["final_rmse_mean"],
+                      "sequential_new_rmse_mean": seq["new_rmse_mean"], "sequential_final_rmse": seq["final_rmse"],
+                      "breach_max": br["breach_max"], "breach_mean": br["breach_mean"]}}
 
 
 def _additivity_all(comps, u) -> float:
@@ -273,7 +306,13 @@ def metric_rows(m: dict) -> list[dict]:
        "‖h_K(Ŝ)−u(Ŝ)‖/√D: a few components rebuild every minimal feature"),
       ("additivity error, all components", f(m["additivity"]["error_all_components"]), "0 (OR matching)",
        "linear additivity holds exactly with every component"),
-      ("boundedness ρ, top 10% (mean / min)",
+      ("boundedness ρ over the whole image, top 10% (paper's definition)",
+       f(m["faithfulness"]["rho_image_top10"]["value"]), "close to 1 (v2 §3.2.1, Fig. 6)",
+       "share of a pattern's energy inside its action field, the entire image as denominator"),
+      (f"additivity, aggregate over all Ŝ, top {m['faithfulness']['additivity_top30']['k']} (paper's figure)",
+       f(m["faithfulness"]["additivity_top30"]["value"]), "small (v2 §3.1, Fig. 4)",
+       "√(Σ‖h_K(Ŝ)−u(Ŝ)‖² / Σ‖u(Ŝ)−f0‖²): 0 = the top K rebuild every minimal feature"),
+      ("boundedness ρ, players' pixels as denominator, top 10% (ours; mean / min)",
        f"{f(m['boundedness_top10pct']['mean'])} / {f(m['boundedness_top10pct']['min'])}", "close to 1 (v2 Fig. 6)",
        "share of a pattern's energy inside its action field"),
       ("boundedness ρ, all components (mean)", f(m["boundedness"]["rho_mean"]), "close to 1 (v2 Fig. 6)", ""),
@@ -281,7 +320,10 @@ def metric_rows(m: dict) -> list[dict]:
        f"{f(m['boundary_breach']['breach_max'])} / {f(m['boundary_breach']['breach_mean'])}", "≈ 0 (v2 Fig. 5)",
        "components that exclude a patch leave it as in g(f0)"),
       ("… while other patches change (RMSE at p = 1)", f(m["boundary_breach"]["others_final_mean"]), "grows (v2 Fig. 5)", ""),
-      ("inconsistency of patterns (mean / max)",
+      ("inconsistency of patterns, Ω_T = all components meeting T (paper's definition; mean / max)",
+       f"{f(m['consistency_paper']['inconsistency_mean'])} / {f(m['consistency_paper']['inconsistency_max'])}",
+       "small (v2 §3.3, Fig. 7)", "a component paints the same pattern whatever else is painted"),
+      ("inconsistency, Ω_T without components meeting S (ours; mean / max)",
        f"{f(m['consistency']['inconsistency_mean'])} / {f(m['consistency']['inconsistency_max'])}",
        "small (v2 Fig. 7)", "a component paints the same pattern whatever else is painted"),
       ("controllable reconstruction RMSE (p = 0 → 1)",
@@ -295,6 +337,13 @@ def metric_rows(m: dict) -> list[dict]:
        f"{m['salient']['num_salient']} / {m['salient']['num_top_fraction']} of {m['salient']['num_components']}",
        "top 60% (v1 App. H)", "components needed before the image falls back to the baseline"),
       ("subsets meeting τ", f"{m['solver']['met_tau']} / {m['solver']['subsets']}", "all", "solver convergence"),
+      ("Algorithm 2 with the salient components only: controllable RMSE on random multi-patch Ŝ (p = 0 → 1)",
+       f"{f(m['salient_algorithm2']['controllable_initial_rmse_mean'])} → "
+       f"{f(m['salient_algorithm2']['controllable_final_rmse_mean'])}", "decreases to ≈ 0 (v1 App. E, H)",
+       f"{m['salient_algorithm2']['num_kept']} salient components; Ŝ = {', '.join(m['salient_algorithm2']['targets'])}"),
+      ("… sequential: RMSE of the patch just added / breach max",
+       f"{f(m['salient_algorithm2']['sequential_new_rmse_mean'])} / {f(m['salient_algorithm2']['breach_max'])}",
+       "small / ≈ 0 (v2 Fig. 5, 11)", "same, salient components only"),
   ]
   if "denoise" in m:
     d = m["denoise"]

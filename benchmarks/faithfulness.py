@@ -41,6 +41,8 @@ VARIANTS = {
     "max-adam": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine"), False),
     "max-gd": (dict(composition="max", optimizer="gd", learning_rate=1e-3, schedule="constant"), False),
     "max-adam-denoised": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine"), True),
+    "max-adam-refined": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine",
+                              refine_steps=20), False),
 }
 
 

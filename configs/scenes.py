@@ -58,6 +58,7 @@ def get_config():
   c.solver.composition = "independent"  # 'independent' (2**n solves) or 'max' (n + 1 solves, composed)
   c.solver.lam_max = ml_collections.config_dict.placeholder(float)  # λ continuation cap (None: off)
   c.solver.lam_growth = 4.0           # λ ← λ·growth for subsets that miss τ, while λ ≤ lam_max
+  c.solver.refine_steps = 0           # 'max': then this many steps of every composed subset from its composed α
 
   c.distributed = ml_collections.ConfigDict()   # multi-host runs (regionjax.distributed)
   c.distributed.coordinator_address = ""        # "host:port" of process 0; "" = single process or auto

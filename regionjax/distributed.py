@@ -237,7 +237,7 @@ def _broadcast_chunk0(setup: solver_lib.Setup, chunk: solver_lib.ChunkResult | N
 def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.inf,
                            done: Mapping[int, solver_lib.ChunkResult] | None = None,
                            on_chunk: Callable[[int, int, solver_lib.ChunkResult], None] | None = None,
-                           lam_max: float | None = None, lam_growth: float = 4.0,
+                           lam_max: float | None = None, lam_growth: float = 4.0, refine_steps: int = 0,
                            **options) -> solver_lib.SolverResult:
   """:func:`regionjax.solve_minimal_features`, split over all processes.
 
@@ -256,7 +256,8 @@ def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.in
                        "on its own devices — pass regionjax.distributed.local_mesh()")
   if nproc == 1:
     return solver_lib.solve_minimal_features(decode, f, f0, target, masks, tau=tau, done=done, on_chunk=on_chunk,
-                                             lam_max=lam_max, lam_growth=lam_growth, **options)
+                                             lam_max=lam_max, lam_growth=lam_growth, refine_steps=refine_steps,
+                                             **options)
   setup = solver_lib.prepare(decode, f, f0, target, masks, **options)
   done = dict(done or {})
   first = None
@@ -270,4 +271,5 @@ def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.in
   multihost_utils.sync_global_devices("regionjax.solve_minimal_features")
   result = solver_lib.assemble(setup, gathered, tau)
   # every process runs the (small, deterministic) λ continuation itself
-  return solver_lib.continue_unmet(setup, result, lam_max=lam_max, growth=lam_growth)
+  result = solver_lib.continue_unmet(setup, result, lam_max=lam_max, growth=lam_growth)
+  return solver_lib.refine(setup, result, refine_steps)

@@ -69,6 +69,8 @@ def validate_config(config) -> None:
   if s.lam_max is not None and not (s.lam_max >= s.lam and np.isfinite(s.lam_max)):
     raise ValueError(f"solver.lam_max must be None (no continuation) or a finite number ≥ solver.lam = {s.lam}, "
                      f"got {s.lam_max}")
+  if int(s.refine_steps) != s.refine_steps or s.refine_steps < 0:
+    raise ValueError(f"solver.refine_steps must be an integer ≥ 0, got {s.refine_steps}")
   if not (s.lam_growth > 1 and np.isfinite(s.lam_growth)):
     raise ValueError(f"solver.lam_growth must be a finite number > 1, got {s.lam_growth}")
   if s.chunk_size <= 0:
@@ -229,7 +231,8 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
       tau=s.tau, chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
       on_chunk=on_chunk, remat=s.remat, decode_dtype=DECODE_DTYPES[s.decode_dtype],
       memory_budget=s.memory_budget_gb * 2**30 if s.memory_budget_gb > 0 else None,
-      optimizer=s.optimizer, composition=s.composition, lam_max=s.lam_max, lam_growth=s.lam_growth)
+      optimizer=s.optimizer, composition=s.composition, lam_max=s.lam_max, lam_growth=s.lam_growth,
+      refine_steps=s.refine_steps)
   bar.close()
   components = np.asarray(comp_lib.or_components(solution.u))
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,

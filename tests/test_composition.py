@@ -155,3 +155,14 @@ def test_paper_biggan_settings_move_alpha_with_gd_not_adam():
     moved[opt] = M.alpha_movement(np.stack([np.zeros_like(alpha), alpha]))["max_one_minus_alpha_full"]
   assert moved["gd"] > 0.5, moved
   assert moved["adam"] < 0.15, moved
+
+
+def test_refine_starts_from_the_composition_and_keeps_the_planted_answer(planted, composed):
+  refined = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks, tau=0.02,
+                                      composition="max", refine_steps=10, **SETTINGS)
+  assert np.asarray(refined.solved)[1:].all()
+  assert not refined.unmet.any()
+  np.testing.assert_allclose(np.asarray(refined.u), planted.expected_u(), atol=0.03)
+  # singletons are not refined: identical to the composition's
+  for i in range(planted.n):
+    np.testing.assert_array_equal(np.asarray(refined.alpha[1 << i]), np.asarray(composed.alpha[1 << i]))

@@ -47,8 +47,20 @@ VARIANTS = {
 
 
 def setup(args):
-  gen = dcgan.load()
-  layer = args.layer
+  """The face DCGAN (default) or the embedded scenes BigGAN-deep (``--model scenes``, class 0, its config's players)."""
+  if args.model == "scenes":
+    from configs import scenes
+    from ports import embedded
+    gen, layer = embedded.load(), args.layer or "layer2"
+    f0 = pipeline.compute_baseline(gen, layer, 1000, 250, jax.random.PRNGKey(1), gen.num_classes)
+    codes = gen.sample_codes(jax.random.PRNGKey(0), args.images, classes=np.zeros(args.images, int))
+    targets = [pipeline.prepare_target(gen, codes, i, layer, f0) for i in range(args.images)]
+    config = scenes.get_config()
+    config.patches.n = args.n
+    cells = pipeline.grid_cells(config, targets[0].image.shape)
+    players = pipeline.choose_players(config, cells, targets)
+    return gen, f0, targets, cells[players], players
+  gen, layer = dcgan.load(), args.layer or "layer2"
   f0 = pipeline.compute_baseline(gen, layer, 1000, 250, jax.random.PRNGKey(1), None)
   codes = gen.sample_codes(jax.random.PRNGKey(0), args.images)
   targets = [pipeline.prepare_target(gen, codes, i, layer, f0) for i in range(args.images)]
@@ -112,7 +124,8 @@ def main():
   ap.add_argument("--variants", default="max-gd,max-adam,max-adam-denoised,independent-adam")
   ap.add_argument("--images", type=int, default=2)
   ap.add_argument("--n", type=int, default=9)
-  ap.add_argument("--layer", default="layer2")
+  ap.add_argument("--model", default="face", choices=("face", "scenes"))
+  ap.add_argument("--layer", default="")
   ap.add_argument("--lam", type=float, default=200.0)
   ap.add_argument("--steps", type=int, default=200)
   ap.add_argument("--tau", type=float, default=0.1)
@@ -130,7 +143,8 @@ def main():
     for b in raw:
       if a.startswith("independent") and b.startswith("max") and VARIANTS[a][0]["optimizer"] == VARIANTS[b][0]["optimizer"]:
         ratios[f"{b} / {a}"] = l1_ratio(raw[a], raw[b], args.n)
-  print(f"\n{machine()}\nplayers {players.tolist()}, λ = {args.lam}, {args.steps} steps, τ = {args.tau}\n")
+  print(f"\n{machine()}\n{args.model} at {args.layer or 'layer2'}, players {players.tolist()}, λ = {args.lam}, "
+        f"{args.steps} steps, τ = {args.tau}\n")
   cols = ["variant", "met_tau", "rho_image_top10", "additivity_top30", "transferability", "chance_size_matched",
           "mean_field_size_top30", "max_one_minus_alpha_N", "seconds"]
   print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

@@ -71,15 +71,39 @@ def image_grid(images, titles=None, cols=8, size=1.4, suptitle=None) -> bytes:
   return png(fig)
 
 
-def action_fields(image, masks, fields, norms, max_panels=16) -> bytes:
-  """Heat map of how many top components cover each patch (v1 Fig. 3–4), and
-  each top component's action field over the image."""
+def action_region_weights(fields, l1_norms, n: int) -> np.ndarray:
+  """Per-patch weight of the action regions (v1 App. H): each component adds
+  its L1 norm divided by the number of patches of its field to every patch of
+  its field. Returns ``(n,)``."""
+  w = np.zeros(n, np.float64)
+  for s in fields:
+    idx = subsets_lib.to_indices(int(s))
+    w[idx] += float(l1_norms[int(s)]) / max(len(idx), 1)
+  return w
+
+
+def action_fields(image, masks, fields, norms, max_panels=16, l1_norms=None) -> bytes:
+  """Heat map of the action regions of the top components, and each top
+  component's action field over the image (v1 Fig. 3–4).
+
+  With ``l1_norms`` (``‖Δf_S‖₁`` by bitmask) the heat map is v1 App. H's: each
+  component weighs ``‖Δf_S‖₁ / |S|`` on each patch of its field, shown as
+  ``exp`` of the weights normalised to [0, 1] ("an exponential operation …
+  to enhance the contrast"); without, it counts covering components.
+  """
   fields = list(fields)[:max_panels]
   n = masks.shape[0]
+  if l1_norms is not None:
+    w = action_region_weights(fields, l1_norms, n)
+    w = np.exp(w / max(w.max(), 1e-30))
+  else:
+    w = np.zeros(n)
+    for s in fields:
+      w[subsets_lib.to_indices(s)] += 1
   count = np.zeros(masks.shape[1:], np.float32)
-  for s in fields:
-    for i in subsets_lib.to_indices(s):
-      count += masks[i]
+  for i in range(n):
+    if w[i] > 0:
+      count += masks[i] * np.float32(w[i])
   cols = min(8, len(fields) + 1)
   rows = int(np.ceil((len(fields) + 1) / cols))
   fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
@@ -88,7 +112,8 @@ def action_fields(image, masks, fields, norms, max_panels=16) -> bytes:
   ax = axes.flat[0]
   ax.imshow(to_rgb(image) * 0.5)
   im = ax.imshow(np.ma.masked_where(count == 0, count), cmap="inferno", alpha=0.75)
-  ax.set_title(f"cover of top {len(fields)}", fontsize=7)
+  ax.set_title(f"action regions of top {len(fields)}" + (" (L1/|S|, exp)" if l1_norms is not None else ""),
+               fontsize=7)
   fig.colorbar(im, ax=ax, fraction=0.046)
   for k, s in enumerate(fields):
     ax = axes.flat[k + 1]

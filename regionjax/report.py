@@ -225,7 +225,8 @@ def image_figures(config, res, raw, samples_png) -> dict:
   figs = {
       "target": figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image),
       "loss": figures.loss_curves(_solved_history(res.solution), res.solution.error, res.solution.tau),
-      "fields": figures.action_fields(res.image, res.masks, ranked[:16], norms),
+      "fields": figures.action_fields(res.image, res.masks, ranked[:16], norms,
+                                      l1_norms=np.abs(np.asarray(comps).reshape(comps.shape[0], -1)).sum(-1)),
       "norms": figures.curve(np.arange(1, ranked.size + 1), [np.maximum(norms[ranked], 1e-12)], ["‖Δf_S‖₂"], "rank",
                              "‖Δf_S‖₂", "component strength by rank", logy=True),
       "patterns": figures.patterns(patterns, top.tolist(), res.masks),

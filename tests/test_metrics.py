@@ -389,3 +389,12 @@ def test_headline_on_planted(planted, comps, bad):
   hb = M.headline(planted.decode, jnp.asarray(planted.f), bad, u, planted.masks, k=6)
   assert hb["rho_image_top"] < 0.95
   assert hb["additivity_aggregate"] > 0.05
+
+
+def test_action_region_weights_v1_app_h():
+  """Each component adds ‖Δf_S‖₁ / |S| to every patch of its field (v1 App. H)."""
+  from regionjax import figures
+  l1 = np.zeros(8)
+  l1[0b001], l1[0b011], l1[0b111] = 2.0, 4.0, 9.0
+  w = figures.action_region_weights([0b001, 0b011, 0b111], l1, 3)
+  np.testing.assert_allclose(w, [2 + 2 + 3, 2 + 3, 3])

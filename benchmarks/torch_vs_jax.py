@@ -13,8 +13,11 @@ the same number of steps.
   PyTorch (paper): for each S, a fresh Adam on α_S and a Python loop of steps.
   regionjax:       all K subsets in one jit-compiled vmap, steps in lax.scan.
 
-Reported: subset-steps per second (K·steps / wall time, compile excluded and
-shown apart), the ratio, and the largest |α_torch − α_jax| after the run.
+Timing: ``--repeats`` interleaved repetitions (JAX, PyTorch, JAX, PyTorch, …),
+so that load on the machine hits both alike; reported are the median
+subset-steps per second of each (K·steps / wall time, compile excluded and
+shown apart), the min–max spread, the ratio of the medians and the ratio's
+spread over the pairs, and the largest |α_torch − α_jax| after the run.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def main(argv=None):
   ap.add_argument("--lam", type=float, default=500.0)
   ap.add_argument("--lr", type=float, default=1e-4)
   ap.add_argument("--torch-threads", type=int, default=0, help="0 = torch's default")
+  ap.add_argument("--repeats", type=int, default=5, help="interleaved repetitions of each (medians reported)")
   args = ap.parse_args(argv)
   import torch
   if args.torch_threads:
@@ -104,24 +108,32 @@ def main(argv=None):
   compile_s = time.perf_counter() - t
   mem = compiled.memory_analysis()
   peak = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2**20
-  t = time.perf_counter()
-  alpha_jax = np.asarray(jax.block_until_ready(compiled(alpha0, sid))[0])
-  jax_s = time.perf_counter() - t
-  rss_after_jax = peak_rss_mib()
-
   torch_loop(prob, subsets[:1], lam=args.lam, lr=args.lr, steps=1)  # warm-up, not timed
-  t = time.perf_counter()
-  alpha_torch = torch_loop(prob, subsets, lam=args.lam, lr=args.lr, steps=steps)
-  torch_s = time.perf_counter() - t
+  jax_times, torch_times = [], []
+  for _ in range(args.repeats):  # A B A B …: load on the machine hits both alike
+    t = time.perf_counter()
+    alpha_jax = np.asarray(jax.block_until_ready(compiled(alpha0, sid))[0])
+    jax_times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    alpha_torch = torch_loop(prob, subsets, lam=args.lam, lr=args.lr, steps=steps)
+    torch_times.append(time.perf_counter() - t)
+  rss_after_jax = peak_rss_mib()
+  jax_s, torch_s = float(np.median(jax_times)), float(np.median(torch_times))
+  pair_ratios = np.array(torch_times) / np.array(jax_times)
 
   diff = float(np.abs(alpha_torch - alpha_jax).max())
   work = k * steps
+  spread = lambda ts: f"{work / max(ts):.3f}–{work / min(ts):.3f}"  # noqa: E731
   rows = [
-      ("PyTorch per-subset loop (paper)", f"{torch_s:.1f}", "—", f"{work / torch_s:.3f}", "1.00×", "—"),
-      (f"regionjax batched (vmap×{k}, {'scan' if setup_steps_per_call == 0 else 'unrolled steps'})", f"{jax_s:.1f}", f"{compile_s:.1f}", f"{work / jax_s:.3f}",
-       f"{torch_s / jax_s:.2f}×", f"{peak:.0f} MiB"),
+      ("PyTorch per-subset loop (paper)", f"{torch_s:.1f}", "—", f"{work / torch_s:.3f}", spread(torch_times),
+       "1.00×", "—"),
+      (f"regionjax batched (vmap×{k}, {'scan' if setup_steps_per_call == 0 else 'unrolled steps'})", f"{jax_s:.1f}",
+       f"{compile_s:.1f}", f"{work / jax_s:.3f}", spread(jax_times), f"{torch_s / jax_s:.2f}×", f"{peak:.0f} MiB"),
   ]
-  print(table(("method", "run s", "compile s", "subset-steps/s", "speed-up", "XLA peak"), rows))
+  print(table(("method", "median run s", "compile s", "subset-steps/s (median)", "min–max", "speed-up", "XLA peak"),
+              rows))
+  print(f"# {args.repeats} interleaved repetitions; speed-up = ratio of medians {torch_s / jax_s:.2f}×, per pair "
+        f"{pair_ratios.min():.2f}×–{pair_ratios.max():.2f}× (median {np.median(pair_ratios):.2f}×)")
   print(f"# max |α_torch − α_jax| after {steps} steps: {diff:.2e}; process peak RSS {peak_rss_mib():.0f} MiB "
         f"({rss_after_jax:.0f} MiB after the JAX run)")
 

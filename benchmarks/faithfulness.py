@@ -64,8 +64,8 @@ def setup(args):
   f0 = pipeline.compute_baseline(gen, layer, 1000, 250, jax.random.PRNGKey(1), None)
   codes = gen.sample_codes(jax.random.PRNGKey(0), args.images)
   targets = [pipeline.prepare_target(gen, codes, i, layer, f0) for i in range(args.images)]
-  cells = patches_lib.patch_masks(64, 64, 6, 6)
-  players = np.sort(patches_lib.center_cells(6, 6)[:args.n])
+  cells = patches_lib.patch_masks(64, 64, args.grid, args.grid)
+  players = np.sort(patches_lib.center_cells(args.grid, args.grid)[:args.n])
   return gen, f0, targets, cells[players], players
 
 
@@ -125,6 +125,7 @@ def main():
   ap.add_argument("--images", type=int, default=2)
   ap.add_argument("--n", type=int, default=9)
   ap.add_argument("--model", default="face", choices=("face", "scenes"))
+  ap.add_argument("--grid", type=int, default=6, help="face: a grid × grid grid, the n central cells are players")
   ap.add_argument("--layer", default="")
   ap.add_argument("--lam", type=float, default=200.0)
   ap.add_argument("--steps", type=int, default=200)

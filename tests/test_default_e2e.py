@@ -18,7 +18,7 @@ def test_default_config_batch_of_two_faces(tmp_path):
   proc = subprocess.run([sys.executable, "main.py", f"--config.workdir={workdir}", "--config.target.num_images=2"],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "model dcgan at layer2" in proc.stdout and "whole-image ρ" in proc.stdout
+  assert "model dcgan at layer3" in proc.stdout and "whole-image ρ" in proc.stdout
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))
   assert metrics["solver"]["met_tau"] == metrics["solver"]["subsets"] == 1024
   t = metrics["transferability"]
@@ -28,7 +28,7 @@ def test_default_config_batch_of_two_faces(tmp_path):
     data = np.load(os.path.join(d, "components.npz"))
     for key in ("f", "components", "masks", "image"):
       assert key in data.files, key
-    assert data["components"].shape == (512, 16, 16, 128) and data["image"].shape == (64, 64, 3)
+    assert data["components"].shape == (512, 32, 32, 64) and data["image"].shape == (64, 64, 3)
     assert np.isfinite(data["components"]).all()
     m = json.load(open(os.path.join(d, "metrics.json")))
     f = m["faithfulness"]

@@ -21,8 +21,8 @@ from .model import DCGAN, DCGANConfig
 
 __all__ = ["DCGAN", "DCGANConfig", "DCGANGenerator", "DEFAULT_LAYER", "WEIGHTS", "load"]
 
-#: The tap the face config explains: 16×16×128 features (D = 32768).
-DEFAULT_LAYER = "layer2"
+#: The tap the face config explains: 32×32×64 features (D = 65536); see configs/default.py.
+DEFAULT_LAYER = "layer3"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, "weights.msgpack")

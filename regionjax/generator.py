@@ -14,8 +14,14 @@ class Generator(Protocol):
   """Anything that can be split at a named layer ``z --d--> f --g--> x``."""
 
   layers: Sequence[str]
+  num_classes: int | None
+  """Number of classes of a class-conditional model; ``None`` when unconditional."""
 
-  def sample_codes(self, rng: jax.Array, num: int) -> Codes: ...
+  def sample_codes(self, rng: jax.Array, num: int, classes=None) -> Codes:
+    """``num`` codes; ``classes`` (class-conditional models only): one id or ``num`` ids."""
+
+  def class_of(self, codes: Codes) -> Any:
+    """The class id of each code, ``(B,)`` ints, or ``None`` when unconditional."""
 
   def generate(self, codes: Codes) -> jax.Array:
     """``(B, H, W, 3)`` float32 images in ``[-1, 1]``."""

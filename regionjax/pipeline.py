@@ -100,8 +100,6 @@ def _slice_codes(codes, start: int, stop: int):
 
 
 def _sample(gen, rng, num: int, classes):
-  if classes is None:
-    return gen.sample_codes(rng, num)
   return gen.sample_codes(rng, num, classes=classes)
 
 
@@ -172,7 +170,7 @@ def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target
 
   baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
   _check_finite("the baseline image g(f0)", baseline_image)
-  return Target(index=index, class_id=_class_of(codes1), image=image, baseline_image=baseline_image, f=f,
+  return Target(index=index, class_id=_class_of(gen, codes1), image=image, baseline_image=baseline_image, f=f,
                 decode=decode)
 
 
@@ -241,13 +239,10 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
                      seconds=time.time() - t0)
 
 
-def _class_of(codes1):
-  """The class of a one-code batch: one-hot ``class_vector`` (BigGAN) or ``label``."""
-  if "class_vector" in codes1:
-    return int(np.argmax(np.asarray(codes1["class_vector"])[0]))
-  if "label" in codes1:
-    return int(np.asarray(codes1["label"])[0])
-  return None
+def _class_of(gen, codes1):
+  """The class of a one-code batch (``None`` for an unconditional model)."""
+  ids = gen.class_of(codes1)
+  return None if ids is None else int(np.asarray(ids).reshape(-1)[0])
 
 
 # ---------------------------------------------------------------- the run
@@ -283,7 +278,7 @@ def run(config, make_generator: Callable) -> dict:
   mesh = distributed.local_mesh() if config.solver.shard and jax.local_device_count() > 1 else None
   gen = make_generator(config.model)
   layer = check_layer(gen, config.model.layer)
-  num_classes = getattr(gen, "num_classes", None)
+  num_classes = gen.num_classes
   class_id = config.target.class_id
   if class_id is not None and class_id >= 0 and num_classes is not None and not class_id < num_classes:
     raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")

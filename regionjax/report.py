@@ -375,9 +375,8 @@ def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
 
 def _samples(config, gen) -> bytes | None:
   num = 16
-  nc = getattr(gen, "num_classes", None)
-  kw = {"classes": np.arange(num) % nc} if nc else {}
-  codes = gen.sample_codes(jax.random.PRNGKey(config.seed + 7), num, **kw)
+  nc = gen.num_classes
+  codes = gen.sample_codes(jax.random.PRNGKey(config.seed + 7), num, classes=np.arange(num) % nc if nc else None)
   return figures.image_grid(np.asarray(gen.generate(codes)), cols=8, suptitle="samples from random codes")
 
 

@@ -132,6 +132,9 @@ class PlantedGenerator:
       raise ValueError(f"class id out of range: the planted generator has {self.num_classes} class(es)")
     return {"z": z, "label": jnp.asarray(labels)}
 
+  def class_of(self, codes):
+    return np.asarray(codes["label"]).astype(np.int64)
+
   def encode(self, codes, layer: str) -> jax.Array:
     if layer not in self.layers:
       raise ValueError(f"unknown layer {layer!r}; this generator's layers are {list(self.layers)}")

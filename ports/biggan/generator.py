@@ -118,6 +118,10 @@ class BigGANGenerator:
         return {"z": z, "class_vector": jax.nn.one_hot(ids, self.config.num_classes, dtype=jnp.float32),
                 "truncation": t}
 
+    def class_of(self, codes) -> np.ndarray:
+        """Class id of each code: the argmax of its one-hot `class_vector`."""
+        return np.argmax(np.asarray(codes["class_vector"]), axis=-1).astype(np.int64)
+
     def one_hot(self, classes) -> jnp.ndarray:
         ids = np.asarray(classes).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.config.num_classes):

@@ -51,12 +51,18 @@ class DCGANGenerator:
       raise ValueError(f"unknown layer {layer!r}; the DCGAN's layers are {list(self.layers)}")
     return self.layers.index(layer)
 
-  def sample_codes(self, rng, num: int) -> dict:
-    """``num`` codes z ~ N(0, I)."""
+  def sample_codes(self, rng, num: int, classes=None) -> dict:
+    """``num`` codes z ~ N(0, I) (an unconditional model: ``classes`` must be None)."""
+    if classes is not None:
+      raise ValueError("the DCGAN is unconditional: it takes no classes")
     num = int(num)
     if num < 1:
       raise ValueError(f"num must be positive, got {num}")
     return {"z": jax.random.normal(rng, (num, self.config.nz), jnp.float32)}
+
+  def class_of(self, codes):
+    del codes
+    return None
 
   def _z(self, codes):
     try:

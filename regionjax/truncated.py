@@ -445,6 +445,30 @@ def solve_truncated(decode, f, f0, target, masks, *, max_order: int, lam: float,
                          composition=composition, tau=float(tau), seconds=time.time() - t0)
 
 
+# ------------------------------------------------------------------ config (pipeline)
+def config_max_order(config) -> int:
+  """``config.solver.max_order`` (0 when the config has no such key: the full ``2**n`` solve)."""
+  return int(config.solver.get("max_order", 0) or 0)
+
+
+def validate_config(config) -> None:
+  """The checks of this mode; ValueError says how to fix."""
+  s, p = config.solver, config.patches
+  k = s.get("max_order", 0)
+  if isinstance(k, bool) or int(k) != k or k < 0:
+    raise ValueError(f"solver.max_order must be an integer >= 0 (0 = all 2**n subsets), got {k!r}")
+  if not k:
+    return
+  if p.n > MAX_PLAYERS:
+    raise ValueError(f"patches.n={p.n}: with solver.max_order > 0 bitmasks of up to {MAX_PLAYERS} players fit "
+                     f"an int64; use patches.n <= {MAX_PLAYERS}")
+  if s.refine_steps:
+    raise ValueError("solver.refine_steps > 0 is not supported with solver.max_order > 0; set it to 0")
+  if config.distributed.num_processes > 1:
+    raise ValueError("solver.max_order > 0 runs in one process (its chunks are sharded over local devices); "
+                     "set distributed.num_processes=1")
+
+
 # ------------------------------------------------------------------ explained pixels
 def explained_by_order(decode, components, orders, target, baseline_image, cells, batch: int = 8) -> np.ndarray:
   """How much of each grid cell's pixels the components of order ≤ j explain, ``j = 0 … k``.

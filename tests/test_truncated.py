@@ -184,3 +184,65 @@ def test_continuation_and_bad_input(planted6):
   few = dict(SETTINGS, steps=5)
   res = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, tau=1e-4, lam_max=800.0, **few)
   assert np.nanmax(res.lam) == pytest.approx(800.0) and math.isfinite(res.residual["relative"])
+
+
+# ------------------------------------------------------------------ pipeline
+def _main(*args, timeout=300):
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS="")
+  return subprocess.run([sys.executable, os.path.join(root, "main.py"),
+                         f"--config={os.path.join(root, 'configs', 'planted.py')}", *args], cwd=root, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_pipeline_max_order(tmp_path):
+  import json
+  import os
+  workdir = str(tmp_path / "run")
+  proc = _main(f"--config.workdir={workdir}", "--config.solver.max_order=2")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  metrics = json.load(open(os.path.join(workdir, "metrics.json")))
+  r = metrics["residual"]
+  assert 0 <= r["relative"] < 0.02 and r["or_matching"]["count"] == 11
+  assert metrics["solver"]["problems_solved"] == 11 and metrics["solver"]["met_tau"] == 11
+  top = {c["field"] for c in metrics["top_components"][:6]}
+  assert top == {"{0}", "{1}", "{0,1}", "{2,3}", "{1,3}", "{3}"}  # the planted fields (all of order ≤ 2)
+  shares = np.array(metrics["explained"]["share_by_order"], dtype=float)
+  assert shares.shape == (2, 9) and np.nanmin(shares[1, :4]) > 0.9  # the players' cells redrawn by order ≤ 2
+  data = np.load(os.path.join(workdir, "components.npz"))
+  assert data["fields"].dtype == np.int64 and data["components"].shape == (11, 23)
+  html = open(os.path.join(workdir, "report.html")).read()
+  assert "What the truncation leaves out" in html and "are skipped in this mode" in html
+  assert html.count("data:image/png;base64,") == 4
+  again = _main(f"--config.workdir={workdir}", "--config.solver.max_order=2")
+  assert again.returncode == 0 and "Finished earlier" in again.stdout and "residual" in again.stdout
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"solver.max_order": -1}, "solver.max_order must be an integer >= 0"),
+    ({"solver.max_order": 2, "solver.refine_steps": 3}, "refine_steps"),
+    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 40}, "use n <= 30"),
+    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 63, "solver.max_order": 1}, "use patches.n <= 62"),
+])
+def test_config_checks(changes, match):
+  from configs import planted as planted_config
+  from regionjax import pipeline
+  config = planted_config.get_config()
+  for key, value in changes.items():
+    group, name = key.split(".")
+    config[group][name] = value
+  with pytest.raises(ValueError, match=match):
+    pipeline.validate_config(config)
+  config = planted_config.get_config()
+  config.patches.update(rows=8, cols=8, n=40, method="center")
+  config.solver.max_order = 2
+  pipeline.validate_config(config)  # n = 40 is fine with max_order > 0
+
+
+def test_pipeline_bad_input_is_one_error_line(tmp_path):
+  proc = _main(f"--config.workdir={tmp_path / 'bad'}", "--config.solver.max_order=-1", timeout=120)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "error: solver.max_order must be an integer >= 0" in proc.stderr and "Traceback" not in proc.stderr

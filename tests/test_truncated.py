@@ -246,3 +246,34 @@ def test_pipeline_bad_input_is_one_error_line(tmp_path):
   proc = _main(f"--config.workdir={tmp_path / 'bad'}", "--config.solver.max_order=-1", timeout=120)
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "error: solver.max_order must be an integer >= 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_membership_encoding_matches_bitmasks():
+  """Subsets of more than 30 players reach the jitted solver as membership rows; the same pixels and |S|."""
+  masks = jnp.asarray(testing.planted_generator(n=9, grid=3).masks)
+  ids = np.array([0, 1, 5, 0b101100111, 511], np.int64)
+  rows = np.asarray((ids[:, None] >> np.arange(9)) & 1, bool)
+  for s, r in zip(ids, rows):
+    m1, k1 = solver_lib.subset_pixel_mask(masks, jnp.int32(s))
+    m2, k2 = solver_lib.subset_pixel_mask(masks, jnp.asarray(r))
+    np.testing.assert_array_equal(np.asarray(m1), np.asarray(m2))
+    assert int(k1) == int(k2) == bin(int(s)).count("1")
+  enc = solver_lib.encode_subsets(40, np.array([1 << 39 | 3], np.int64))
+  assert enc.shape == (1, 40) and np.asarray(enc).sum() == 3 and bool(enc[0, 39])
+
+
+@pytest.mark.slow  # ~30 s: compiles the chunk for one and for eight devices
+def test_sharded_n36_equals_one_device():
+  import jax
+  from jax.sharding import Mesh
+  if jax.device_count() < 2:
+    pytest.skip("needs several devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+  fields = ((0,), (1, 2), (20, 35))
+  p = testing.planted_generator(fields=fields, n=36, grid=6, size=24)
+  kw = dict(SETTINGS, steps=20, chunk_size=8, max_order=1)
+  one = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, **kw)
+  mesh = Mesh(np.array(jax.devices()), ("d",))
+  many = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, mesh=mesh, **kw)
+  assert one.problems.size == 37
+  np.testing.assert_allclose(many.components.values, one.components.values, atol=1e-5)
+  np.testing.assert_allclose(many.error, one.error, atol=1e-5)

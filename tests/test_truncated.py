@@ -277,3 +277,22 @@ def test_sharded_n36_equals_one_device():
   assert one.problems.size == 37
   np.testing.assert_allclose(many.components.values, one.components.values, atol=1e-5)
   np.testing.assert_allclose(many.error, one.error, atol=1e-5)
+
+
+def test_max_composition_closed_form():
+  """Composed u(N∖T): truncated components = the closed form's (components.max_components) of order ≤ k,
+  and the residual is the (k+1)-th largest singleton α per element times Δf (docs/method.md)."""
+  from regionjax import components as comp_lib
+  n, k = 7, 2
+  rng = np.random.default_rng(4)
+  a = rng.uniform(size=(n, 6)).astype(np.float32)
+  f0 = rng.normal(size=6).astype(np.float32)
+  delta = rng.normal(size=6).astype(np.float32)
+  u = f0 + tr.compose_missing(a, n, k) * delta
+  got = np.asarray(tr.or_components(u, f0, n, k))
+  closed = np.asarray(comp_lib.max_components(f0, delta, a))[tr.family(n, k).sets]
+  np.testing.assert_allclose(got, closed, atol=1e-5)
+  r = tr.residual_measures(u, got, n, k, f0)
+  third = np.sort(a, axis=0)[-(k + 1)]
+  want = np.linalg.norm(third * delta) / np.linalg.norm(a.max(0) * delta)
+  assert r["relative"] == pytest.approx(want, rel=1e-4)

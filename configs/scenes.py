@@ -59,6 +59,8 @@ def get_config():
   c.solver.lam_max = ml_collections.config_dict.placeholder(float)  # λ continuation cap (None: off)
   c.solver.lam_growth = 4.0           # λ ← λ·growth for subsets that miss τ, while λ ≤ lam_max
   c.solver.refine_steps = 0           # 'max': then this many steps of every composed subset from its composed α
+  c.solver.max_order = 0              # k > 0: only the C(n, ≤k) minimal features u(N∖T), |T| ≤ k, and the components
+                                     # of order ≤ k (regionjax.truncated; n up to 62); 0 = all 2**n subsets
 
   c.distributed = ml_collections.ConfigDict()   # multi-host runs (regionjax.distributed)
   c.distributed.coordinator_address = ""        # "host:port" of process 0; "" = single process or auto

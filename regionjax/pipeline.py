@@ -26,6 +26,7 @@ from regionjax import patches as patches_lib
 from regionjax import progress
 from regionjax import solver as solver_lib
 from regionjax import subsets as subsets_lib
+from regionjax import truncated
 from regionjax.generator import check_layer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -44,7 +45,9 @@ def validate_config(config) -> None:
   if p.n > cells:
     raise ValueError(f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; "
                      f"use a finer grid or a smaller patches.n")
-  subsets_lib.check_num_players(p.n, "patches.n")
+  truncated.validate_config(config)  # solver.max_order > 0: components up to order k only
+  subsets_lib.check_num_players(p.n, "patches.n", limit=truncated.MAX_PLAYERS if truncated.config_max_order(config)
+                                else subsets_lib.MAX_PLAYERS)
   if p.method not in patches_lib.METHODS:
     raise ValueError(f"patches.method must be one of {patches_lib.METHODS}, got {p.method!r}")
   if p.method == "mask" and not p.get("mask_path"):
@@ -252,8 +255,12 @@ def run(config, make_generator: Callable) -> dict:
   Returns the summary dict that is also printed and stored in metrics.json.
   """
   from regionjax import report as report_lib  # matplotlib/jinja only when running
+  from regionjax import truncated_report
 
   validate_config(config)
+  solve = solve_target
+  if truncated_report.max_order(config):  # components up to order k (regionjax.truncated): its solve and report
+    solve, report_lib = truncated_report.solve_target, truncated_report
   workdir = config.workdir
   io_lib.ensure_writable(workdir)
   metrics_path = os.path.join(workdir, "metrics.json")
@@ -309,7 +316,7 @@ def run(config, make_generator: Callable) -> dict:
   for t in targets:
     players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
-    results.append(solve_target(config, t, f0, cells, players, ckpt, mesh=mesh))
+    results.append(solve(config, t, f0, cells, players, ckpt, mesh=mesh))
 
   if not writer:  # process 0 writes the outputs once
     return {}

@@ -93,6 +93,7 @@ class Problem:
 
 
 OPTIMIZERS = ("adam", "gd")
+MAX_PLAYERS_EXPLICIT = 62  # an explicit subset list: bitmasks of up to 62 players (and their complements) fit int64
 COMPOSITIONS = ("independent", "max")
 
 
@@ -119,9 +120,16 @@ def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant",
 
 
 def subset_pixel_mask(masks: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(mask_S, |S|)`` for a traced bitmask ``s``: the union of member masks."""
+  """``(mask_S, |S|)`` for a traced bitmask ``s``: the union of member masks.
+
+  ``s`` is an int32 bitmask (``n ≤ 31``) or a boolean ``(n,)`` membership
+  vector (any ``n``; see :func:`encode_subsets`).
+  """
   n = masks.shape[0]
-  members = ((s >> jnp.arange(n)) & 1).astype(bool)
+  if jnp.ndim(s) == 1:
+    members = s.astype(bool)
+  else:
+    members = ((s >> jnp.arange(n)) & 1).astype(bool)
   mask = jnp.any(masks & members[:, None, None], axis=0)
   return mask, members.sum()
 
@@ -271,6 +279,27 @@ def chunk_plan(n: int, chunk_size: int, composition: str = "independent") -> lis
   return plan
 
 
+def encode_subsets(n: int, ids: np.ndarray) -> jax.Array:
+  """Bitmasks as the jitted solver reads them: int32 for ``n ≤ 30``, else a
+  boolean ``(len(ids), n)`` membership matrix (int64 bitmasks do not survive
+  JAX without x64)."""
+  ids = np.asarray(ids, np.int64)
+  if n <= subsets_lib.MAX_PLAYERS:
+    return jnp.asarray(ids, jnp.int32)
+  return jnp.asarray((ids[:, None] >> np.arange(n, dtype=np.int64)) & 1, bool)
+
+
+def explicit_plan(n: int, ids, chunk_size: int) -> list[np.ndarray]:
+  """Chunk 0 is ``[N]`` (every other chunk's warm start); then the subsets
+  ``ids`` (``N`` and ``∅`` dropped, order kept), ``chunk_size`` at a time."""
+  full = subsets_lib.full_set(n)
+  ids = np.asarray(ids, np.int64).reshape(-1)
+  rest = ids[(ids != full) & (ids != 0)]
+  plan = [np.array([full], dtype=np.int64)]
+  plan += [rest[i:i + chunk_size] for i in range(0, rest.size, chunk_size)]
+  return plan
+
+
 def _available_memory_bytes() -> int:
   try:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -279,8 +308,13 @@ def _available_memory_bytes() -> int:
 
 
 def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, decode=None, allow_overlap=False,
-             optimizer="adam", composition="independent"):
-  """Raises ValueError naming the argument for every inconsistent input."""
+             optimizer="adam", composition="independent", num_subsets=None):
+  """Raises ValueError naming the argument for every inconsistent input.
+
+  ``num_subsets``: with an explicit list of subsets (``prepare(subsets=…)``),
+  how many are stored; ``n`` may then be up to 62 and memory is checked for
+  those only.
+  """
   f, f0, target, masks = np.shape(f), np.shape(f0), np.shape(target), np.asarray(masks)
   if f != f0:
     raise ValueError(f"f has shape {f} but f0 has shape {f0}; the baseline must match the feature")
@@ -290,7 +324,8 @@ def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, dec
     raise ValueError(f"masks must be (n, H, W) = (n, {target[0]}, {target[1]}) to match the target image, got {masks.shape}")
   if masks.dtype != bool:
     raise ValueError(f"masks must be boolean, got dtype {masks.dtype}")
-  n = subsets_lib.check_num_players(masks.shape[0], "n (the number of masks)")
+  n = subsets_lib.check_num_players(masks.shape[0], "n (the number of masks)",
+                                   limit=subsets_lib.MAX_PLAYERS if num_subsets is None else MAX_PLAYERS_EXPLICIT)
   empty = [i for i in range(n) if not masks[i].any()]
   if empty:
     raise ValueError(f"masks {empty} are empty: every player patch must cover at least one pixel")
@@ -314,7 +349,9 @@ def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, dec
   if int(chunk_size) != chunk_size or chunk_size <= 0:
     raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
   need = (1 << n) * (2 * math.prod(f) * 4 + steps * 4)
-  if composition == "max":  # 2**n composed α and u, histories only for the n + 1 solved
+  if num_subsets is not None:  # only the listed subsets are stored
+    need = int(num_subsets) * (2 * math.prod(f) * 4 + steps * 4)
+  elif composition == "max":  # 2**n composed α and u, histories only for the n + 1 solved
     need = (1 << n) * 2 * math.prod(f) * 4 + (n + 1) * steps * 4
   have = _available_memory_bytes()
   if need > have // 2:
@@ -425,11 +462,17 @@ def prepare(
     chunk_size: int = 64, dtype: Any = jnp.float32, schedule: str = "constant", allow_overlap: bool = False,
     mesh: Mesh | None = None, remat: Any = False, decode_dtype: Any = None,
     memory_budget: float | None = None, steps_per_call: int | None = None, optimizer: str = "adam",
-    composition: str = "independent") -> Setup:
-  """Validates the inputs and builds the :class:`Setup` of a solve."""
+    composition: str = "independent", subsets=None) -> Setup:
+  """Validates the inputs and builds the :class:`Setup` of a solve.
+
+  ``subsets``: an explicit list of bitmasks to solve instead of the plan of
+  ``composition`` (:func:`explicit_plan`: ``[N]`` first, then these); used by
+  ``regionjax.truncated``, which stores only these, so ``n`` may be up to 62.
+  """
+  num_subsets = None if subsets is None else int(np.asarray(subsets).size) + 1
   validate(f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
            chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap, optimizer=optimizer,
-           composition=composition)
+           composition=composition, num_subsets=num_subsets)
   n = masks.shape[0]
   devices = 1 if mesh is None else mesh.devices.size
   if memory_budget is not None:
@@ -446,8 +489,15 @@ def prepare(
   if int(steps_per_call) != steps_per_call or steps_per_call < 0:
     raise ValueError(f"steps_per_call must be a non-negative integer, got {steps_per_call}")
   run = make_chunk_runner(problem, int(steps_per_call))
-  width = chunk_width(n, chunk_size, devices, composition)
-  return Setup(problem=problem, run=run, plan=chunk_plan(n, width, composition), width=width, devices=devices,
+  if subsets is None:
+    width = chunk_width(n, chunk_size, devices, composition)
+    plan = chunk_plan(n, width, composition)
+  else:
+    rest = explicit_plan(n, subsets, 1 << 62)[1:]
+    count = rest[0].size if rest else 0
+    width = devices * math.ceil(min(chunk_size, max(count, 1)) / devices)
+    plan = explicit_plan(n, subsets, width)
+  return Setup(problem=problem, run=run, plan=plan, width=width, devices=devices,
                mesh=mesh, dtype=dtype, composition=composition, steps_per_call=int(steps_per_call))
 
 
@@ -471,7 +521,7 @@ def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array, ids: np.ndarra
     alpha0 = jnp.broadcast_to(alpha_start, (pad_to,) + alpha_start.shape)
   else:  # one per subset
     alpha0 = jnp.concatenate([alpha_start, jnp.repeat(alpha_start[-1:], pad_to - ids.size, axis=0)])
-  sid = jnp.asarray(padded, jnp.int32)
+  sid = encode_subsets(setup.problem.n, padded)
   if setup.mesh is not None:
     spec = NamedSharding(setup.mesh, P(setup.mesh.axis_names))
     alpha0, sid = jax.device_put(alpha0, spec), jax.device_put(sid, spec)
@@ -623,17 +673,25 @@ def compose_max(alpha_singletons: jax.Array) -> jax.Array:
 
 
 def subset_errors(setup: Setup, alpha: np.ndarray, ids: np.ndarray) -> np.ndarray:
-  """RMSE of ``g(f0 + α_S ⊙ Δf)`` against the target on the pixels of ``S``,
-  decoded in compiled batches of ``setup.width``."""
+  """RMSE of ``g(f0 + α_S ⊙ Δf)`` against the target on the pixels of ``S``
+  (``alpha`` in bitmask order), decoded in compiled batches of ``setup.width``."""
+  ids = np.asarray(ids, np.int64)
+  return errors_of(setup, lambda rows: np.asarray(alpha)[ids[rows]], ids)
+
+
+def errors_of(setup: Setup, alpha_rows: Callable[[np.ndarray], np.ndarray], ids: np.ndarray) -> np.ndarray:
+  """Like :func:`subset_errors` with ``alpha_rows(rows)`` giving the α of
+  ``ids[rows]`` (so the α of all subsets need never be stored at once)."""
   problem = setup.problem
   fn = jax.jit(lambda a, s: _final_error(problem, a, s))
+  ids = np.asarray(ids, np.int64)
   out = np.zeros(len(ids), np.float32)
   w = setup.width
   for k in range(0, len(ids), w):
-    part = np.asarray(ids[k:k + w])
-    pad = np.concatenate([part, np.repeat(part[-1:], w - part.size)])
-    err = fn(jnp.asarray(alpha[pad], setup.dtype), jnp.asarray(pad, jnp.int32))
-    out[k:k + part.size] = np.asarray(err)[:part.size]
+    rows = np.arange(k, min(k + w, len(ids)))
+    pad = np.concatenate([rows, np.repeat(rows[-1:], w - rows.size)])
+    err = fn(jnp.asarray(alpha_rows(pad), setup.dtype), encode_subsets(problem.n, ids[pad]))
+    out[k:k + rows.size] = np.asarray(err)[:rows.size]
   return out
 
 

@@ -15,15 +15,22 @@ import numpy as np
 MAX_PLAYERS = 30  # 2**30 subsets is already beyond any memory we would use.
 
 
-def check_num_players(n: int, name: str = "n") -> int:
-  """Returns ``n`` as an int, or raises ValueError naming ``name``."""
+def check_num_players(n: int, name: str = "n", limit: int = MAX_PLAYERS) -> int:
+  """Returns ``n`` as an int, or raises ValueError naming ``name``.
+
+  ``limit``: the largest ``n`` allowed (``MAX_PLAYERS`` when all ``2**n``
+  subsets are stored; ``regionjax.truncated`` stores only a few and allows 62).
+  """
   if isinstance(n, (bool, np.bool_)) or int(n) != n:
     raise ValueError(f"{name} must be an integer number of players, got {n!r}")
   n = int(n)
   if n < 1:
     raise ValueError(f"{name} must be at least 1 (got {n}): with no players there is nothing to explain")
-  if n > MAX_PLAYERS:
-    raise ValueError(f"{name}={n} players means 2**{n} subsets, more than any memory holds; use n <= {MAX_PLAYERS}")
+  if n > limit:
+    if limit == MAX_PLAYERS:
+      raise ValueError(f"{name}={n} players means 2**{n} subsets, more than any memory holds; use n <= {limit} "
+                       "(or solver.max_order > 0, which needs only the subsets missing at most k players)")
+    raise ValueError(f"{name}={n} players: bitmasks of up to {limit} players fit an int64; use n <= {limit}")
   return n
 
 

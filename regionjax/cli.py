@@ -39,11 +39,11 @@ def with_config_arg(argv: list[str], default_path: str, name: str = "config") ->
   return [argv[0], f"{flag}={default_path}", *argv[1:]]
 
 
-def parse_flags(argv: list[str]):
-  """absl flag parsing, with one clear line instead of a traceback."""
+def parse_flags(argv: list[str], flag_values=None):
+  """absl flag parsing, with one clear line (exit 2) instead of a traceback."""
   from absl import flags
   try:
-    return flags.FLAGS(argv)
+    return (flags.FLAGS if flag_values is None else flag_values)(argv)
   except Exception as e:  # unknown config keys surface as AttributeError/KeyError, bad values as flags errors
     what = "unknown config key" if isinstance(e, (AttributeError, KeyError)) else "bad command line"
     sys.exit(error(f"{what}: {_one_line(e)} (check the --config.* names and values against the config file)"))

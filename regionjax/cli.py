@@ -19,8 +19,19 @@ def _one_line(text: str) -> str:
   return text[1:-1] if len(text) > 1 and text[0] == text[-1] == "'" else text
 
 
+def _close_progress_bars() -> None:
+  """Ends open progress bars so that a message starts on a line of its own."""
+  try:
+    from tqdm import tqdm
+    for bar in list(getattr(tqdm, "_instances", ())):
+      bar.close()
+  except Exception:  # never let a progress bar hide the message
+    pass
+
+
 def error(message: str) -> int:
   """Prints one ``error:`` line on stderr; returns the exit code 2."""
+  _close_progress_bars()
   print(f"error: {_one_line(message)}", file=sys.stderr, flush=True)
   return 2
 
@@ -65,6 +76,7 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
   try:
     pipeline.run(config, make_generator)
   except pipeline.Interrupted as e:
+    _close_progress_bars()
     where = f" in {os.path.abspath(e.workdir)}" if e.workdir else ""
     print(f"interrupted: {e.signame}; every finished chunk is checkpointed{where}; resume with the same command: "
           f"{resume_command(argv)}", file=sys.stderr, flush=True)

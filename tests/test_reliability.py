@@ -382,3 +382,95 @@ def test_signal_stops_at_a_checkpoint_and_the_rerun_resumes(tmp_path, sig):
   assert len(after) == 15 and all(after[n] == t for n, t in kept.items())  # kept chunks were not solved again
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))
   assert metrics["solver"]["subsets"] == 16
+
+
+# ------------------------------------------------------- random overrides
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_FLOATS = st.one_of(st.sampled_from(["nan", "inf", "-inf", "-1", "0", "-0.0", "1e308", "1e-300", "abc", "", "1e400",
+                                     "0.5", "3", "True"]),
+                    st.floats(allow_nan=True, allow_infinity=True).map(repr))
+_INTS = st.sampled_from(["-1", "0", "1", "2", "-3", "1.5", "abc", "", "99999999999999999999", "1e3", "None"])
+_BOOLS = st.sampled_from(["True", "False", "true", "0", "1", "yes", "", "maybe"])
+_WORDS = st.one_of(st.sampled_from(["", " ", "linear", "cosine", "constant", "random", "indices", "difference",
+                                    "float64", "bfloat16", "feature", "layer9", "planted", "embedded"]),
+                   st.text(max_size=8))
+# knob → values; every value is either invalid or cheap on the planted generator (no valid huge step counts)
+OVERRIDES = {
+    "solver.lam": _FLOATS, "solver.learning_rate": _FLOATS, "solver.tau": _FLOATS,
+    "denoise.tau_q_relative": _FLOATS, "model.truncation": _FLOATS, "patches.foreground_fraction": _FLOATS,
+    "metrics.salient_fraction": _FLOATS, "metrics.sparsity_eps": _FLOATS, "solver.memory_budget_gb": _FLOATS,
+    "solver.steps": st.sampled_from(["0", "-5", "1", "3", "10000000", "2.5", "abc", ""]),
+    "solver.chunk_size": _INTS, "patches.n": _INTS, "patches.rows": _INTS, "patches.cols": _INTS,
+    "metrics.top_k": _INTS, "metrics.transfer_k": _INTS, "metrics.decode_batch": _INTS, "target.class_id": _INTS,
+    "seed": _INTS, "baseline.seed": _INTS, "baseline.batch_size": _INTS, "target.num_images": _INTS,
+    "baseline.num_codes": st.sampled_from(["0", "-1", "1", "7", "20000000", "x"]),
+    "patches.indices": st.sampled_from(["(0,1,2,3)", "(3,2,1,0)", "(0,1,2,9)", "(0,0,1,2)", "()", "(-1,1,2,3)",
+                                        "(0,1)", "x", "(0.5,1,2,3)"]),
+    "solver.schedule": _WORDS, "patches.method": _WORDS, "model.layer": _WORDS, "model.name": _WORDS,
+    "solver.decode_dtype": _WORDS, "workdir": st.sampled_from(["", " "]),
+    "solver.remat": _BOOLS, "solver.shard": _BOOLS, "patches.shared": _BOOLS,
+}
+_DRAWS = st.dictionaries(st.sampled_from(sorted(OVERRIDES)), st.just(None), min_size=1, max_size=3).flatmap(
+    lambda keys: st.fixed_dictionaries({k: OVERRIDES[k] for k in keys}))
+
+
+def _check_outcome(code, out, err, workdir):
+  """Exit 0 with a report, or exit 2 with one error line; never a traceback, never a poisoned workdir."""
+  assert "Traceback" not in err and "Traceback" not in out, err[-3000:]
+  assert code in (0, 2), (code, err[-2000:])
+  errors = [l for l in err.splitlines() if "error:" in l]
+  if code == 0:
+    assert not errors, errors
+    assert os.path.exists(os.path.join(workdir, "report.html")), err[-2000:]
+    json.load(open(os.path.join(workdir, "metrics.json")))
+    assert "report:" in out
+  else:
+    assert len(errors) == 1 and errors[0].startswith("error: "), err[-2000:]
+    assert [l for l in err.splitlines() if l.strip()][-1] == errors[0]
+    assert len(errors[0]) < 1000
+    if os.path.isdir(workdir):
+      for name in ("report.html", "metrics.json", "components.npz"):
+        assert not os.path.exists(os.path.join(workdir, name)), name
+      # a corrected rerun is not refused: no record of another config guards results here
+      assert not io_lib.holds_results(workdir) or not os.path.exists(os.path.join(workdir, "config.json"))
+  if os.path.isdir(workdir):
+    _no_debris(workdir)
+
+
+def _draw_args(draw, workdir):
+  return [f"--config.workdir={workdir}", *CHEAP] + [f"--config.{k}={v}" for k, v in draw.items()]
+
+
+# few examples by default (about a minute on a shared 2-core CPU); REGIONJAX_PROPERTY_EXAMPLES=200 to search harder
+@settings(max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "8")), deadline=None,
+          derandomize="REGIONJAX_PROPERTY_EXAMPLES" not in os.environ, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(draw=_DRAWS)
+def test_random_overrides_end_in_a_report_or_one_error_line(draw, capsys):
+  capsys.readouterr()
+  workdir = tempfile.mkdtemp(prefix="regionjax-prop-")
+  try:
+    args = _draw_args(draw, os.path.join(workdir, "run"))
+    code = cli_run(*args)
+    out, err = capsys.readouterr()
+    _check_outcome(code, out, err, os.path.join(workdir, "run"))
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.slow
+@settings(max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "30")), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(draw=_DRAWS)
+def test_random_overrides_through_main_py(draw):
+  """The same property through ``python main.py`` subprocesses (absl's own flag parser included)."""
+  workdir = tempfile.mkdtemp(prefix="regionjax-prop-")
+  try:
+    run_dir = os.path.join(workdir, "run")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), f"--config={PLANTED}",
+                           *_draw_args(draw, run_dir)], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    _check_outcome(proc.returncode, proc.stdout, proc.stderr, run_dir)
+  finally:
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -86,4 +86,8 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
   except OSError as e:  # reading an input failed
     name = f"{e.filename}: " if getattr(e, "filename", None) else ""
     return error(f"{name}{e.strerror or e}")
+  except KeyboardInterrupt:  # Ctrl-C before the run's own handler was installed (imports, config loading)
+    _close_progress_bars()
+    print(f"interrupted: SIGINT before any work; rerun with: {resume_command(argv)}", file=sys.stderr, flush=True)
+    return 130
   return 0

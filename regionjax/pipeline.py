@@ -31,7 +31,6 @@ from regionjax import distributed
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import solver as solver_lib
-from regionjax import subsets as subsets_lib
 from regionjax.generator import check_layer
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}

@@ -139,3 +139,11 @@ def test_unknown_key_is_one_line_with_or_without_config_flag(tmp_path, config_ar
   lines = [l for l in proc.stderr.splitlines() if l.strip()]
   assert len(lines) == 1 and lines[0].startswith("error: unknown config key") and "stepz" in lines[0], proc.stderr
   assert not (tmp_path / "run").exists()
+
+
+def test_dtype_choices_match_the_pipeline():
+  from regionjax import pipeline
+  for key, table in (("solver.dtype", pipeline.DTYPES), ("solver.decode_dtype", pipeline.DECODE_DTYPES)):
+    check = config_check.SCHEMA[key]
+    assert all(check.ok(name) for name in table), key
+    assert not check.ok("float8"), key

@@ -1,44 +1,29 @@
 """Explains an image generator: ``python main.py --config=configs/default.py``.
 
 Every config value can be overridden, e.g. ``--config.solver.steps=500``.
+Exit codes: 0 done, 2 bad input (one ``error:`` line), 128 + signal after
+SIGTERM/SIGINT (rerun the same command to resume).
 """
 
+import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Experiment config (every knob).")
+from regionjax import cli
 
-
-def _parse(argv):
-  """absl flag parsing, with one clear line instead of a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except Exception as e:  # unknown config keys surface as AttributeError/KeyError
-    text = " ".join(str(e).replace("\\n", " ").replace("\\'", "").split()).strip("'")
-    what = "unknown config key" if isinstance(e, (AttributeError, KeyError)) else "bad command line"
-    print(f"error: {what}: {text} (check the --config.* names against the config file)", file=sys.stderr)
-    sys.exit(2)
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
+sys.argv = cli.with_config_arg(sys.argv, DEFAULT_CONFIG)
+_CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Experiment config (every knob).")
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   from ports import registry
-  from regionjax import pipeline
-  try:
-    config = _CONFIG.value
-    config.keys()  # the file is loaded lazily: fail here, with one line
-  except OSError as e:  # the config file could not be loaded
-    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-    sys.exit(2)
-  try:
-    pipeline.run(config, registry.build)
-  except (ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  sys.exit(cli.run(lambda: _CONFIG.value, registry.build))
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse)
+  app.run(main, flags_parser=cli.parse_flags)

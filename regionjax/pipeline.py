@@ -9,10 +9,15 @@ chunk) → OR components → metrics → figures and ``report.html``. Outputs go
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
+import sys
+import threading
 import time
+import zipfile
 from typing import Any, Callable
 
 import jax
@@ -20,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regionjax import components as comp_lib
+from regionjax import config_check
 from regionjax import distributed
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
@@ -35,59 +41,10 @@ DECODE_DTYPES = {"": None, "float32": jnp.float32, "bfloat16": jnp.bfloat16, "fl
 
 # --------------------------------------------------------------------- config
 def validate_config(config) -> None:
-  """Checks everything that can be checked before any work; ValueError says how to fix."""
-  p, s, b, t = config.patches, config.solver, config.baseline, config.target
-  if p.rows < 1 or p.cols < 1:
-    raise ValueError(f"patches.rows and patches.cols must be >= 1, got {p.rows}×{p.cols}")
-  cells = p.rows * p.cols
-  if p.n < 1:
-    raise ValueError(f"patches.n must be >= 1, got {p.n}")
-  if p.n > cells:
-    raise ValueError(f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; "
-                     f"use a finer grid or a smaller patches.n")
+  """Checks every knob before any work (:mod:`regionjax.config_check`);
+  ConfigError (a ValueError) names the knob and says what it must be."""
+  config_check.validate(config)
   truncated.validate_config(config)  # solver.max_order > 0: components up to order k only
-  subsets_lib.check_num_players(p.n, "patches.n", limit=truncated.MAX_PLAYERS if truncated.config_max_order(config)
-                                else subsets_lib.MAX_PLAYERS)
-  if p.method not in patches_lib.METHODS:
-    raise ValueError(f"patches.method must be one of {patches_lib.METHODS}, got {p.method!r}")
-  if p.method == "mask" and not p.get("mask_path"):
-    raise ValueError("patches.method='mask' needs --config.patches.mask_path=FILE.png (white = object)")
-  if p.method == "indices":
-    idx = list(p.indices)
-    if len(idx) != p.n:
-      raise ValueError(f"patches.indices lists {len(idx)} cells but patches.n={p.n}")
-    bad = [i for i in idx if not 0 <= i < cells]
-    if bad:
-      raise ValueError(f"patches.indices {bad} out of range: the {p.rows}×{p.cols} grid has cells 0 … {cells - 1}")
-  if not s.lam > 0:
-    raise ValueError(f"solver.lam must be > 0, got {s.lam}")
-  if int(s.steps) != s.steps or s.steps <= 0:
-    raise ValueError(f"solver.steps must be a positive integer, got {s.steps}")
-  if not (s.learning_rate > 0 and np.isfinite(s.learning_rate)):
-    raise ValueError(f"solver.learning_rate must be a finite number > 0, got {s.learning_rate}")
-  if s.optimizer not in solver_lib.OPTIMIZERS:
-    raise ValueError(f"solver.optimizer must be one of {solver_lib.OPTIMIZERS}, got {s.optimizer!r}")
-  if s.composition not in solver_lib.COMPOSITIONS:
-    raise ValueError(f"solver.composition must be one of {solver_lib.COMPOSITIONS}, got {s.composition!r}")
-  if s.lam_max is not None and not (s.lam_max >= s.lam and np.isfinite(s.lam_max)):
-    raise ValueError(f"solver.lam_max must be None (no continuation) or a finite number ≥ solver.lam = {s.lam}, "
-                     f"got {s.lam_max}")
-  if int(s.refine_steps) != s.refine_steps or s.refine_steps < 0:
-    raise ValueError(f"solver.refine_steps must be an integer ≥ 0, got {s.refine_steps}")
-  if not (s.lam_growth > 1 and np.isfinite(s.lam_growth)):
-    raise ValueError(f"solver.lam_growth must be a finite number > 1, got {s.lam_growth}")
-  if s.chunk_size <= 0:
-    raise ValueError(f"solver.chunk_size must be >= 1, got {s.chunk_size}")
-  if s.dtype not in DTYPES:
-    raise ValueError(f"solver.dtype must be one of {sorted(DTYPES)}, got {s.dtype!r}")
-  if s.decode_dtype not in DECODE_DTYPES:
-    raise ValueError(f"solver.decode_dtype must be one of {sorted(DECODE_DTYPES)}, got {s.decode_dtype!r}")
-  if b.num_codes < 1 or b.batch_size < 1:
-    raise ValueError("baseline.num_codes and baseline.batch_size must be >= 1")
-  if t.num_images < 1:
-    raise ValueError(f"target.num_images must be >= 1, got {t.num_images}")
-  if not config.workdir:
-    raise ValueError("config.workdir is empty; pass --config.workdir=DIR")
 
 
 def fingerprint(config) -> dict:
@@ -222,7 +179,8 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
   bar.update(sum(c.subsets.size for c in done.values()))
 
   def on_chunk(i, total, chunk):
-    store.save(i, chunk)
+    with STOP.critical():  # a SIGTERM/SIGINT now waits for the checkpoint to be complete
+      store.save(i, chunk)
     bar.update(chunk.subsets.size)
     bar.set_postfix(chunk=f"{i + 1}/{total}", err=f"{float(np.max(chunk.error)):.3g}")
 
@@ -248,10 +206,132 @@ def _class_of(gen, codes1):
   return None if ids is None else int(np.asarray(ids).reshape(-1)[0])
 
 
+# ------------------------------------------------------------- interruption
+class Interrupted(Exception):
+  """SIGTERM or SIGINT stopped the run; every finished chunk is checkpointed."""
+
+  def __init__(self, signame: str):
+    super().__init__(signame)
+    self.signame = signame
+    self.workdir: str | None = None
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + int(getattr(signal, self.signame, signal.SIGTERM))
+
+
+class _Stop:
+  """Turns SIGTERM/SIGINT into :class:`Interrupted` at a safe point.
+
+  Outside a critical section the signal raises at once (the chunk being
+  solved is dropped: it was not checkpointed). Inside one (a checkpoint being
+  written) it is held until the section ends, so the chunk is checkpointed
+  completely first. The first signal restores the default handlers: a second
+  one stops the process at once.
+  """
+
+  def __init__(self):
+    self.pending: str | None = None
+    self.depth = 0
+    self._old: dict = {}
+
+  def _handler(self, signum, frame):
+    del frame
+    self._restore()
+    name = signal.Signals(signum).name
+    if self.depth:
+      self.pending = name
+      return
+    raise Interrupted(name)
+
+  def _restore(self):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+    self._old = {}
+
+  @contextlib.contextmanager
+  def installed(self):
+    if threading.current_thread() is not threading.main_thread():
+      yield  # signal handlers can only be set from the main thread
+      return
+    self.pending, self.depth = None, 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      self._old[sig] = signal.signal(sig, self._handler)
+    try:
+      yield
+    finally:
+      self._restore()
+
+  @contextlib.contextmanager
+  def critical(self):
+    self.depth += 1
+    try:
+      yield
+    finally:
+      self.depth -= 1
+    if not self.depth and self.pending:
+      name, self.pending = self.pending, None
+      raise Interrupted(name)
+
+
+STOP = _Stop()
+
+
 # ---------------------------------------------------------------- the run
+def _finished_outputs(workdir: str, num_images: int) -> dict | None:
+  """metrics.json of a finished run if all its output files are intact, else None
+  (a damaged file is reported and the outputs are recomputed from the checkpoints)."""
+  dirs = [workdir] + [os.path.join(workdir, "images", f"{i:03d}") for i in range(num_images if num_images > 1 else 0)]
+  metrics = None
+  for d in dirs:
+    for name in ("metrics.json", "components.npz", "report.html"):
+      path = os.path.join(d, name)
+      if not os.path.exists(path):
+        return None
+      try:
+        if name == "metrics.json":
+          with open(path) as fh:
+            m = json.load(fh)
+          if not isinstance(m, dict) or "summary" not in m or "solver" not in m:
+            raise ValueError("not a metrics file of this project")
+          metrics = m if d == workdir else metrics
+        elif name == "components.npz":
+          with np.load(path) as data:
+            for key in data.files:  # reads (and CRC-checks) every array
+              data[key]
+            if "components" not in data.files:
+              raise ValueError("no 'components' array")
+        else:
+          with open(path, "rb") as fh:
+            fh.seek(max(0, os.path.getsize(path) - 64))
+            if b"</html>" not in fh.read():
+              raise ValueError("cut off before </html>")
+      except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        io_lib.warn(f"{path} is damaged ({io_lib._short(e)}); recomputing the outputs from the checkpoints")
+        return None
+  return metrics
+
+
+def _load_baseline(path: str) -> np.ndarray | None:
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as data:
+      f0 = np.asarray(data["f0"])
+    if not np.isfinite(f0).all():
+      raise ValueError("non-finite values")
+    return f0
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    io_lib.warn(f"{path} is damaged ({io_lib._short(e)}); recomputing it")
+    return None
+
+
 def run(config, make_generator: Callable) -> dict:
   """Runs (or resumes, or re-reports) the experiment of ``config``.
 
+  The whole config is validated first; then the workdir is locked for this
+  run (:class:`regionjax.io.WorkdirLock`) and SIGTERM/SIGINT raise
+  :class:`Interrupted` once the chunk being checkpointed is complete.
   Returns the summary dict that is also printed and stored in metrics.json.
   """
   from regionjax import report as report_lib  # matplotlib/jinja only when running
@@ -263,14 +343,31 @@ def run(config, make_generator: Callable) -> dict:
     solve, report_lib = truncated_report.solve_target, truncated_report
   workdir = config.workdir
   io_lib.ensure_writable(workdir)
+  dist = config.distributed
+  distributed.initialize({"coordinator_address": dist.coordinator_address or None,
+                          "num_processes": dist.num_processes, "process_id": dist.process_id, "auto": dist.auto})
+  # process 0 owns the workdir for a multi-process run; the others write only their own chunks
+  lock = io_lib.WorkdirLock(workdir) if distributed.is_writer() else contextlib.nullcontext()
+  try:
+    with lock, STOP.installed():
+      return _run(config, make_generator)
+  except Interrupted as e:
+    e.workdir = workdir
+    raise
+
+
+def _run(config, make_generator: Callable) -> dict:
+  from regionjax import report as report_lib  # matplotlib/jinja only when running
+
+  workdir = config.workdir
   metrics_path = os.path.join(workdir, "metrics.json")
   report_path = os.path.join(workdir, "report.html")
   seen = io_lib.check_workdir(workdir, fingerprint(config))
-  if seen and os.path.exists(metrics_path) and os.path.exists(report_path):
-    with open(metrics_path) as fh:
-      metrics = json.load(fh)
-    print(report_lib.summary_text(metrics, report_path, reused=True))
-    return metrics
+  if seen:
+    metrics = _finished_outputs(workdir, config.target.num_images)
+    if metrics is not None:
+      print(report_lib.summary_text(metrics, report_path, reused=True))
+      return metrics
   for stale in (report_path, metrics_path):  # nothing half-written may look like a result
     if os.path.exists(stale):
       os.unlink(stale)
@@ -278,9 +375,6 @@ def run(config, make_generator: Callable) -> dict:
   started = time.time()
   if config.solver.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
-  dist = config.distributed
-  distributed.initialize({"coordinator_address": dist.coordinator_address or None,
-                          "num_processes": dist.num_processes, "process_id": dist.process_id, "auto": dist.auto})
   writer = distributed.is_writer()
   mesh = distributed.local_mesh() if config.solver.shard and jax.local_device_count() > 1 else None
   gen = make_generator(config.model)
@@ -293,14 +387,12 @@ def run(config, make_generator: Callable) -> dict:
     io_lib.record_config(workdir, fingerprint(config))
 
   base_path = os.path.join(workdir, "baseline.npz")
-  if os.path.exists(base_path):
-    f0 = np.load(base_path)["f0"]
-  else:
+  f0 = _load_baseline(base_path)
+  if f0 is None:
     f0 = compute_baseline(gen, layer, config.baseline.num_codes, config.baseline.batch_size,
                           jax.random.PRNGKey(config.baseline.seed), num_classes)
     if writer:
       io_lib.atomic_savez(base_path, f0=f0)
-
   num_images = config.target.num_images
   classes = None
   if num_classes:

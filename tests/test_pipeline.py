@@ -80,11 +80,16 @@ def test_other_config_is_refused(finished):
     (["--config.model.name=biggan", "--config.model.checkpoint=NOTADIR", "--config.model.layer=layer6"], "NOTADIR"),
     (["--config.target.class_id=3"], "out of range"),
     (["--config.model.layer=layer9"], "unknown layer"),
+    (["--config.metrics.top_k=-3"], "metrics.top_k must be"),
+    (["--config.solver.schedule=linear"], "solver.schedule must be one of 'constant', 'cosine'"),
+    (["--config.denoise.tau_q_relative=-1"], "denoise.tau_q_relative must be"),
+    (["--config.solver.learning_rate=inf"], "solver.learning_rate must be > 0 and finite"),
+    (["--config.solver.tau=-1"], "solver.tau must be > 0"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
   workdir = tmp_path / "run"
   proc = main(f"--config.workdir={workdir}", *args)
-  assert proc.returncode != 0
+  assert proc.returncode == 2
   lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
   assert lines[-1].startswith("error:") and message in lines[-1], proc.stderr[-2000:]
   assert "Traceback" not in proc.stderr
@@ -104,8 +109,10 @@ def test_unwritable_workdir(tmp_path):
   assert proc.returncode != 0 and "not writable" in proc.stderr
 
 
-def test_killed_run_resumes_to_the_same_components(tmp_path, finished):
-  """SIGKILL in the middle of the solve, rerun: same components as uninterrupted."""
+def test_kill_corrupt_refill_ends_with_the_same_components(tmp_path, finished):
+  """SIGKILL in the middle of the solve (the lock is left behind), one saved chunk damaged on disk and a
+  truncated baseline, rerun: the stale lock is taken over, the damaged chunk set aside and solved again, and
+  the components equal those of an uninterrupted run."""
   slow = ["--config.solver.chunk_size=1", "--config.solver.steps=2000"]
   ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
   env = dict(os.environ, XLA_FLAGS="")
@@ -124,13 +131,24 @@ def test_killed_run_resumes_to_the_same_components(tmp_path, finished):
   killed_with = len([p for p in ckpt.glob("chunk_*") if p.name[6:].isdigit()])
   assert 3 <= killed_with < 15, killed_with
   assert not (run_dir / "report.html").exists()
+  assert (run_dir / ".lock").exists()  # a killed run cannot release its lock
+  data = max((ckpt / "chunk_00001" / "d").iterdir(), key=lambda p: p.stat().st_size)
+  data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])  # corrupt: one data file cut short
+  base = run_dir / "baseline.npz"
+  base.write_bytes(base.read_bytes()[:40])
   resumed = main(f"--config.workdir={run_dir}", *slow)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert "Traceback" not in resumed.stderr
+  assert "took over the lock of a run that is gone" in resumed.stderr
+  assert "chunk_00001 does not restore" in resumed.stderr and "baseline.npz is damaged" in resumed.stderr
+  assert len(list((ckpt / "corrupt").iterdir())) == 1 and not (run_dir / ".lock").exists()
   ref = main(f"--config.workdir={ref_dir}", *slow)
   assert ref.returncode == 0
   a, b = np.load(run_dir / "components.npz"), np.load(ref_dir / "components.npz")
-  np.testing.assert_allclose(a["components"], b["components"], atol=1e-6)
-  np.testing.assert_allclose(a["u"], b["u"], atol=1e-6)
+  assert np.isfinite(a["components"]).all()
+  np.testing.assert_allclose(a["components"], b["components"], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(a["u"], b["u"], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(a["f0"], b["f0"], rtol=0, atol=1e-6)
 
 
 def test_batch_mode(tmp_path):

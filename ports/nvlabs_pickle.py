@@ -49,6 +49,7 @@ __all__ = [
     "dumps",
     "load",
     "loads",
+    "container",
     "persistent",
 ]
 
@@ -382,6 +383,9 @@ def _container(name):
       obj.class_name, obj.state, obj.module_src, obj.version = name, {}, "", 0
       return obj
 
+    def __init__(self, *args):  # noqa: D107 - state arrives via __setstate__
+      pass
+
     def __setstate__(self, state):
       if not isinstance(state, Mapping):
         raise NVlabsPickleError(f"torch.nn.{name} with a {type(state).__name__} state")
@@ -504,6 +508,22 @@ class _Call:
     self.func, self.args, self.state = func, tuple(args), state
 
 
+class _NewObj:
+  """``cls.__new__(cls)`` then ``__setstate__(state)``: how torch pickles a
+  module that is not persistent (e.g. ``torch.nn.ModuleDict``)."""
+
+  def __init__(self, cls: _Global, state):
+    self.cls, self.state = cls, state
+
+
+def container(kind: str = "ModuleDict", modules: Mapping[str, Any] = (), training: bool = False):
+  """A ``torch.nn.ModuleDict``/``ModuleList``/``Sequential`` for :func:`dump`."""
+  state = persistent(kind, modules=modules, training=training).meta["state"]
+  for k in ("_init_args", "_init_kwargs"):
+    state.pop(k)
+  return _NewObj(_Global("torch.nn.modules.container", kind), state)
+
+
 class _Persist:
   """A module to be written as ``_reconstruct_persistent_obj(meta)``."""
 
@@ -613,6 +633,15 @@ class _Writer(pickle._Pickler):  # the pure-Python pickler: its dispatch table c
                state=(3, "<" if obj.dtype.itemsize > 1 else "|", None, None, None, -1, -1, 0))
     self.save_call(_Call(_Global("numpy.core.multiarray", "scalar"), (dt, obj.tobytes())))
 
+  def save_newobj(self, obj):
+    self.save(obj.cls)
+    self.save(())
+    self.write(pickle.NEWOBJ)
+    self.memoize(obj)
+    self.save(obj.state)
+    self.write(pickle.BUILD)
+
+  dispatch[_NewObj] = save_newobj
   dispatch[_Global] = save_marker_global
   dispatch[_Call] = save_call
   dispatch[_Persist] = save_persist
@@ -635,6 +664,12 @@ def _prepare(obj):
         (k, None if v is None else _tensor_call(np.asarray(v), parameter=True)) for k, v in st["_parameters"].items())
     st["_modules"] = collections.OrderedDict((k, _prepare(v)) for k, v in st["_modules"].items())
     return obj
+  if isinstance(obj, _NewObj):
+    st = dict(obj.state)
+    st["_parameters"] = collections.OrderedDict(
+        (k, None if v is None else _tensor_call(np.asarray(v), parameter=True)) for k, v in st["_parameters"].items())
+    st["_modules"] = collections.OrderedDict((k, _prepare(v)) for k, v in st["_modules"].items())
+    return _NewObj(obj.cls, st)
   if isinstance(obj, Mapping):
     return type(obj)((k, _prepare(v)) for k, v in obj.items()) if isinstance(obj, collections.OrderedDict) else {
         k: _prepare(v) for k, v in obj.items()}

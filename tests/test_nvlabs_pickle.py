@@ -170,3 +170,48 @@ def test_pickle_bad_files_give_one_clear_error(tmp_path):
     assert str(path) in str(e.value) and "\n" not in str(e.value), (name, str(e.value))
   with pytest.raises(FileNotFoundError):
     nvp.load(tmp_path / "missing.pkl")
+
+
+def test_pickle_reads_torch_modules_pickled_through_a_persistence_hook(monkeypatch):
+  """Real torch modules (torch 2.13's full Module state) pickled the NVlabs way:
+  each persistent module reduces to _reconstruct_persistent_obj(meta)."""
+  torch = pytest.importorskip("torch")
+  pkg, mod = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
+
+  def _reconstruct_persistent_obj(meta):  # what NVlabs' loader would run; ours must not call it
+    raise AssertionError("called")
+
+  _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+  _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+  mod._reconstruct_persistent_obj = _reconstruct_persistent_obj
+  pkg.persistence = mod
+  monkeypatch.setitem(sys.modules, "torch_utils", pkg)
+  monkeypatch.setitem(sys.modules, "torch_utils.persistence", mod)
+
+  class Persistent:
+    def __reduce__(self):
+      meta = dict(type="class", version=6, module_src="raise SystemExit('never run')\n",
+                  class_name=type(self).__name__, state=dict(self.__dict__))
+      return (_reconstruct_persistent_obj, (meta,))
+
+  class Linear(Persistent, torch.nn.Linear):
+    pass
+
+  class EDMPrecond(Persistent, torch.nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.enc = torch.nn.ModuleDict({"a": Linear(3, 2), "b": Linear(2, 2, bias=False)})
+      self.register_buffer("filt", torch.full((1, 1, 2, 2), 0.25))
+      self.register_buffer("tmp", torch.zeros(2), persistent=False)
+      self.scale = torch.nn.Parameter(torch.tensor([2.0]))
+      self._init_kwargs = {"img_resolution": 8, "skip_scale": np.sqrt(0.5)}
+
+  net = EDMPrecond().eval().requires_grad_(False)
+  for protocol in (2, 4):
+    data = nvp.loads(pickle.dumps({"ema": net}, protocol=protocol))
+    got, want = data["ema"].state_dict(), net.state_dict()
+    assert list(got) == list(want) == ["scale", "filt", "enc.a.weight", "enc.a.bias", "enc.b.weight"]
+    for k in want:
+      np.testing.assert_array_equal(got[k], want[k].numpy())
+    assert data["ema"].init_kwargs["skip_scale"] == np.sqrt(0.5)
+    assert data["ema"].children()["enc"].class_name == "ModuleDict"

@@ -22,7 +22,10 @@ ours (``_reconstruct_persistent_obj`` to a stub that keeps ``class_name``,
 never executed; tensors and storages to numpy arrays, decoded from the bytes
 without torch; ``dnnlib.util.EasyDict`` to ``dict``; ``collections.OrderedDict``;
 numpy scalars), and refuses every other name with :class:`UnsafePickleError`.
-Persistent objects are further limited to known network class names.
+Persistent objects are further limited to known network class names, and
+their ``module_src`` is parsed (never compiled or run) and refused when
+importing it would do more than define classes and functions
+(:func:`audit_source`).
 
 :func:`dump` writes the same format without torch (the test suite and the
 parity fixtures use it to build files a real NVlabs loader accepts).
@@ -30,6 +33,7 @@ parity fixtures use it to build files a real NVlabs loader accepts).
 
 from __future__ import annotations
 
+import ast
 import collections
 import dataclasses
 import io
@@ -42,6 +46,7 @@ import numpy as np
 
 __all__ = [
     "KNOWN_CLASSES",
+    "audit_source",
     "PersistentObject",
     "UnsafePickleError",
     "NVlabsPickleError",
@@ -64,6 +69,7 @@ KNOWN_CLASSES = frozenset({
     # EDM (and SiD, which reuses EDM's networks.py)
     "Linear", "Conv2d", "GroupNorm", "UNetBlock", "PositionalEmbedding", "FourierEmbedding",
     "SongUNet", "DhariwalUNet", "VPPrecond", "VEPrecond", "iDDPMPrecond", "EDMPrecond",
+    "VPLoss", "VELoss", "EDMLoss",
     # StyleGAN2-ADA / StyleGAN3
     "FullyConnectedLayer", "Conv2dLayer", "MappingNetwork", "SynthesisLayer", "ToRGBLayer",
     "SynthesisBlock", "SynthesisNetwork", "Generator", "SynthesisInput", "DiscriminatorBlock",
@@ -342,6 +348,100 @@ def _np_scalar(dtype, data=None):
   return np.frombuffer(bytes(data), dtype, 1)[0]
 
 
+# ----------------------------------------------------------- source audit
+#: Modules an NVlabs network source may import (EDM, StyleGAN2-ADA/3).
+_SOURCE_IMPORTS = frozenset({"numpy", "torch", "torch_utils", "dnnlib", "scipy", "math", "copy", "functools",
+                             "typing", "collections", "__future__"})
+_SOURCE_DECORATORS = frozenset({"persistence.persistent_class", "misc.profiled_function", "staticmethod",
+                                "classmethod", "property"})
+
+
+def _literalish(node) -> bool:
+  """Literals, containers of literals, and ``dict(...)``/``float('inf')``-style calls of them."""
+  if isinstance(node, ast.Constant):
+    return True
+  if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+    return all(_literalish(e) for e in node.elts)
+  if isinstance(node, ast.Dict):
+    return all(k is None or _literalish(k) for k in node.keys) and all(_literalish(v) for v in node.values)
+  if isinstance(node, ast.UnaryOp):
+    return _literalish(node.operand)
+  if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("dict", "float", "list",
+                                                                                           "tuple", "int"):
+    return all(_literalish(a) for a in node.args) and all(_literalish(k.value) for k in node.keywords)
+  return False
+
+
+def _dotted(node) -> bool:
+  return isinstance(node, ast.Name) or (isinstance(node, ast.Attribute) and _dotted(node.value))
+
+
+def _audit_body(body, where):
+  for n in body:
+    if isinstance(n, (ast.Import, ast.ImportFrom)):
+      names = [a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""]
+      if isinstance(n, ast.ImportFrom) and n.level:
+        return n, "a relative import"
+      for name in names:
+        if name.split(".")[0] not in _SOURCE_IMPORTS:
+          return n, f"imports {name}"
+    elif isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant):
+      pass  # docstring
+    elif isinstance(n, ast.Pass):
+      pass
+    elif isinstance(n, ast.Assign) and _literalish(n.value) and all(isinstance(t, ast.Name) for t in n.targets):
+      pass
+    elif isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+      for d in n.decorator_list:
+        if ast.unparse(d) not in _SOURCE_DECORATORS:
+          return d, f"decorator @{ast.unparse(d)}"
+      if isinstance(n, ast.ClassDef):
+        for b in list(n.bases) + [k.value for k in n.keywords]:
+          if not _dotted(b):
+            return b, "a computed base class"
+        bad = _audit_body(n.body, where + "." + n.name)
+        if bad:
+          return bad
+      else:
+        a = n.args
+        for d in list(a.defaults) + [d for d in a.kw_defaults if d is not None]:
+          if not _literalish(d):
+            return d, "a computed default argument"
+        annotations = [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
+                       if x is not None and x.annotation is not None] + ([n.returns] if n.returns else [])
+        for ann in annotations:
+          if any(isinstance(x, ast.Call) for x in ast.walk(ann)):
+            return ann, "a computed annotation"
+    else:
+      return n, f"a top-level {type(n).__name__} statement"
+  return None
+
+
+_AUDITED: Dict[int, Optional[str]] = {}
+
+
+def audit_source(src: str) -> Optional[str]:
+  """Why running ``src`` as a module would do more than define classes and
+  functions (None if it would not). Parses only; nothing is compiled or run.
+
+  An NVlabs network module's top level imports numpy/torch/torch_utils,
+  defines functions and (decorated) classes, and assigns literals; function
+  bodies run only when called. Anything else — a call at import time, a
+  computed default argument, decorator, base class or annotation, an import
+  of another module — is reported."""
+  key = hash(src)
+  if key not in _AUDITED:
+    try:
+      tree = ast.parse(src.lstrip("\ufeff"))
+    except (SyntaxError, ValueError) as e:
+      _AUDITED[key] = f"it does not parse ({type(e).__name__})"
+    else:
+      bad = _audit_body(tree.body, "<module>")
+      _AUDITED[key] = None if bad is None else (
+          f"line {getattr(bad[0], 'lineno', '?')}: {bad[1]} ({ast.unparse(bad[0]).splitlines()[0][:60]!r})")
+  return _AUDITED[key]
+
+
 # ------------------------------------------------------------- the hook stub
 def _reconstruct_persistent_obj(meta):
   """Stand-in for ``torch_utils.persistence._reconstruct_persistent_obj``:
@@ -361,6 +461,13 @@ def _reconstruct_persistent_obj(meta):
   if not isinstance(state, Mapping):
     raise NVlabsPickleError(f"persistent {name} has a {type(state).__name__} state, not a dict")
   src = meta.get("module_src", "")
+  if not isinstance(src, str):
+    raise UnsafePickleError(f"persistent class {name!r} has a {type(src).__name__} module_src")
+  problem = audit_source(src) if src else None
+  if problem:
+    raise UnsafePickleError(
+        f"refusing persistent class {name!r}: its module source would run code when imported ({problem}); "
+        "this reader never runs it, and refuses files that carry such sources")
   return PersistentObject(class_name=str(name), state=dict(state), module_src=src if isinstance(src, str) else "",
                           version=int(meta.get("version", 0) or 0))
 

@@ -129,20 +129,40 @@ def _hostile_src(marker):
   return f"import os\nos.system('touch {marker}')\nclass Linear:\n    pass\n"
 
 
-def test_pickle_hostile_module_src_is_never_executed(tmp_path):
+def test_pickle_hostile_module_src_is_refused_and_never_executed(tmp_path):
   marker = tmp_path / "pwned"
   src = _hostile_src(marker)
   # an unknown class is refused by name
   evil = nvp.persistent("Exploit", module_src=src)
   with pytest.raises(nvp.UnsafePickleError, match="refusing persistent class 'Exploit'"):
     nvp.loads(nvp.dumps({"ema": evil}))
-  assert not marker.exists()
-  # a known class name with a hostile module source is read as data: the source stays text
+  # a known class whose module source would run code on import is refused after parsing it (not running it)
   sneaky = nvp.persistent("Linear", module_src=src, parameters={"weight": np.ones((1, 1), np.float32)})
-  data = nvp.loads(nvp.dumps({"ema": sneaky}))
-  assert data["ema"].module_src == src and not marker.exists()
+  with pytest.raises(nvp.UnsafePickleError, match="refusing persistent class 'Linear'.*would run code.*line 1"):
+    nvp.loads(nvp.dumps({"ema": sneaky}))
+  for payload in (f"def f(a=open({str(marker)!r}, 'w')):\n    pass\n",
+                  f"class Linear:\n    x = open({str(marker)!r}, 'w')\n",
+                  f"@open({str(marker)!r}, 'w').close\ndef f():\n    pass\n",
+                  f"class Linear(type(open({str(marker)!r}, 'w'))):\n    pass\n",
+                  "from . import evil\n", "import subprocess\n"):
+    assert nvp.audit_source(payload), payload
+    with pytest.raises(nvp.UnsafePickleError, match="would run code"):
+      nvp.loads(nvp.dumps({"ema": nvp.persistent("Linear", module_src=payload)}))
+  assert not marker.exists()
   exec(compile(src, "<payload>", "exec"), {})  # noqa: S102 - the payload is live: exec-ing it (NVlabs' loader) would run it
   assert marker.exists()
+
+
+def test_pickle_network_like_module_src_is_accepted_as_text():
+  src = ('"""Networks."""\nimport numpy as np\nimport torch\nfrom torch_utils import persistence\n'
+         'from torch.nn.functional import silu\nTABLE = {"a": [1, 2]}\n\n'
+         'def weight_init(shape, mode, fan_in, fan_out):\n    return np.sqrt(6 / (fan_in + fan_out))\n\n'
+         '@persistence.persistent_class\nclass Linear(torch.nn.Module):\n    """A layer."""\n'
+         '    def __init__(self, a, init=dict(), f=[1, 1], s=float("inf"), k=-1):\n        super().__init__()\n'
+         '    @staticmethod\n    def g(x):\n        return silu(x)\n')
+  assert nvp.audit_source(src) is None
+  data = nvp.loads(nvp.dumps({"ema": nvp.persistent("Linear", module_src=src)}))
+  assert data["ema"].module_src == src
 
 
 def test_pickle_hostile_nested_storage_file_is_refused(tmp_path):
@@ -190,7 +210,7 @@ def test_pickle_reads_torch_modules_pickled_through_a_persistence_hook(monkeypat
 
   class Persistent:
     def __reduce__(self):
-      meta = dict(type="class", version=6, module_src="raise SystemExit('never run')\n",
+      meta = dict(type="class", version=6, module_src="import torch\n",
                   class_name=type(self).__name__, state=dict(self.__dict__))
       return (_reconstruct_persistent_obj, (meta,))
 

@@ -11,6 +11,7 @@ Images are the network's output, which lies in [-1, 1] up to small overshoots
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping, Optional
 
 import jax
@@ -48,6 +49,9 @@ class SiDGenerator:
         lambda v, z, f, start, stop, taps: m.apply(v, z, start=start, features=f, stop=stop, return_taps=taps,
                                                    method=EDMSongUNet.run),
         static_argnums=(3, 4, 5))
+    self._prefix = jax.jit(lambda v, z, start: m.apply(v, z, start, method=EDMSongUNet.prefix), static_argnums=2)
+    self._tail = jax.jit(lambda v, z, emb, skips, f, start: m.apply(v, z, emb, skips, f, start,
+                                                                    method=EDMSongUNet.tail), static_argnums=5)
 
   # ------------------------------------------------------------- properties
   @property
@@ -100,11 +104,19 @@ class SiDGenerator:
     """The rest of the network after ``layer`` on ``features``; pure in
     ``features`` (jit / vmap / grad freely)."""
     i = self.tap_index(layer)
-    z = self._z(codes)
-    shape = (z.shape[0],) + self.feature_shape(i)
-    if tuple(jnp.shape(features)) != shape:
-      raise ValueError(f"features for {self.block_names[i]} must have shape {shape}, got {tuple(jnp.shape(features))}")
-    return self._run(self.variables, z, features, i, None, False)
+    raw = codes.get("z") if isinstance(codes, Mapping) else None
+    # Codes fixed while features vary (the solver): compute the embedding and
+    # the encoder skips now, even under an outer jit, so that XLA does not
+    # constant-fold the encoder at compile time.
+    eager = raw is not None and not isinstance(raw, jax.core.Tracer)
+    with jax.ensure_compile_time_eval() if eager else contextlib.nullcontext():
+      z = self._z(codes)
+      shape = (z.shape[0],) + self.feature_shape(i)
+      if tuple(jnp.shape(features)) != shape:
+        raise ValueError(f"features for {self.block_names[i]} must have shape {shape}, "
+                         f"got {tuple(jnp.shape(features))}")
+      emb, skips = self._prefix(self.variables, z, i)
+    return self._tail(self.variables, z, emb, skips, features, i)
 
   def generate_with_taps(self, codes):
     """(images, {block name: features}) from one forward pass."""

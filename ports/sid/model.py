@@ -207,58 +207,78 @@ class EDMSongUNet(nn.Module):
     emb = nn.silu(self.map_layer0(emb))
     return nn.silu(self.map_layer1(emb))
 
+  def _apply(self, i, h, emb, skips):
+    part, name, kind = self.config.blocks()[i][:3]
+    blk = self.blocks[f"{part}_{name}"]
+    if part == "enc":
+      h = blk(h) if kind == "conv" else blk(h, emb)
+      skips.append(h)
+      return h
+    if kind == "block":
+      h = jnp.concatenate([h, skips.pop()], axis=-1)
+    return blk(h, emb)
+
+  def prefix(self, z, start: int):
+    """What the network after tap ``start`` needs besides the tap's features,
+    recomputed from the codes: ``(emb, skips)`` — the embedding and the
+    encoder outputs still waiting for a decoder block (for an encoder tap,
+    those before it)."""
+    ops = self.config.blocks()
+    _, _, c_in, c_noise = precond(self.sigma_init, self.config.sigma_data)
+    emb = self.embed(jnp.full((z.shape[0],), c_noise, jnp.float32))
+    n_enc = sum(1 for op in ops if op[0] == "enc")
+    skips = []
+    h = c_in * (np.float32(self.sigma_init) * z)
+    for i in range(min(start, n_enc)):
+      h = self._apply(i, h, emb, skips)
+    if start >= n_enc:
+      used = sum(1 for op in ops[n_enc:start + 1] if op[2] == "block")
+      skips = skips[:len(skips) - used]
+    return emb, tuple(skips)
+
+  def tail(self, z, emb, skips, features, start: int):
+    """The network after tap ``start`` with ``features`` as its output
+    (for an encoder tap also its skip), given :meth:`prefix`'s values."""
+    ops = self.config.blocks()
+    c_skip, c_out, _, _ = precond(self.sigma_init, self.config.sigma_data)
+    skips = list(skips)
+    if ops[start][0] == "enc":
+      skips.append(features)
+    h = features
+    for i in range(start + 1, len(ops)):
+      h = self._apply(i, h, emb, skips)
+    return c_skip * (np.float32(self.sigma_init) * z) + c_out * self.head(h)
+
+  def head(self, h):
+    """F's last layers: group norm, SiLU, 3×3 conv."""
+    return self.aux_conv(nn.silu(self.aux_norm(h)))
+
   def run(self, z, start: Optional[int] = None, features=None, stop: Optional[int] = None,
           return_taps: bool = False):
     """The generator from codes ``z`` (B, H, W, C).
 
     ``stop=i`` returns tap i's output; ``start=i, features=f`` puts ``f`` in
-    place of tap i's output and runs the rest (the embedding and the
-    encoder skips that later blocks need are recomputed from ``z``; if tap
-    i is in the encoder, ``f`` is also its skip). ``return_taps`` returns
-    ``(image, [tap outputs])``.
+    place of tap i's output and runs the rest (:meth:`prefix` then
+    :meth:`tail`: the embedding and the encoder skips that later blocks
+    need are recomputed from ``z``; if tap i is in the encoder, ``f`` is
+    also its skip). ``return_taps`` returns ``(image, [tap outputs])``.
     """
-    cfg = self.config
-    ops = cfg.blocks()
-    c_skip, c_out, c_in, c_noise = precond(self.sigma_init, cfg.sigma_data)
+    if start is not None:
+      emb, skips = self.prefix(z, start)
+      return self.tail(z, emb, skips, features, start)
+    ops = self.config.blocks()
+    c_skip, c_out, c_in, c_noise = precond(self.sigma_init, self.config.sigma_data)
     y = np.float32(self.sigma_init) * z
     emb = self.embed(jnp.full((z.shape[0],), c_noise, jnp.float32))
-    n_enc = sum(1 for op in ops if op[0] == "enc")
-
-    def apply(i, h, skips):
-      part, name, kind = ops[i][:3]
-      blk = self.blocks[f"{part}_{name}"]
-      if part == "enc":
-        h = blk(h) if kind == "conv" else blk(h, emb)
-        skips.append(h)
-        return h
-      if kind == "block":
-        h = jnp.concatenate([h, skips.pop()], axis=-1)
-      return blk(h, emb)
-
-    skips = []
+    skips, taps = [], []
     h = c_in * y
-    first = 0
-    if start is not None:
-      first = start + 1
-      if start < n_enc:
-        for i in range(start):
-          h = apply(i, h, skips)
-        skips.append(features)
-      else:
-        for i in range(n_enc):
-          h = apply(i, h, skips)
-        used = sum(1 for op in ops[n_enc:start + 1] if op[2] == "block")
-        skips = skips[:len(skips) - used]
-      h = features
-    taps = []
-    for i in range(first, len(ops)):
-      h = apply(i, h, skips)
+    for i in range(len(ops)):
+      h = self._apply(i, h, emb, skips)
       if return_taps:
         taps.append(h)
       if stop == i:
         return h
-    f = self.aux_conv(nn.silu(self.aux_norm(h)))
-    x = c_skip * y + c_out * f
+    x = c_skip * y + c_out * self.head(h)
     return (x, taps) if return_taps else x
 
   def __call__(self, z):

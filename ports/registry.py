@@ -21,7 +21,13 @@ def build(model_config):
       raise ValueError("configs/biggan.py needs a converted BigGAN-deep checkpoint: pass "
                        "--config.model.checkpoint=DIR. " + biggan.checkpoint_help("biggan-deep-128", "DIR"))
     return biggan.load(model_config.checkpoint, truncation=model_config.truncation)
+  if name == "sid":
+    from ports import sid
+    if not model_config.checkpoint:
+      raise ValueError("configs/sid.py needs SiD's FFHQ 64x64 generator converted to Flax: pass "
+                       "--config.model.checkpoint=DIR. " + sid.checkpoint_help("DIR"))
+    return sid.load(model_config.checkpoint, sigma_init=model_config.get("sigma_init", sid.SIGMA_INIT))
   if name == "planted":
     from regionjax import testing
     return testing.PlantedGenerator()
-  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan' or 'planted'")
+  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid' or 'planted'")

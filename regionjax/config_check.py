@@ -175,6 +175,11 @@ SCHEMA: dict[str, Check] = {
 }
 
 
+#: Knobs only some configs have (a port's own options); absent is fine.
+OPTIONAL = {"model.sigma_init"}
+SCHEMA["model.sigma_init"] = number(0, 1e3, lo_open=True, expect="SiD's input noise level σ_init > 0 (2.5)")
+
+
 # ------------------------------------------------------------- cross checks
 def _grid(c):
   p = c.patches
@@ -256,7 +261,7 @@ def problems(config, schema: Mapping[str, Check] = SCHEMA) -> list[str]:
       out.append(f"unknown config key {key!r}: no such knob (known: see regionjax/config_check.py SCHEMA)")
     elif not check.ok(value):
       out.append(f"{key} must be {check.expect}, got {_show(value)}")
-  for key in sorted(set(schema) - seen):
+  for key in sorted(set(schema) - seen - OPTIONAL):
     out.append(f"config key {key!r} is missing; start the config file from configs/default.py")
   if not out:
     for cross in CROSS_CHECKS:

@@ -334,13 +334,7 @@ def run(config, make_generator: Callable) -> dict:
   :class:`Interrupted` once the chunk being checkpointed is complete.
   Returns the summary dict that is also printed and stored in metrics.json.
   """
-  from regionjax import report as report_lib  # matplotlib/jinja only when running
-  from regionjax import truncated_report
-
   validate_config(config)
-  solve = solve_target
-  if truncated_report.max_order(config):  # components up to order k (regionjax.truncated): its solve and report
-    solve, report_lib = truncated_report.solve_target, truncated_report
   workdir = config.workdir
   io_lib.ensure_writable(workdir)
   dist = config.distributed
@@ -358,6 +352,11 @@ def run(config, make_generator: Callable) -> dict:
 
 def _run(config, make_generator: Callable) -> dict:
   from regionjax import report as report_lib  # matplotlib/jinja only when running
+  from regionjax import truncated_report
+
+  solve = solve_target
+  if truncated_report.max_order(config):  # components up to order k (regionjax.truncated): its solve and report
+    solve, report_lib = truncated_report.solve_target, truncated_report
 
   workdir = config.workdir
   metrics_path = os.path.join(workdir, "metrics.json")

@@ -222,10 +222,10 @@ def test_pipeline_max_order(tmp_path):
 
 
 @pytest.mark.parametrize("changes,match", [
-    ({"solver.max_order": -1}, "solver.max_order must be an integer >= 0"),
+    ({"solver.max_order": -1}, "solver.max_order must be an integer in 0 … 62"),
     ({"solver.max_order": 2, "solver.refine_steps": 3}, "refine_steps"),
-    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 40}, "use n <= 30"),
-    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 63, "solver.max_order": 1}, "use patches.n <= 62"),
+    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 40}, "more than 30 players"),
+    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 63, "solver.max_order": 1}, "patches.n must be an integer in 1 … 62"),
 ])
 def test_config_checks(changes, match):
   from configs import planted as planted_config
@@ -245,7 +245,7 @@ def test_config_checks(changes, match):
 def test_pipeline_bad_input_is_one_error_line(tmp_path):
   proc = _main(f"--config.workdir={tmp_path / 'bad'}", "--config.solver.max_order=-1", timeout=120)
   assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "error: solver.max_order must be an integer >= 0" in proc.stderr and "Traceback" not in proc.stderr
+  assert "error: solver.max_order must be an integer in 0 … 62" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_membership_encoding_matches_bitmasks():

@@ -345,6 +345,7 @@ class ChunkStore:
         shutil.rmtree(path)
       self._ckpt.save(os.path.abspath(path), tree)
       self._ckpt.wait_until_finished()
+      atomic_write_text(self._manifest_path(path), json.dumps(_file_digests(path), sort_keys=True))
     except OSError as e:
       self._clean_partial(index)
       raise write_error(path, e, sum(a.nbytes for a in tree.values())) from None
@@ -361,6 +362,11 @@ class ChunkStore:
       if entry == name or (entry.startswith(name) and "tmp" in entry):
         shutil.rmtree(os.path.join(self.directory, entry), ignore_errors=True)
 
+  @staticmethod
+  def _manifest_path(path: str) -> str:
+    """Inside the orbax directory (orbax ignores it): the SHA-256 of every file the checkpoint wrote."""
+    return os.path.join(path, MANIFEST)
+
   def _set_aside(self, name: str, reason: str) -> None:
     aside = os.path.join(self.directory, "corrupt")
     os.makedirs(aside, exist_ok=True)
@@ -369,7 +375,25 @@ class ChunkStore:
     warn(f"checkpoint {os.path.join(self.directory, name)} does not restore ({reason}); moved to {dest}, "
          f"recomputing it")
 
+  def _check_files(self, name: str) -> None:
+    """Compares the chunk's files with the digests written after its save, so that a damaged file is
+    found before tensorstore reads it (whose failures leave asyncio tracebacks on stderr). A chunk
+    without the file list (cut off right after its save, or older) is left to orbax's own checks."""
+    path = os.path.join(self.directory, name)
+    try:
+      with open(self._manifest_path(path)) as fh:
+        want = json.load(fh)
+    except FileNotFoundError:
+      return
+    except (OSError, ValueError) as e:
+      raise ValueError(f"its file list is unreadable ({_short(e)})") from None
+    got = _file_digests(path)
+    bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if bad:
+      raise ValueError(f"{len(bad)} file(s) differ from what was written, e.g. {bad[0]}")
+
   def _restore(self, name: str) -> ChunkResult:
+    self._check_files(name)
     tree = self._ckpt.restore(os.path.abspath(os.path.join(self.directory, name)))
     missing = [k for k in _CHUNK_KEYS if k not in tree]
     if missing:
@@ -398,6 +422,25 @@ class ChunkStore:
       except Exception as e:  # orbax/tensorstore raise many types; the message can be kilobytes of spec
         self._set_aside(name, _short(e))
     return done
+
+
+MANIFEST = "regionjax_files.json"
+
+
+def _file_digests(directory: str) -> dict[str, str]:
+  """SHA-256 of every file under ``directory`` (but the manifest itself), by relative path."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for f in files:
+      if root == directory and f == MANIFEST:
+        continue
+      full = os.path.join(root, f)
+      h = hashlib.sha256()
+      with open(full, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+          h.update(block)
+      out[os.path.relpath(full, directory)] = h.hexdigest()
+  return out
 
 
 def _os_error_in(e: BaseException) -> OSError | None:

@@ -1,4 +1,4 @@
-"""``SiDGenerator``: SiD's one-step generator behind the generator protocol (DESIGN §4).
+"""``SiDGenerator``: SiD's one-step generator behind the generator protocol (docs/adding_a_generator.md).
 
 Codes are ``{'z': (B, H, W, C) float32}`` with z ~ N(0, I); the image is
 D(σ_init·z; σ_init) (see ``model.py``). Taps: ``enc/64x64_conv`` …

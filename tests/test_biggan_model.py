@@ -118,6 +118,7 @@ def test_decode_is_pure_and_differentiable(small):
     assert bool(jnp.all(jnp.isfinite(grads))) and float(jnp.abs(grads[1]).max()) > 0
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
 def test_training_mode_updates_batch_stats():
     m = pb.BigGANDeep(SMALL, momentum=0.9)
     v = _random_variables(SMALL)

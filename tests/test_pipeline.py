@@ -109,6 +109,7 @@ def test_unwritable_workdir(tmp_path):
   assert proc.returncode != 0 and "not writable" in proc.stderr
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
 def test_kill_corrupt_refill_ends_with_the_same_components(tmp_path, finished):
   """SIGKILL in the middle of the solve (the lock is left behind), one saved chunk damaged on disk and a
   truncated baseline, rerun: the stale lock is taken over, the damaged chunk set aside and solved again, and
@@ -151,6 +152,7 @@ def test_kill_corrupt_refill_ends_with_the_same_components(tmp_path, finished):
   np.testing.assert_allclose(a["f0"], b["f0"], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
 def test_batch_mode(tmp_path):
   """Several images: per-image reports, an index, mean ± std and transferability."""
   workdir = tmp_path / "batch"

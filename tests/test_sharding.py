@@ -96,6 +96,7 @@ def test_bf16_decoding_keeps_alpha_float32(planted, single):
   assert 0 < err < 0.05, err  # bf16 changes the answer a little, not much
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
 def test_chunk_size_for_budget(planted):
   args = (planted.decode, planted.f, planted.image)
   per1 = solver_lib.chunk_memory_bytes(*args, 1)

@@ -97,6 +97,7 @@ def _check_perturbed(d, gen, taps, only=None):
     assert err <= 1e-4, (k, err)
 
 
+@pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
 def test_sid_small_decode_after_perturbed_tap_matches_reference(small, small_taps):
   d, gen = small
   _check_perturbed(d, gen, small_taps[1], only=_CHECKED)  # one encoder and one decoder tap; all in the slow test

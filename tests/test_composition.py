@@ -94,6 +94,7 @@ def test_gd_is_plain_projected_gradient_descent(planted):
   np.testing.assert_allclose(np.asarray(after), np.clip(np.asarray(alpha - 0.3 * grad), 0, 1), atol=1e-6)
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_lambda_continuation_meets_tau(planted):
   """λ too small misses τ; with a cap, the unmet subsets are solved again with λ × growth until they meet it."""
   kw = dict(lam=0.5, learning_rate=0.05, steps=60, tau=0.1, chunk_size=8)

@@ -177,6 +177,7 @@ def test_damaged_output_is_rewritten_without_solving(clean, tmp_path, capsys, sa
 
 
 # ------------------------------------------------------------ write errors
+@pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_full_disk_is_one_line_and_the_rerun_keeps_the_chunks(clean, tmp_path, capsys, saves, monkeypatch):
   workdir = str(tmp_path / "run")
   real_replace = os.replace
@@ -202,6 +203,7 @@ def test_full_disk_is_one_line_and_the_rerun_keeps_the_chunks(clean, tmp_path, c
   _assert_same_components(workdir, clean[1])
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_failed_chunk_write_leaves_no_partial_chunk(clean, tmp_path, capsys, saves, monkeypatch):
   workdir = str(tmp_path / "run")
   real_save = ocp.StandardCheckpointer.save
@@ -278,7 +280,8 @@ def test_record_without_results_does_not_block_a_corrected_rerun(tmp_path, capsy
 
 
 # ---------------------------------------------------------------- signals
-@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_signal_while_a_chunk_is_saved_waits_for_it(clean, tmp_path, capsys, saves, monkeypatch, sig):
   """The signal arrives while chunk 2 is being checkpointed: the checkpoint completes, then the run stops."""
   workdir = str(tmp_path / "run")
@@ -444,7 +447,7 @@ def _draw_args(draw, workdir):
 
 
 # few examples by default (under a minute on a 2-core CPU); REGIONJAX_PROPERTY_EXAMPLES=200 to search harder
-@settings(max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "5")), deadline=None,
+@settings(max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "3")), deadline=None,
           derandomize="REGIONJAX_PROPERTY_EXAMPLES" not in os.environ, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(draw=_DRAWS)

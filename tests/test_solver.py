@@ -181,7 +181,7 @@ def test_objective_matches_formula(planted):
   np.testing.assert_allclose(float(rmse), np.sqrt(sq / (m.sum() * 3)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("steps_per_call", [3, 7, 20])
+@pytest.mark.parametrize("steps_per_call", [3, 7, pytest.param(20, marks=pytest.mark.slow)])
 def test_blocked_steps_match_one_scan(planted, steps_per_call):
   """Blocks of unrolled steps (the CPU default) compute what one lax.scan does."""
   kw = dict(lam=200.0, learning_rate=0.02, steps=20, schedule="cosine", chunk_size=8)

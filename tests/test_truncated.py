@@ -116,6 +116,7 @@ def planted6():
   return testing.planted_generator(fields=((0,), (1,), (0, 1), (2, 3), (1, 3), (3,), (4, 5)), n=6, grid=3)
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_solved_equal_full_solver(planted6):
   """Independent: the same minimal features as the full solve, so the same components of order ≤ 2."""
   p = planted6
@@ -163,6 +164,7 @@ def test_planted_order_two_recovered_n12(planted12):
   _check_recovered(p, res)
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_planted_max_composition_n36():
   """All 36 cells of a 6×6 grid from 37 problems; fields of order ≤ 2 recovered, ~zero residual."""
   fields = ((0,), (1, 2), (7, 14), (20, 35), (12,), (30, 31), (5, 6))
@@ -198,6 +200,7 @@ def _main(*args, timeout=300):
                         capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_pipeline_max_order(tmp_path):
   import json
   import os

@@ -734,6 +734,12 @@ def _finish(setup: Setup, alpha, history, error, solved, lam, tau) -> SolverResu
     composed = np.array([s for s in range(1, 1 << n) if s & (s - 1)], np.int64)  # |S| ≥ 2, N included
     if composed.size:
       error[composed] = subset_errors(setup, alpha, composed)
+  return _result(problem, alpha, error, history, tau, solved, lam)
+
+
+def _result(problem: Problem, alpha, error, history, tau, solved, lam) -> SolverResult:
+  """``u = f0 + α ⊙ Δf`` with ``α_∅ = 0`` and ``u(∅) = f0`` exactly, packed as a :class:`SolverResult`."""
+  alpha = np.array(alpha)
   alpha[0] = 0.0
   alpha = jnp.asarray(alpha)
   u = problem.f0 + alpha * (problem.f - problem.f0)
@@ -777,11 +783,7 @@ def refine(setup: Setup, result: SolverResult, steps: int) -> SolverResult:
     alpha[part], error[part] = chunk.alpha, chunk.error
   solved[ids] = True
   lam = np.where(solved, np.nan_to_num(np.asarray(result.lam), nan=setup.problem.lam), np.nan)
-  alpha[0] = 0.0
-  u = problem.f0 + jnp.asarray(alpha) * (problem.f - problem.f0)
-  u = u.at[0].set(problem.f0)
-  return SolverResult(alpha=jnp.asarray(alpha), u=u, error=jnp.asarray(error), history=result.history,
-                      tau=result.tau, solved=solved, lam=lam)
+  return _result(problem, alpha, error, result.history, result.tau, solved, lam)
 
 
 def continue_unmet(setup: Setup, result: SolverResult, *, lam_max: float | None, growth: float = 4.0) -> SolverResult:

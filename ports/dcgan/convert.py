@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import Mapping
 
 import numpy as np
@@ -94,23 +93,14 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
   return {k: v.detach().cpu().numpy() for k, v in obj.items() if hasattr(v, "detach")}
 
 
-def save(variables: Mapping, config: DCGANConfig, path: str) -> None:
-  """Writes the variables (flax msgpack) atomically; the config is implied by the shapes."""
+def save(variables: Mapping, path: str) -> None:
+  """Writes the variables (flax msgpack) atomically (``regionjax.io.atomic_write_bytes``: the old file
+  or the whole new one, never part; mode from the umask); the config is implied by the shapes."""
   import flax
 
-  del config
-  blob = flax.serialization.to_bytes(variables)
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as fh:
-      fh.write(blob)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  from regionjax import io as io_lib
+
+  io_lib.atomic_write_bytes(path, flax.serialization.to_bytes(variables))
 
 
 def main(argv=None) -> int:
@@ -120,7 +110,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     config, variables = state_dict_to_variables(read_torch_state_dict(args.weights))
-    save(variables, config, args.out)
+    save(variables, args.out)
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -51,9 +51,11 @@ def get_config():
   c.solver.chunk_size = 128
   c.solver.schedule = "cosine"
   c.solver.dtype = "float32"          # α, the objective and Adam's state
-  c.solver.decode_dtype = ""          # "" = same as dtype; "bfloat16" decodes in bf16 (accelerators)
+  c.solver.decode_dtype = ml_collections.config_dict.placeholder(str)  # None = dtype; "bfloat16" decodes in bf16
   c.solver.remat = False              # rematerialise the decoder in the backward pass (memory for compute)
-  c.solver.memory_budget_gb = 0.0     # > 0: chunk size chosen to fit this many GiB per device
+  c.solver.memory_budget_gb = ml_collections.config_dict.placeholder(float)  # GiB per device: chunk size fit to it
+  c.solver.steps_per_call = ml_collections.config_dict.placeholder(int)  # None: 5 on CPU, all steps in one call else
+  c.solver.stop_tol = ml_collections.config_dict.placeholder(float)  # early stopping: relative objective change
   c.solver.shard = True               # shard each chunk's subsets over all local devices
   c.solver.composition = "independent"  # 'independent' (2**n solves) or 'max' (n + 1 solves, composed)
   c.solver.lam_max = ml_collections.config_dict.placeholder(float)  # λ continuation cap (None: off)

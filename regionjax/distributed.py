@@ -234,11 +234,10 @@ def _broadcast_chunk0(setup: solver_lib.Setup, chunk: solver_lib.ChunkResult | N
                                 history=np.asarray(tree["history"]), error=np.asarray(tree["error"]))
 
 
-def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.inf,
-                           done: Mapping[int, solver_lib.ChunkResult] | None = None,
+def solve_minimal_features(decode, f, f0, target, masks, options: solver_lib.SolverOptions | None = None, *,
+                           mesh=None, done: Mapping[int, solver_lib.ChunkResult] | None = None,
                            on_chunk: Callable[[int, int, solver_lib.ChunkResult], None] | None = None,
-                           lam_max: float | None = None, lam_growth: float = 4.0, refine_steps: int = 0,
-                           **options) -> solver_lib.SolverResult:
+                           **settings) -> solver_lib.SolverResult:
   """:func:`regionjax.solve_minimal_features`, split over all processes.
 
   Every process calls it with the same arguments (``mesh`` must hold only
@@ -248,17 +247,16 @@ def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.in
   the single-process solve.
   """
   nproc = jax.process_count()
-  mesh = options.get("mesh")
+  options = solver_lib._options(options, settings)
   if mesh is not None and nproc > 1:
     foreign = [d for d in mesh.devices.flat if d.process_index != jax.process_index()]
     if foreign:
       raise ValueError(f"the mesh holds {len(foreign)} devices of other processes; each process solves its chunks "
                        "on its own devices — pass regionjax.distributed.local_mesh()")
   if nproc == 1:
-    return solver_lib.solve_minimal_features(decode, f, f0, target, masks, tau=tau, done=done, on_chunk=on_chunk,
-                                             lam_max=lam_max, lam_growth=lam_growth, refine_steps=refine_steps,
-                                             **options)
-  setup = solver_lib.prepare(decode, f, f0, target, masks, **options)
+    return solver_lib.solve_minimal_features(decode, f, f0, target, masks, options, mesh=mesh, done=done,
+                                             on_chunk=on_chunk)
+  setup = solver_lib.prepare(decode, f, f0, target, masks, options, mesh=mesh)
   done = dict(done or {})
   first = None
   if jax.process_index() == 0:
@@ -269,7 +267,7 @@ def solve_minimal_features(decode, f, f0, target, masks, *, tau: float = math.in
   gathered = gather_chunks(setup, results)
   gathered[0] = first
   multihost_utils.sync_global_devices("regionjax.solve_minimal_features")
-  result = solver_lib.assemble(setup, gathered, tau)
+  result = solver_lib.assemble(setup, gathered, options.tau)
   # every process runs the (small, deterministic) λ continuation itself
-  result = solver_lib.continue_unmet(setup, result, lam_max=lam_max, growth=lam_growth)
-  return solver_lib.refine(setup, result, refine_steps)
+  result = solver_lib.continue_unmet(setup, result, lam_max=options.lam_max, growth=options.lam_growth)
+  return solver_lib.refine(setup, result, options.refine_steps)

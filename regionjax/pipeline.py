@@ -35,8 +35,6 @@ from regionjax import subsets as subsets_lib
 from regionjax import truncated
 from regionjax.generator import check_layer
 
-DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-DECODE_DTYPES = {"": None, "float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
 # --------------------------------------------------------------------- config
@@ -185,13 +183,9 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
     bar.set_postfix(chunk=f"{i + 1}/{total}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  solution = distributed.solve_minimal_features(
-      target.decode, target.f, f0, target.image, masks, lam=s.lam, learning_rate=s.learning_rate, steps=s.steps,
-      tau=s.tau, chunk_size=s.chunk_size, dtype=DTYPES[s.dtype], schedule=s.schedule, mesh=mesh, done=done,
-      on_chunk=on_chunk, remat=s.remat, decode_dtype=DECODE_DTYPES[s.decode_dtype],
-      memory_budget=s.memory_budget_gb * 2**30 if s.memory_budget_gb > 0 else None,
-      optimizer=s.optimizer, composition=s.composition, lam_max=s.lam_max, lam_growth=s.lam_growth,
-      refine_steps=s.refine_steps)
+  solution = distributed.solve_minimal_features(target.decode, target.f, f0, target.image, masks,
+                                                solver_lib.SolverOptions.from_config(s), mesh=mesh, done=done,
+                                                on_chunk=on_chunk)
   bar.close()
   components = np.asarray(comp_lib.or_components(solution.u))
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,

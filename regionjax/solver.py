@@ -22,6 +22,7 @@ per process through :func:`solve_chunks` (see ``regionjax.distributed``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from typing import Any, Callable, Mapping
@@ -72,20 +73,36 @@ class SolverResult:
   def num_players(self) -> int:
     return subsets_lib.num_players_of(self.alpha.shape[0])
 
+  @property
+  def steps_run(self) -> np.ndarray:
+    """Steps each subset ran: ``steps`` unless early stopping (``stop_tol``)
+    let it leave sooner (its history is NaN after that); 0 for composed ones."""
+    run = np.isfinite(np.asarray(self.history)).sum(-1)
+    if self.solved is not None:
+      run = np.where(np.asarray(self.solved), run, 0)
+    return run
 
-@dataclasses.dataclass(frozen=True)
+
+@flax.struct.dataclass
 class Problem:
-  """The arrays and settings shared by every subset's optimisation."""
-  decode: Decode
+  """The arrays and settings shared by every subset's optimisation.
+
+  A pytree: the arrays (``f``, ``f0``, ``target``, ``masks``) and ``lam`` are
+  its leaves, so they enter the compiled solver as arguments (one compiled
+  function serves every λ of a continuation and every call with the same
+  shapes); ``decode``, ``optimizer``, ``steps``, ``remat`` and
+  ``decode_dtype`` are static (part of the compiled function's identity).
+  """
   f: jax.Array
   f0: jax.Array
   target: jax.Array
   masks: jax.Array   # (n, H, W) bool
-  lam: float
-  optimizer: optax.GradientTransformation
-  steps: int
-  remat: Any = False
-  decode_dtype: Any = None
+  lam: Any
+  decode: Decode = flax.struct.field(pytree_node=False)
+  optimizer: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  steps: int = flax.struct.field(pytree_node=False)
+  remat: Any = flax.struct.field(pytree_node=False, default=False)
+  decode_dtype: Any = flax.struct.field(pytree_node=False, default=None)
 
   @property
   def n(self) -> int:
@@ -97,6 +114,7 @@ MAX_PLAYERS_EXPLICIT = 62  # an explicit subset list: bitmasks of up to 62 playe
 COMPOSITIONS = ("independent", "max")
 
 
+@functools.lru_cache(maxsize=64)
 def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant",
                    optimizer: str = "adam") -> optax.GradientTransformation:
   """The step before the projection onto ``[0, 1]^D``.
@@ -105,6 +123,8 @@ def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant",
   "gradient descent", v2 App. E); 'adam' is Adam (our first design's choice: it
   moves every element by about ``η`` per step whatever its gradient).
   ``schedule``: 'constant' (the paper) or 'cosine' decay to 1% of ``η``.
+  Cached: equal arguments give the same object, so compiled solvers that
+  close over it are reused.
   """
   if schedule == "constant":
     rate = learning_rate
@@ -220,6 +240,19 @@ def _run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array, unrol
   return alpha, history, _final_error(problem, alpha, subset_ids)
 
 
+# The compiled solver. Module-level jitted functions that take the problem as
+# an argument: jax caches one executable per (static settings, shapes), so a
+# new λ, a new chunk or a new call with the same decoder and shapes reuses it.
+_chunk_jit = jax.jit(_run_chunk, static_argnames=("unroll",))
+_steps_jit = jax.jit(_run_steps, static_argnames=("length", "unroll"))
+_final_jit = jax.jit(_final_error)
+
+
+@jax.jit
+def _init_jit(problem: Problem, alpha0: jax.Array):
+  return alpha0, jax.vmap(problem.optimizer.init)(alpha0)
+
+
 def default_steps_per_call() -> int:
   """0 (every step in one ``lax.scan``) on accelerators; 5 on CPU.
 
@@ -236,27 +269,24 @@ def make_chunk_runner(problem: Problem, steps_per_call: int = 0):
 
   ``steps_per_call = 0``: one jitted call, all steps in ``lax.scan``. ``k > 0``:
   jitted blocks of ``k`` unrolled steps (and one of the remainder), called
-  ``⌈steps / k⌉`` times; the same arithmetic, so the same result.
+  ``⌈steps / k⌉`` times; the same arithmetic, so the same result. Building a
+  runner compiles nothing: the module's jitted functions are shared.
   """
   if steps_per_call <= 0:
-    return jax.jit(lambda a, s: _run_chunk(problem, a, s))
+    return lambda a, s: _chunk_jit(problem, a, s)
   if steps_per_call >= problem.steps:  # one block: every step unrolled in one compiled call
-    return jax.jit(lambda a, s: _run_chunk(problem, a, s, unroll=problem.steps))
+    return lambda a, s: _chunk_jit(problem, a, s, unroll=problem.steps)
   k = int(steps_per_call)
-  init = jax.jit(lambda a: (a, jax.vmap(problem.optimizer.init)(a)))
-  blocks = {length: jax.jit(lambda c, s, length=length: _run_steps(problem, c, s, length, unroll=length))
-            for length in {k, problem.steps % k} if length}
-  final = jax.jit(lambda a, s: _final_error(problem, a, s))
 
   def run(alpha0, subset_ids):
-    carry, history, done = init(alpha0), [], 0
+    carry, history, done = _init_jit(problem, alpha0), [], 0
     while done < problem.steps:
       length = min(k, problem.steps - done)
-      carry, h = blocks[length](carry, subset_ids)
+      carry, h = _steps_jit(problem, carry, subset_ids, length=length, unroll=length)
       history.append(h)
       done += length
     alpha = carry[0]
-    return alpha, jnp.concatenate(history, axis=1), final(alpha, subset_ids)
+    return alpha, jnp.concatenate(history, axis=1), _final_jit(problem, alpha, subset_ids)
 
   return run
 
@@ -307,9 +337,130 @@ def _available_memory_bytes() -> int:
     return 1 << 40
 
 
-def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, decode=None, allow_overlap=False,
-             optimizer="adam", composition="independent", num_subsets=None):
-  """Raises ValueError naming the argument for every inconsistent input.
+DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+DECODE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverOptions:
+  """Every setting of a solve, validated once (the fields of ``config.solver``).
+
+  Args:
+    lam: λ of eq. (5), > 0.
+    learning_rate: the step size η, > 0.
+    steps: optimisation steps per subset.
+    tau: RMSE bound on the pixels of S; subsets above it are flagged (and, with
+      ``lam_max``, solved again with a larger λ).
+    chunk_size: subsets per compiled batch (the memory knob).
+    dtype: dtype of α, the objective and the optimiser state.
+    schedule: 'constant' (the paper) or 'cosine' learning rate.
+    optimizer: 'gd' (projected gradient descent, the paper) or 'adam'.
+    composition: 'independent' solves all ``2**n − 1`` problems; 'max' solves
+      ``N`` and the ``n`` singletons and composes ``α_S = max_{i∈S} α_{i}``.
+    allow_overlap: accept player masks that share pixels.
+    remat: rematerialise the decoder in the backward pass: False, True (=
+      'dots'), 'nothing' or a ``jax.checkpoint_policies`` policy.
+    decode_dtype: run the decoder on ``u`` cast to this dtype (``None``: ``dtype``).
+    memory_budget: bytes per device; when given, the chunk size is derived
+      from it (:func:`chunk_size_for_budget`) and ``chunk_size`` is ignored.
+    steps_per_call: 0 runs all steps in one ``lax.scan``; ``k > 0`` compiled
+      blocks of ``k`` unrolled steps; ``None`` picks :func:`default_steps_per_call`.
+    lam_max, lam_growth: λ continuation (:func:`continue_unmet`); ``None``: off.
+    refine_steps: with 'max', then this many steps of every composed subset
+      from its composed α (:func:`refine`); 0 = off.
+    stop_tol: early stopping: a subset leaves its batch once its objective
+      changed by less than this fraction over the last block of
+      ``steps_per_call`` steps, and waiting subsets take its place
+      (:func:`solve_pool`); ``None``: every subset runs all ``steps``.
+  """
+  lam: float
+  learning_rate: float
+  steps: int
+  tau: float = math.inf
+  chunk_size: int = 64
+  dtype: Any = jnp.float32
+  schedule: str = "constant"
+  optimizer: str = "adam"
+  composition: str = "independent"
+  allow_overlap: bool = False
+  remat: Any = False
+  decode_dtype: Any = None
+  memory_budget: float | None = None
+  steps_per_call: int | None = None
+  lam_max: float | None = None
+  lam_growth: float = 4.0
+  refine_steps: int = 0
+  stop_tol: float | None = None
+
+  def __post_init__(self):
+    lam, lr = self.lam, self.learning_rate
+    if not (isinstance(lam, (int, float)) and lam > 0 and math.isfinite(lam)):
+      raise ValueError(f"lam (λ) must be a finite number > 0, got {lam}")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+      raise ValueError(f"learning_rate must be a finite number > 0, got {lr}")
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+    if self.composition not in COMPOSITIONS:
+      raise ValueError(f"composition must be one of {COMPOSITIONS}, got {self.composition!r}")
+    if self.schedule not in ("constant", "cosine"):
+      raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; use 'constant' or 'cosine'")
+    for name in ("steps", "chunk_size"):
+      v = getattr(self, name)
+      if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or int(v) != v or v <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {v}")
+      object.__setattr__(self, name, int(v))
+    if not (self.tau > 0):
+      raise ValueError(f"tau must be > 0 (math.inf: no bound), got {self.tau}")
+    if self.steps_per_call is not None and (int(self.steps_per_call) != self.steps_per_call or self.steps_per_call < 0):
+      raise ValueError(f"steps_per_call must be a non-negative integer, got {self.steps_per_call}")
+    if self.memory_budget is not None and not self.memory_budget > 0:
+      raise ValueError(f"memory budget must be > 0 bytes, got {self.memory_budget}")
+    if self.lam_max is not None and not self.lam_growth > 1:
+      raise ValueError(f"lam_growth must be > 1, got {self.lam_growth}")
+    if int(self.refine_steps) != self.refine_steps or self.refine_steps < 0:
+      raise ValueError(f"refine_steps must be a non-negative integer, got {self.refine_steps}")
+    if self.stop_tol is not None and not (0 < self.stop_tol < 1):
+      raise ValueError(f"stop_tol must be in (0, 1) (a relative change of the objective), got {self.stop_tol}")
+
+  @classmethod
+  def from_config(cls, s) -> "SolverOptions":
+    """From ``config.solver`` (dtype names as strings, the budget in GiB; ``None`` = off)."""
+    def get(name, default=None):
+      return s.get(name, default) if hasattr(s, "get") else getattr(s, name, default)
+    if get("dtype", "float32") not in DTYPES:
+      raise ValueError(f"solver.dtype must be one of {sorted(DTYPES)}, got {get('dtype')!r}")
+    dd = get("decode_dtype")
+    if dd is not None and dd not in DECODE_DTYPES:
+      raise ValueError(f"solver.decode_dtype must be None or one of {sorted(DECODE_DTYPES)}, got {dd!r}")
+    budget = get("memory_budget_gb")
+    return cls(lam=float(get("lam")), learning_rate=float(get("learning_rate")), steps=get("steps"),
+               tau=float(get("tau", math.inf)), chunk_size=get("chunk_size", 64),
+               dtype=DTYPES[get("dtype", "float32")], schedule=get("schedule", "constant"),
+               optimizer=get("optimizer", "adam"), composition=get("composition", "independent"),
+               remat=get("remat", False), decode_dtype=None if dd is None else DECODE_DTYPES[dd],
+               memory_budget=None if budget is None else float(budget) * 2**30,
+               steps_per_call=get("steps_per_call"), lam_max=get("lam_max"),
+               lam_growth=float(get("lam_growth", 4.0)), refine_steps=int(get("refine_steps", 0)),
+               stop_tol=get("stop_tol"))
+
+  def replace(self, **changes) -> "SolverOptions":
+    return dataclasses.replace(self, **changes)
+
+
+def _options(options: SolverOptions | None, kwargs: dict) -> SolverOptions:
+  """``options``, or one built from keyword arguments (not both)."""
+  if options is None:
+    return SolverOptions(**kwargs)
+  if kwargs:
+    raise TypeError(f"pass either a SolverOptions or keyword settings, not both (got {sorted(kwargs)})")
+  if not isinstance(options, SolverOptions):
+    raise TypeError(f"options must be a SolverOptions, got {type(options).__name__}")
+  return options
+
+
+def validate(f, f0, target, masks, options: SolverOptions, *, decode=None, num_subsets=None):
+  """Raises ValueError naming the argument for every input inconsistent with
+  the others or with ``options`` (whose own values are checked when it is built).
 
   ``num_subsets``: with an explicit list of subsets (``prepare(subsets=…)``),
   how many are stored; ``n`` may then be up to 62 and memory is checked for
@@ -329,29 +480,16 @@ def validate(f, f0, target, masks, *, lam, learning_rate, steps, chunk_size, dec
   empty = [i for i in range(n) if not masks[i].any()]
   if empty:
     raise ValueError(f"masks {empty} are empty: every player patch must cover at least one pixel")
-  if not allow_overlap:
+  if not options.allow_overlap:
     overlap = masks.sum(0) > 1
     if overlap.any():
       pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if (masks[i] & masks[j]).any()]
       raise ValueError(f"masks overlap (players {pairs[:5]}): player patches must be disjoint (pass allow_overlap=True if intended)")
-  if not lam > 0:
-    raise ValueError(f"lam (λ) must be > 0, got {lam}")
-  if not (learning_rate > 0 and math.isfinite(learning_rate)):
-    raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate}")
-  if not math.isfinite(lam):
-    raise ValueError(f"lam (λ) must be finite, got {lam}")
-  if optimizer not in OPTIMIZERS:
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-  if composition not in COMPOSITIONS:
-    raise ValueError(f"composition must be one of {COMPOSITIONS}, got {composition!r}")
-  if int(steps) != steps or steps <= 0:
-    raise ValueError(f"steps must be a positive integer, got {steps}")
-  if int(chunk_size) != chunk_size or chunk_size <= 0:
-    raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+  steps = options.steps
   need = (1 << n) * (2 * math.prod(f) * 4 + steps * 4)
   if num_subsets is not None:  # only the listed subsets are stored
     need = int(num_subsets) * (2 * math.prod(f) * 4 + steps * 4)
-  elif composition == "max":  # 2**n composed α and u, histories only for the n + 1 solved
+  elif options.composition == "max":  # 2**n composed α and u, histories only for the n + 1 solved
     need = (1 << n) * 2 * math.prod(f) * 4 + (n + 1) * steps * 4
   have = _available_memory_bytes()
   if need > have // 2:
@@ -387,6 +525,7 @@ class Setup:
   dtype: Any
   composition: str = "independent"
   steps_per_call: int = 0
+  options: SolverOptions | None = None
 
   @property
   def num_chunks(self) -> int:
@@ -420,8 +559,7 @@ def chunk_memory_bytes(decode: Decode, f, target, batch: int, *, steps: int = 2,
   problem = Problem(decode=decode, f=jnp.zeros(fshape, dtype), f0=jnp.zeros(fshape, dtype),
                     target=jnp.zeros(tshape, dtype), masks=jnp.ones((1,) + tshape[:2], bool), lam=1.0,
                     optimizer=optax.adam(1e-3), steps=int(steps), remat=remat, decode_dtype=decode_dtype)
-  run = jax.jit(lambda a, s: _run_chunk(problem, a, s))
-  compiled = run.lower(jax.ShapeDtypeStruct((batch,) + fshape, dtype),
+  compiled = _chunk_jit.lower(problem, jax.ShapeDtypeStruct((batch,) + fshape, dtype),
                        jax.ShapeDtypeStruct((batch,), jnp.int32)).compile()
   return _memory_of(compiled)
 
@@ -457,48 +595,45 @@ def chunk_size_for_budget(decode: Decode, f, target, *, budget_bytes: float, dev
   return chunk if max_chunk is None else max(1, min(chunk, int(max_chunk)))
 
 
-def prepare(
-    decode: Decode, f, f0, target, masks, *, lam: float, learning_rate: float, steps: int,
-    chunk_size: int = 64, dtype: Any = jnp.float32, schedule: str = "constant", allow_overlap: bool = False,
-    mesh: Mesh | None = None, remat: Any = False, decode_dtype: Any = None,
-    memory_budget: float | None = None, steps_per_call: int | None = None, optimizer: str = "adam",
-    composition: str = "independent", subsets=None) -> Setup:
+def prepare(decode: Decode, f, f0, target, masks, options: SolverOptions | None = None, *,
+            mesh: Mesh | None = None, subsets=None, **settings) -> Setup:
   """Validates the inputs and builds the :class:`Setup` of a solve.
 
+  ``options``: a :class:`SolverOptions`, or its fields as keyword ``settings``.
   ``subsets``: an explicit list of bitmasks to solve instead of the plan of
-  ``composition`` (:func:`explicit_plan`: ``[N]`` first, then these); used by
-  ``regionjax.truncated``, which stores only these, so ``n`` may be up to 62.
+  ``options.composition`` (:func:`explicit_plan`: ``[N]`` first, then these);
+  used by ``regionjax.truncated``, which stores only these, so ``n`` may be up
+  to 62.
   """
+  o = _options(options, settings)
   num_subsets = None if subsets is None else int(np.asarray(subsets).size) + 1
-  validate(f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
-           chunk_size=chunk_size, decode=decode, allow_overlap=allow_overlap, optimizer=optimizer,
-           composition=composition, num_subsets=num_subsets)
+  validate(f, f0, target, masks, o, decode=decode, num_subsets=num_subsets)
   n = masks.shape[0]
   devices = 1 if mesh is None else mesh.devices.size
-  if memory_budget is not None:
-    chunk_size = chunk_size_for_budget(decode, f, target, budget_bytes=memory_budget, devices=devices,
-                                       dtype=dtype, decode_dtype=decode_dtype, remat=remat)
-  problem = Problem(
-      decode=decode, f=jnp.asarray(f, dtype), f0=jnp.asarray(f0, dtype),
-      target=jnp.asarray(target, dtype), masks=jnp.asarray(masks, bool), lam=float(lam),
-      optimizer=make_optimizer(learning_rate, int(steps), schedule, optimizer), steps=int(steps),
-      remat=remat, decode_dtype=decode_dtype)
+  chunk_size = o.chunk_size
+  if o.memory_budget is not None:
+    chunk_size = chunk_size_for_budget(decode, f, target, budget_bytes=o.memory_budget, devices=devices,
+                                       dtype=o.dtype, decode_dtype=o.decode_dtype, remat=o.remat)
+  arrays = dict(f=jnp.asarray(f, o.dtype), f0=jnp.asarray(f0, o.dtype), target=jnp.asarray(target, o.dtype),
+                masks=jnp.asarray(masks, bool))
+  if mesh is not None:  # replicated on the mesh, beside the sharded subsets
+    arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
+  problem = Problem(**arrays, lam=float(o.lam), decode=decode,
+                    optimizer=make_optimizer(float(o.learning_rate), o.steps, o.schedule, o.optimizer),
+                    steps=o.steps, remat=o.remat, decode_dtype=o.decode_dtype)
   _decoder(problem)  # validates remat
-  if steps_per_call is None:
-    steps_per_call = default_steps_per_call()
-  if int(steps_per_call) != steps_per_call or steps_per_call < 0:
-    raise ValueError(f"steps_per_call must be a non-negative integer, got {steps_per_call}")
-  run = make_chunk_runner(problem, int(steps_per_call))
+  steps_per_call = default_steps_per_call() if o.steps_per_call is None else int(o.steps_per_call)
+  run = make_chunk_runner(problem, steps_per_call)
   if subsets is None:
-    width = chunk_width(n, chunk_size, devices, composition)
-    plan = chunk_plan(n, width, composition)
+    width = chunk_width(n, chunk_size, devices, o.composition)
+    plan = chunk_plan(n, width, o.composition)
   else:
     rest = explicit_plan(n, subsets, 1 << 62)[1:]
     count = rest[0].size if rest else 0
     width = devices * math.ceil(min(chunk_size, max(count, 1)) / devices)
     plan = explicit_plan(n, subsets, width)
-  return Setup(problem=problem, run=run, plan=plan, width=width, devices=devices,
-               mesh=mesh, dtype=dtype, composition=composition, steps_per_call=int(steps_per_call))
+  return Setup(problem=problem, run=run, plan=plan, width=width, devices=devices, mesh=mesh, dtype=o.dtype,
+               composition=o.composition, steps_per_call=steps_per_call, options=o)
 
 
 def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array, ids: np.ndarray | None = None) -> ChunkResult:
@@ -561,6 +696,8 @@ def solve_chunks(setup: Setup, indices, *, done: Mapping[int, ChunkResult] | Non
   if todo and 0 not in results and todo[0] != 0:
     raise ValueError("chunk 0 (the full set N) is the warm start of every other chunk: solve it first or pass it "
                      "in done")
+  if setup.options is not None and setup.options.stop_tol is not None:
+    return _solve_chunks_pooled(setup, todo, done, results, on_chunk)
   for index in todo:
     if index in results:
       continue
@@ -575,34 +712,178 @@ def solve_chunks(setup: Setup, indices, *, done: Mapping[int, ChunkResult] | Non
   return results
 
 
-def solve_minimal_features(
-    decode: Decode,
-    f: jax.Array,
-    f0: jax.Array,
-    target: jax.Array,
-    masks: np.ndarray,
-    *,
-    lam: float,
-    learning_rate: float,
-    steps: int,
-    tau: float = math.inf,
-    chunk_size: int = 64,
-    dtype: Any = jnp.float32,
-    schedule: str = "constant",
-    allow_overlap: bool = False,
-    mesh: Mesh | None = None,
-    done: Mapping[int, ChunkResult] | None = None,
-    on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
-    remat: Any = False,
-    decode_dtype: Any = None,
-    memory_budget: float | None = None,
-    steps_per_call: int | None = None,
-    optimizer: str = "adam",
-    composition: str = "independent",
-    lam_max: float | None = None,
-    lam_growth: float = 4.0,
-    refine_steps: int = 0,
-) -> SolverResult:
+# ------------------------------------------------------------ early stopping
+def pool_block(steps: int, steps_per_call: int) -> int:
+  """The block length of the pooled solver: the largest divisor of ``steps``
+  not above ``steps_per_call`` (10 when it is 0), so every subset's blocks
+  line up with every other's and only one block function is compiled."""
+  k = int(steps_per_call) or 10
+  return max(d for d in range(1, min(k, steps) + 1) if steps % d == 0)
+
+
+def _converged(prev: np.ndarray, last: np.ndarray, tol: float) -> np.ndarray:
+  """``|L_prev − L_now| ≤ tol · |L_now|``: the objective stopped moving over one block."""
+  return np.abs(prev - last) <= tol * np.maximum(np.abs(last), 1e-12)
+
+
+@jax.jit
+def _refill_jit(problem: Problem, carry, alpha_new: jax.Array, fresh: jax.Array):
+  """Slots flagged ``fresh`` restart from ``alpha_new`` with a new optimiser state."""
+  new = (alpha_new, jax.vmap(problem.optimizer.init)(alpha_new))
+
+  def pick(a, b):
+    return jnp.where(fresh.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+  return jax.tree_util.tree_map(pick, new, carry)
+
+
+def solve_pool(setup: Setup, ids: np.ndarray, alpha_start, *, tol: float | None,
+               on_finished: Callable[[np.ndarray], None] | None = None) -> ChunkResult:
+  """Solves the subsets ``ids`` in a pool of ``setup.width`` slots; a subset
+  leaves when it has run all ``steps`` or its objective changed by at most
+  ``tol`` (relative) over the last block, and the next waiting subset takes its
+  slot (a fresh warm start and optimiser state). Once nothing waits, the pool
+  halves its width while the running subsets fit, so the compute follows the
+  hard subsets.
+
+  Every slot advances in blocks of :func:`pool_block` steps; each subset's
+  optimiser state is its own, so its arithmetic is that of
+  :func:`solve_chunk` until it stops. ``history`` holds NaN after a subset's
+  last step (``SolverResult.steps_run`` counts the steps). ``alpha_start``:
+  one feature-shaped α for all, or one per subset (in ``ids`` order).
+  ``on_finished(rows, out)`` is told the rows of ``ids`` finished after each
+  block, with ``out`` the :class:`ChunkResult` being filled (those rows final).
+  """
+  problem = setup.problem
+  ids = np.asarray(ids, np.int64)
+  total, steps = ids.size, problem.steps
+  k = pool_block(steps, setup.steps_per_call)
+  unroll = k if setup.steps_per_call > 0 else 1
+  fshape = problem.f.shape
+  start = np.asarray(alpha_start, np.dtype(setup.dtype))
+  per_subset = start.shape != fshape
+  out_alpha = np.zeros((total,) + fshape, np.dtype(setup.dtype))
+  out_hist = np.full((total, steps), np.nan, np.float32)
+  out_err = np.zeros(total, np.float32)
+  devices = setup.devices
+  width = min(setup.width, devices * math.ceil(total / devices))
+  spec = None if setup.mesh is None else NamedSharding(setup.mesh, P(setup.mesh.axis_names))
+
+  def put(x):
+    x = jnp.asarray(x)
+    return x if spec is None else jax.device_put(x, spec)
+
+  row = np.full(width, -1)          # which row of ids each slot holds (-1: idle)
+  done_steps = np.zeros(width, int)
+  prev = np.full(width, np.nan)
+  queue = 0
+  carry = None
+
+  def start_of(r):
+    return start[r] if per_subset else start
+
+  while True:
+    # fill idle slots from the queue
+    idle = np.nonzero(row < 0)[0]
+    fill = idle[:max(0, total - queue)]
+    if fill.size or carry is None:
+      alpha_new = np.zeros((width,) + fshape, out_alpha.dtype)
+      fresh = np.zeros(width, bool)
+      for slot in fill:
+        row[slot], done_steps[slot], prev[slot] = queue, 0, np.nan
+        alpha_new[slot] = start_of(queue)
+        fresh[slot] = True
+        queue += 1
+      if carry is None:
+        carry = _init_jit(problem, put(alpha_new))
+      else:
+        carry = _refill_jit(problem, carry, put(alpha_new), put(fresh))
+    active = row >= 0
+    if not active.any():
+      break
+    # an idle slot repeats an active one (its result is dropped)
+    sid_rows = np.where(active, row, row[np.argmax(active)])
+    sid = put(encode_subsets(problem.n, ids[sid_rows]))
+    carry, h = _steps_jit(problem, carry, sid, length=k, unroll=unroll)
+    h = np.asarray(h)
+    for slot in np.nonzero(active)[0]:
+      out_hist[row[slot], done_steps[slot]:done_steps[slot] + k] = h[slot]
+    done_steps[active] += k
+    last = h[:, -1]
+    finished = active & ((done_steps >= steps) | (_converged(prev, last, tol) if tol is not None else False))
+    prev = np.where(active, last, np.nan)
+    if finished.any():
+      alpha_now = np.asarray(carry[0])
+      err = np.asarray(_final_jit(problem, carry[0], sid))
+      rows = row[finished]
+      out_alpha[rows], out_err[rows] = alpha_now[finished], err[finished]
+      row[finished] = -1
+      if on_finished is not None:
+        on_finished(rows, ChunkResult(subsets=ids, alpha=out_alpha, history=out_hist, error=out_err))
+    # nothing waits: halve the pool while the running subsets fit
+    running = int((row >= 0).sum())
+    if queue >= total and running:
+      new_width = width
+      while new_width // 2 >= running and (new_width // 2) % devices == 0 and new_width // 2 >= devices:
+        new_width //= 2
+      if new_width < width:
+        keep = np.nonzero(row >= 0)[0]
+        keep = np.concatenate([keep, np.repeat(keep[-1:], new_width - keep.size)])
+        carry = jax.tree_util.tree_map(lambda x: put(np.asarray(x)[keep]), carry)
+        row = np.concatenate([row[keep[:running]], np.full(new_width - running, -1)])
+        done_steps, prev = done_steps[keep], prev[keep]
+        width = new_width
+  chunk = ChunkResult(subsets=ids, alpha=out_alpha, history=out_hist, error=out_err)
+  _check_finite(chunk)
+  return chunk
+
+
+def _solve_chunks_pooled(setup: Setup, todo, done, results, on_chunk) -> dict[int, ChunkResult]:
+  """:func:`solve_chunks` with early stopping: chunk 0 (``N``) alone, then
+  every other chunk to do through one :func:`solve_pool`; a chunk is reported
+  to ``on_chunk`` (checkpointed) as soon as all its subsets have finished."""
+  tol = setup.options.stop_tol
+  if 0 in todo and 0 not in results:
+    results[0] = solve_pool(setup, setup.plan[0], warm_start(setup, results, 0), tol=tol)
+    if on_chunk is not None:
+      on_chunk(0, setup.num_chunks, results[0])
+  pending = []
+  for index in todo:
+    if index in results:
+      continue
+    if index in done:
+      check_resumed(setup, index, done[index])
+      results[index] = done[index]
+    else:
+      pending.append(index)
+  if not pending:
+    return results
+  ids = np.concatenate([setup.plan[i] for i in pending])
+  bounds = np.cumsum([0] + [setup.plan[i].size for i in pending])
+  owner = np.repeat(np.arange(len(pending)), np.diff(bounds))
+  left = np.diff(bounds)
+
+  def on_finished(rows, out: ChunkResult):
+    np.subtract.at(left, owner[rows], 1)
+    for j in np.nonzero(left == 0)[0]:
+      left[j] = -1  # reported
+      lo, hi = bounds[j], bounds[j + 1]
+      chunk = ChunkResult(subsets=ids[lo:hi], alpha=out.alpha[lo:hi].copy(), history=out.history[lo:hi].copy(),
+                          error=out.error[lo:hi].copy())
+      _check_finite(chunk)
+      results[pending[j]] = chunk
+      if on_chunk is not None:
+        on_chunk(pending[j], setup.num_chunks, chunk)
+
+  solve_pool(setup, ids, warm_start(setup, results, 1), tol=tol, on_finished=on_finished)
+  return results
+
+
+def solve_minimal_features(decode: Decode, f: jax.Array, f0: jax.Array, target: jax.Array, masks: np.ndarray,
+                           options: SolverOptions | None = None, *, mesh: Mesh | None = None,
+                           done: Mapping[int, ChunkResult] | None = None,
+                           on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
+                           **settings) -> SolverResult:
   """Solves ``u(S)`` for all ``2**n`` subsets (see module docstring).
 
   Args:
@@ -610,51 +891,23 @@ def solve_minimal_features(
     f, f0: the feature of the target and the baseline feature.
     target: the image ``x = g(f)`` to regenerate, ``(H, W, C)``.
     masks: boolean ``(n, H, W)``, one per player, in player order.
-    lam, learning_rate, steps: λ, the step size and the number of steps.
-    tau: error bound; subsets above it are flagged in ``result.unmet``.
-    chunk_size: subsets per compiled batch (memory knob).
-    dtype: dtype of α, the objective and the optimizer state.
-    schedule: 'constant' (the paper) or 'cosine' learning rate.
-    allow_overlap: accept player masks that share pixels.
+    options: a :class:`SolverOptions` (every setting: λ, steps, composition,
+      continuation, …), or pass its fields as keyword ``settings``.
     mesh: optional mesh; the subset axis of each chunk is sharded over all of
       its devices (chunks are padded to a multiple of the device count).
     done: chunk results already computed (resume); chunk indices as in
       :func:`chunk_plan`.
     on_chunk: called as ``on_chunk(index, num_chunks, result)`` after each
       chunk is computed (progress, checkpoints).
-    remat: rematerialise the decoder in the backward pass: False, True (=
-      'dots': keep matmul/conv outputs, recompute elementwise ops), 'nothing'
-      or a ``jax.checkpoint_policies`` policy. Same result, less memory, more
-      compute.
-    decode_dtype: run the decoder on ``u`` cast to this dtype (e.g.
-      ``jnp.bfloat16``), its image cast back; α, the loss and Adam's state stay
-      in ``dtype``. The decoder should compute in its input dtype (close over
-      parameters cast to it).
-    memory_budget: bytes per device; when given, the chunk size is
-      :func:`chunk_size_for_budget` of it and ``chunk_size`` is ignored.
-    steps_per_call: 0 runs all steps in one ``lax.scan``; ``k > 0`` runs
-      compiled blocks of ``k`` unrolled steps (faster on XLA:CPU); ``None``
-      picks :func:`default_steps_per_call`.
-    optimizer: 'gd' (projected gradient descent, the paper) or 'adam'.
-    composition: 'independent' solves all ``2**n − 1`` problems; 'max' solves
-      ``N`` (the singletons' warm start) and the ``n`` singletons and composes
-      ``α_S = max_{i∈S} α_{i}`` (:func:`compose_max`).
-    lam_max, lam_growth: λ continuation (τ as a constraint): a solved subset
-      that misses ``tau`` — with 'max', a singleton that belongs to a composed
-      subset that misses it — is solved again from where it stopped with λ
-      multiplied by ``lam_growth``, while λ stays ≤ ``lam_max`` (``None``: no
-      continuation).
-    refine_steps: with 'max', then solve every composed subset independently
-      for this many steps from its composed α (a feasible warm start), to
-      lower its L1; 0 = off.
+
+  Returns:
+    A :class:`SolverResult` in bitmask order.
   """
-  setup = prepare(decode, f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
-                  chunk_size=chunk_size, dtype=dtype, schedule=schedule, allow_overlap=allow_overlap, mesh=mesh,
-                  remat=remat, decode_dtype=decode_dtype, memory_budget=memory_budget,
-                  steps_per_call=steps_per_call, optimizer=optimizer, composition=composition)
+  setup = prepare(decode, f, f0, target, masks, _options(options, settings), mesh=mesh)
+  o = setup.options
   results = solve_chunks(setup, range(setup.num_chunks), done=done, on_chunk=on_chunk)
-  result = continue_unmet(setup, assemble(setup, results, tau), lam_max=lam_max, growth=lam_growth)
-  return refine(setup, result, refine_steps)
+  result = continue_unmet(setup, assemble(setup, results, o.tau), lam_max=o.lam_max, growth=o.lam_growth)
+  return refine(setup, result, o.refine_steps)
 
 
 def compose_max(alpha_singletons: jax.Array) -> jax.Array:
@@ -683,14 +936,13 @@ def errors_of(setup: Setup, alpha_rows: Callable[[np.ndarray], np.ndarray], ids:
   """Like :func:`subset_errors` with ``alpha_rows(rows)`` giving the α of
   ``ids[rows]`` (so the α of all subsets need never be stored at once)."""
   problem = setup.problem
-  fn = jax.jit(lambda a, s: _final_error(problem, a, s))
   ids = np.asarray(ids, np.int64)
   out = np.zeros(len(ids), np.float32)
   w = setup.width
   for k in range(0, len(ids), w):
     rows = np.arange(k, min(k + w, len(ids)))
     pad = np.concatenate([rows, np.repeat(rows[-1:], w - rows.size)])
-    err = fn(jnp.asarray(alpha_rows(pad), setup.dtype), encode_subsets(problem.n, ids[pad]))
+    err = _final_jit(problem, jnp.asarray(alpha_rows(pad), setup.dtype), encode_subsets(problem.n, ids[pad]))
     out[k:k + rows.size] = np.asarray(err)[:rows.size]
   return out
 

@@ -333,14 +333,9 @@ def _singletons(n: int) -> np.ndarray:
   return np.array([1 << i for i in range(n)], np.int64)
 
 
-def solve_truncated(decode, f, f0, target, masks, *, max_order: int, lam: float, learning_rate: float, steps: int,
-                    tau: float = math.inf, chunk_size: int = 64, dtype: Any = jnp.float32,
-                    schedule: str = "constant", allow_overlap: bool = False, mesh=None,
-                    done: Mapping[int, solver_lib.ChunkResult] | None = None,
-                    on_chunk: Callable | None = None, remat: Any = False, decode_dtype: Any = None,
-                    memory_budget: float | None = None, steps_per_call: int | None = None,
-                    optimizer: str = "adam", composition: str = "independent", lam_max: float | None = None,
-                    lam_growth: float = 4.0) -> TruncatedResult:
+def solve_truncated(decode, f, f0, target, masks, options: solver_lib.SolverOptions | None = None, *,
+                    max_order: int, mesh=None, done: Mapping[int, solver_lib.ChunkResult] | None = None,
+                    on_chunk: Callable | None = None, **settings) -> TruncatedResult:
   """The components of order ≤ ``max_order`` from exactly the minimal features they need.
 
   ``composition='independent'`` optimises ``u(N \\ T)`` for every ``|T| ≤ k``
@@ -350,10 +345,14 @@ def solve_truncated(decode, f, f0, target, masks, *, max_order: int, lam: float,
   (``n + 1`` problems; the errors of the composed sets are measured by
   decoding them). Chunks, sharding over ``mesh``, resume (``done``) and
   ``on_chunk`` are those of ``regionjax.solver`` with an explicit plan
-  (``solver.prepare(subsets=…)``). ``lam_max``/``lam_growth``: the λ
-  continuation of ``solver.continue_unmet``. Other arguments as
+  (``solver.prepare(subsets=…)``). ``options.lam_max``/``lam_growth``: the
+  λ continuation of ``solver.continue_unmet`` (``refine_steps`` and
+  ``stop_tol`` do not apply here). Other arguments as
   :func:`regionjax.solver.solve_minimal_features`; ``n ≤ 62``.
   """
+  o = solver_lib._options(options, settings)
+  composition, lam, steps, tau = o.composition, o.lam, o.steps, o.tau
+  lam_max, lam_growth = o.lam_max, o.lam_growth
   t0 = time.time()
   n, k = check_order(np.shape(masks)[0], max_order)
   fam = family(n, k)
@@ -365,11 +364,7 @@ def solve_truncated(decode, f, f0, target, masks, *, max_order: int, lam: float,
     wanted = _singletons(n) if n > 1 else np.zeros(0, np.int64)
   else:
     raise ValueError(f"composition must be one of {solver_lib.COMPOSITIONS}, got {composition!r}")
-  setup = solver_lib.prepare(decode, f, f0, target, masks, lam=lam, learning_rate=learning_rate, steps=steps,
-                             chunk_size=chunk_size, dtype=dtype, schedule=schedule, allow_overlap=allow_overlap,
-                             mesh=mesh, remat=remat, decode_dtype=decode_dtype, memory_budget=memory_budget,
-                             steps_per_call=steps_per_call, optimizer=optimizer, composition=composition,
-                             subsets=wanted)
+  setup = solver_lib.prepare(decode, f, f0, target, masks, o, mesh=mesh, subsets=wanted)
   chunks = solver_lib.solve_chunks(setup, range(setup.num_chunks), done=done, on_chunk=on_chunk)
   problems = np.concatenate(setup.plan)
   row = {int(s): p for p, s in enumerate(problems)}
@@ -405,8 +400,6 @@ def solve_truncated(decode, f, f0, target, masks, *, max_order: int, lam: float,
   alpha, err, solved, lam_rows = materialize()
   # λ continuation (solver.continue_unmet): re-solve what misses τ with a larger λ
   current = float(lam)
-  if lam_max is not None and not lam_growth > 1:
-    raise ValueError(f"lam_growth must be > 1, got {lam_growth}")
   while lam_max is not None and (err > tau).any() and current * lam_growth <= lam_max * (1 + 1e-9):
     bad = missing[err > tau]
     if composition == "max":

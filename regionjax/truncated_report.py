@@ -29,6 +29,7 @@ from regionjax import figures  # noqa: E402
 from regionjax import io as io_lib  # noqa: E402
 from regionjax import metrics as M  # noqa: E402
 from regionjax import progress  # noqa: E402
+from regionjax import solver as solver_lib  # noqa: E402
 from regionjax import subsets as subsets_lib  # noqa: E402
 from regionjax import truncated as tr  # noqa: E402
 
@@ -61,8 +62,6 @@ class ImageResult:
 
 def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -> ImageResult:
   """``truncated.solve_truncated`` for one target, checkpointed by chunk like the full solve."""
-  from regionjax import pipeline  # the dtype tables; imported here to keep the import graph one-way
-
   masks = cells[players]
   s = config.solver
   store = io_lib.ChunkStore(ckpt_dir)
@@ -78,12 +77,8 @@ def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -
     bar.set_postfix(chunk=f"{i + 1}/{count}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  sol = tr.solve_truncated(
-      target.decode, target.f, f0, target.image, masks, max_order=k, lam=s.lam, learning_rate=s.learning_rate,
-      steps=s.steps, tau=s.tau, chunk_size=s.chunk_size, dtype=pipeline.DTYPES[s.dtype], schedule=s.schedule,
-      mesh=mesh, done=done, on_chunk=on_chunk, remat=s.remat, decode_dtype=pipeline.DECODE_DTYPES[s.decode_dtype],
-      memory_budget=s.memory_budget_gb * 2**30 if s.memory_budget_gb > 0 else None, optimizer=s.optimizer,
-      composition=s.composition, lam_max=s.lam_max, lam_growth=s.lam_growth)
+  sol = tr.solve_truncated(target.decode, target.f, f0, target.image, masks, solver_lib.SolverOptions.from_config(s),
+                           max_order=k, mesh=mesh, done=done, on_chunk=on_chunk)
   bar.close()
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
                      baseline_image=target.baseline_image, f=target.f, f0=f0, cells=cells, players=players,

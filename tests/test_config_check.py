@@ -142,8 +142,8 @@ def test_unknown_key_is_one_line_with_or_without_config_flag(tmp_path, config_ar
 
 
 def test_dtype_choices_match_the_pipeline():
-  from regionjax import pipeline
-  for key, table in (("solver.dtype", pipeline.DTYPES), ("solver.decode_dtype", pipeline.DECODE_DTYPES)):
+  from regionjax import solver as solver_lib
+  for key, table in (("solver.dtype", solver_lib.DTYPES), ("solver.decode_dtype", solver_lib.DECODE_DTYPES)):
     check = config_check.SCHEMA[key]
     assert all(check.ok(name) for name in table), key
     assert not check.ok("float8"), key

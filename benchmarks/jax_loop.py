@@ -82,7 +82,7 @@ def main(argv=None):
     alpha0 = jnp.broadcast_to(ones, (len(ids),) + ones.shape)
     return jax.block_until_ready(blocked.run(alpha0, jnp.asarray(ids, jnp.int32))[0])
 
-  print(f"# benchmark b: batched solver vs per-subset loops, all JAX")
+  print("# benchmark b: batched solver vs per-subset loops, all JAX")
   print(f"# machine: {machine()}")
   print(f"# model: BigGAN-deep-128 architecture, channel_width {args.channel_width}, random weights, split at "
         f"{args.layer}: feature {prob.f.shape} = {prob.f.size}; {k} subsets × {steps} Adam steps")

@@ -78,7 +78,7 @@ def main(argv=None):
                  f"{len(ids) * args.steps / run:.2f}", f"{np.abs(alpha - ref[0]).max():.1e}",
                  f"{np.mean(err32):.4f}", f"{(np.mean(err32) / np.mean(ref[1]) - 1):+.1%}"))
     print(f"  {name} done", file=sys.stderr, flush=True)
-  print(table((f"variant", f"XLA peak MiB (chunk {args.chunk})", "MiB / subset", f"chunk for {args.budget_gib:g} GiB",
+  print(table(("variant", f"XLA peak MiB (chunk {args.chunk})", "MiB / subset", f"chunk for {args.budget_gib:g} GiB",
                "subset-steps/s", "max |Δα| vs f32", "RMSE on S (f32 decode)", "RMSE change"), rows))
   print(f"# process peak RSS {peak_rss_mib():.0f} MiB")
 

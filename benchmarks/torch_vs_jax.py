@@ -87,7 +87,7 @@ def main(argv=None):
   build = time.perf_counter() - t
   k, steps = args.subsets, args.steps
   subsets = list(range(1, k + 1))
-  print(f"# benchmark a: batched regionjax solver vs the paper's per-subset PyTorch loop")
+  print("# benchmark a: batched regionjax solver vs the paper's per-subset PyTorch loop")
   print(f"# machine: {machine()}; torch {torch.__version__} with {torch.get_num_threads()} threads")
   print(f"# model: BigGAN-deep-128 (channel_width {args.channel_width}), random weights, split at {args.layer}: "
         f"feature {prob.f.shape} = {prob.f.size} numbers; n = {prob.masks.shape[0]} patches; "

@@ -41,14 +41,13 @@ num_processes, process_id)``; with none but ``auto`` and a detected cluster
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from regionjax import solver as solver_lib
 
@@ -131,37 +130,6 @@ def local_mesh(axis_name: str = SUBSET_AXIS, devices: Sequence[jax.Device] | Non
   as ``mesh=`` to a solve, which shards each chunk's subset axis over it."""
   devices = list(jax.local_devices() if devices is None else devices)
   return Mesh(np.asarray(devices), (axis_name,))
-
-
-def global_mesh(axis_name: str = SUBSET_AXIS) -> Mesh:
-  """A 1-d mesh over every device of every process (for :func:`shard_batch`)."""
-  return Mesh(np.asarray(jax.devices()), (axis_name,))
-
-
-def shard_batch(x: Any, mesh: Mesh) -> tuple[Any, int]:
-  """Pads the leading (image) axis of every leaf of ``x`` to a multiple of the
-  mesh size (repeating the last entry) and shards it over all mesh devices.
-
-  Returns ``(sharded, size)``; ``out[:size]`` drops the padding again. For
-  batch runs over many images (encode/decode of a batch, metrics).
-  """
-  leaves = jax.tree.leaves(x)
-  if not leaves:
-    return x, 0
-  size = int(np.shape(leaves[0])[0])
-  devices = mesh.devices.size
-  pad = devices * math.ceil(size / devices) - size
-  spec = NamedSharding(mesh, P(mesh.axis_names))
-
-  def one(a):
-    a = np.asarray(a)
-    if a.shape[:1] != (size,):
-      raise ValueError(f"every leaf needs the same leading (image) axis {size}, got shape {a.shape}")
-    if pad:
-      a = np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
-    return jax.device_put(a, spec)
-
-  return jax.tree.map(one, x), size
 
 
 def process_chunks(num_chunks: int, process_index: int | None = None, num_processes: int | None = None) -> list[int]:

@@ -44,8 +44,6 @@ Decode = Callable[[jax.Array], jax.Array]
 #: v2 §3.1 and App. E ("selected the top-30 of all the 512 feature components"):
 #: K of the additivity check (Fig. 4).
 ADDITIVITY_TOP_K = 30
-#: v2 App. E: the number of components of the paper's runs (n = 9 → 2**9).
-PAPER_NUM_COMPONENTS = 512
 #: v1 App. H: "for most samples, the top 60% feature components were salient".
 SALIENT_FRACTION = 0.6
 #: v1 App. H: "in Figure 6 ... in log space, about 40% interactions had

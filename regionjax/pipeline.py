@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import signal
-import sys
 import threading
 import time
 import zipfile
@@ -31,7 +30,6 @@ from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import progress
 from regionjax import solver as solver_lib
-from regionjax import subsets as subsets_lib
 from regionjax import truncated
 from regionjax.generator import check_layer
 
@@ -345,12 +343,13 @@ def run(config, make_generator: Callable) -> dict:
 
 
 def _run(config, make_generator: Callable) -> dict:
-  from regionjax import report as report_lib  # matplotlib/jinja only when running
-  from regionjax import truncated_report
+  from regionjax import truncated_report  # matplotlib/jinja only when running
 
-  solve = solve_target
   if truncated_report.max_order(config):  # components up to order k (regionjax.truncated): its solve and report
     solve, report_lib = truncated_report.solve_target, truncated_report
+  else:
+    from regionjax import report as report_lib
+    solve = solve_target
 
   workdir = config.workdir
   metrics_path = os.path.join(workdir, "metrics.json")

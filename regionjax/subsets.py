@@ -53,22 +53,9 @@ def all_subsets(n: int) -> np.ndarray:
   return np.arange(1 << n, dtype=np.int64)
 
 
-def sizes(n: int) -> np.ndarray:
-  """``|S|`` for every subset ``S`` in order, shape ``(2**n,)``."""
-  s = np.zeros(1 << n, dtype=np.int64)
-  for i in range(n):
-    s[1 << i:2 << i] = s[:1 << i] + 1
-  return s
-
-
 def size(s: int) -> int:
   """``|S|`` of a single bitmask."""
   return int(s).bit_count()
-
-
-def complement(s, n: int):
-  """``N \\ S``; works on ints and integer arrays."""
-  return s ^ full_set(n)
 
 
 def subsets_of(s: int) -> np.ndarray:

@@ -38,7 +38,7 @@ import functools
 import itertools
 import math
 import time
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp

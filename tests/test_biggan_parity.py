@@ -19,7 +19,6 @@ reproduces `generate(c)` for every tap, and decoding is deterministic.
 """
 
 import json
-import os
 import time
 
 import numpy as np

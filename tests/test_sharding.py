@@ -67,20 +67,6 @@ def test_two_axis_mesh(planted, single):
   np.testing.assert_allclose(np.asarray(res.u), np.asarray(single.u), atol=1e-5)
 
 
-@need8
-def test_shard_batch_pads_and_shards():
-  mesh = distributed.global_mesh()
-  x = {"z": np.arange(10 * 3, dtype=np.float32).reshape(10, 3), "y": np.arange(10)}
-  sharded, size = distributed.shard_batch(x, mesh)
-  assert size == 10 and sharded["z"].shape == (16, 3)
-  assert len(sharded["z"].sharding.device_set) == 8
-  np.testing.assert_array_equal(np.asarray(sharded["z"])[:10], x["z"])
-  out = jax.jit(lambda t: t["z"] * 2)(sharded)  # a batch computation runs sharded
-  np.testing.assert_array_equal(np.asarray(out)[:size], x["z"] * 2)
-  with pytest.raises(ValueError, match="leading"):
-    distributed.shard_batch({"a": np.zeros(4), "b": np.zeros(5)}, mesh)
-
-
 def test_remat_same_result(planted, single):
   for remat in (True, "nothing"):
     res = rj.solve_minimal_features(*_args(planted), chunk_size=5, remat=remat, **SETTINGS)

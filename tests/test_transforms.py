@@ -1,6 +1,5 @@
 """Exact identities of the subset transforms (docs/method.md §OR interactions), n = 0 … 12."""
 
-import itertools
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,6 @@ flax msgpack, does not.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Mapping
 

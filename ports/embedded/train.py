@@ -172,96 +172,6 @@ def train(out_dir: str, *, seed: int = 0, steps: int = 100_000, minutes: float =
   return info
 
 
-class Encoder(nn.Module):
-  """q(z | x, class): a small conv net giving the mean and log-variance of z."""
-  z_dim: int
-  num_classes: int
-
-  @nn.compact
-  def __call__(self, x, labels):
-    h = x
-    for ch in (32, 64, 128):
-      h = nn.relu(nn.Conv(ch, (4, 4), strides=2)(h))
-    h = jnp.concatenate([h.reshape(h.shape[0], -1), jax.nn.one_hot(labels, self.num_classes)], -1)
-    h = nn.relu(nn.Dense(256)(h))
-    out = nn.Dense(2 * self.z_dim)(h)
-    return out[:, : self.z_dim], jnp.clip(out[:, self.z_dim:], -8.0, 4.0)
-
-
-def render_dataset(rng, size: int):
-  labels = rng.integers(0, MODEL_CONFIG.num_classes, size)
-  data = np.concatenate([scenes.render(rng, labels[i:i + 1024]) for i in range(0, size, 1024)])
-  return np.round((data + 1) * 127.5).astype(np.uint8), labels
-
-
-def train_vae(out_dir: str, *, seed: int = 0, steps: int = 3000, minutes: float = 25.0, batch: int = 32,
-              lr: float = 1e-3, sigma: float = 0.18, kl_warmup: int = 300, log_every: int = 100,
-              dataset_size: int = 12288) -> dict:
-  """Conditional VAE: encoder q(z|x,c) + the BigGAN-deep generator as decoder p(x|z,c).
-
-  loss = ‖x − G(z, c)‖² / (2σ²) + β·KL(q(z|x,c) ‖ N(0, I)),  z = μ + e^{logvar/2}·ε,
-  β warmed up linearly from 0 to 1 over ``kl_warmup`` steps; Adam with cosine-decayed
-  learning rate. Random codes z ~ TruncNormal(-2, 2) then decode to scenes.
-  """
-  key = jax.random.PRNGKey(seed)
-  rng = np.random.default_rng(seed)
-  gen = BigGANDeep(MODEL_CONFIG)
-  enc = Encoder(MODEL_CONFIG.z_dim, MODEL_CONFIG.num_classes)
-  kg, ke, key = jax.random.split(key, 3)
-  labels0 = jnp.zeros((2,), jnp.int32)
-  g_vars = gen.init(kg, _z(kg, 2), _one_hot(labels0), 1.0, train=True)
-  e_params = enc.init(ke, jnp.zeros((2, 32, 32, 3)), labels0)["params"]
-  params = {"g": g_vars["params"], "e": e_params}
-  opt = optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.1))
-  t0 = time.time()
-  data, data_labels = render_dataset(rng, dataset_size)
-  print(f"rendered {dataset_size} scenes in {time.time() - t0:.0f} s", flush=True)
-
-  @jax.jit
-  def step_fn(params, stats, opt_state, x, labels, key, beta):
-    def loss_fn(params):
-      mu, logvar = enc.apply({"params": params["e"]}, x, labels)
-      z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
-      xh, upd = gen.apply({"params": params["g"], "batch_stats": stats}, z, _one_hot(labels), 1.0,
-                          train=True, mutable=["batch_stats"])
-      rec = jnp.mean(jnp.sum(jnp.square(xh - x), axis=(1, 2, 3))) / (2 * sigma ** 2)
-      kl = jnp.mean(0.5 * jnp.sum(jnp.square(mu) + jnp.exp(logvar) - 1 - logvar, axis=-1))
-      mse = jnp.mean(jnp.square(xh - x))
-      return rec + beta * kl, (upd["batch_stats"], kl, mse)
-
-    (loss, (stats, kl, mse)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = opt.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), stats, opt_state, loss, kl, mse
-
-  stats, opt_state = g_vars["batch_stats"], opt.init(params)
-  start = time.time()
-  log, step = [], 0
-  while step < steps and time.time() - start < minutes * 60:
-    idx = rng.integers(0, dataset_size, batch)
-    real = data[idx].astype(np.float32) / 127.5 - 1.0
-    flip = rng.random(batch) < 0.5
-    real[flip] = real[flip, :, ::-1]  # horizontal flips keep every class valid
-    key, k = jax.random.split(key)
-    beta = min(1.0, (step + 1) / kl_warmup)
-    params, stats, opt_state, loss, kl, mse = step_fn(params, stats, opt_state, jnp.asarray(real),
-                                                     jnp.asarray(data_labels[idx]), k, beta)
-    step += 1
-    if step % log_every == 0 or step == steps:
-      el = time.time() - start
-      rate = step / el
-      log.append({"step": step, "loss": float(loss), "kl": float(kl), "mse": float(mse), "seconds": el})
-      print(f"step {step}/{steps}  loss {float(loss):.1f}  kl {float(kl):.1f}  mse {float(mse):.4f}  "
-            f"{rate:.1f} step/s  eta {(steps - step) / rate / 60:.1f} min", flush=True)
-  stats = settle_stats(gen, params["g"], stats, jax.random.fold_in(key, 7), batches=300)
-  variables = {"params": params["g"], "batch_stats": stats}
-  info = {"method": "vae", "seed": seed, "steps": step, "train_minutes": (time.time() - start) / 60,
-          "total_minutes": (time.time() - t0) / 60, "batch": batch, "lr": lr, "sigma": sigma,
-          "kl_warmup": kl_warmup, "dataset_size": dataset_size, "final": log[-1] if log else None,
-          "log": log, "jax": jax.__version__}
-  _save(out_dir, variables, info)
-  return info
-
-
 def _save(out_dir, variables, info):
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "weights.msgpack"), "wb") as fh:
@@ -288,15 +198,11 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--method", choices=("vae", "gan"), default="gan")
-  p.add_argument("--steps", type=int, default=None, help="default: 3000 (vae), 100000 (gan; the shipped weights: 4570)")
+  p.add_argument("--steps", type=int, default=100_000, help="the shipped weights ran 4570 (the wall-time cap)")
   p.add_argument("--minutes", type=float, default=20.0, help="wall-time cap on the training loop")
   p.add_argument("--batch", type=int, default=32)
   a = p.parse_args(argv)
-  if a.method == "vae":
-    info = train_vae(a.out, seed=a.seed, steps=a.steps or 3000, minutes=a.minutes, batch=a.batch)
-  else:
-    info = train(a.out, seed=a.seed, steps=a.steps or 100_000, minutes=a.minutes, batch=a.batch)
+  info = train(a.out, seed=a.seed, steps=a.steps, minutes=a.minutes, batch=a.batch)
   print(json.dumps({k: v for k, v in info.items() if k != "log"}), file=sys.stderr)
 
 

@@ -235,3 +235,14 @@ def test_stylegan2_generator_rejects_bad_inputs(small):
     gen.generate({"z": z, "truncation": float("nan")})
   with pytest.raises(ValueError, match="unconditional"):
     gen.sample_codes(jax.random.PRNGKey(0), 1, classes=[3])
+
+
+def test_stylegan2_registry_names_the_release_without_a_checkpoint_and_config_has_paper_settings():
+  from configs import stylegan2 as cfg_file
+  from ports import registry
+  c = cfg_file.get_config()
+  assert (c.model.name, c.model.layer, c.solver.lam, c.solver.learning_rate, c.solver.steps) == (
+      "stylegan2", "layer3", 500.0, 1e-3, 10000)  # v2 §3 and App. E Table 2
+  with pytest.raises(ValueError) as e:
+    registry.build(c.model)
+  assert "afhqcat.pkl" in str(e.value) and "python -m ports.stylegan2.convert" in str(e.value)

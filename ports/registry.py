@@ -27,7 +27,16 @@ def build(model_config):
       raise ValueError("configs/sid.py needs SiD's FFHQ 64x64 generator converted to Flax: pass "
                        "--config.model.checkpoint=DIR. " + sid.checkpoint_help("DIR"))
     return sid.load(model_config.checkpoint, sigma_init=model_config.get("sigma_init", sid.SIGMA_INIT))
+  if name == "stylegan2":
+    from ports import stylegan2
+    if not model_config.checkpoint:
+      raise ValueError("configs/stylegan2.py needs StyleGAN2-ADA's afhqcat.pkl converted to Flax: pass "
+                       "--config.model.checkpoint=DIR. " + stylegan2.checkpoint_help("DIR"))
+    cutoff = model_config.get("truncation_cutoff", -1)  # -1: every w (the reference's None)
+    return stylegan2.load(model_config.checkpoint, truncation=model_config.get("truncation", 1.0),
+                          truncation_cutoff=None if cutoff is None or cutoff < 0 else cutoff,
+                          noise_mode=model_config.get("noise_mode", "const"))
   if name == "planted":
     from regionjax import testing
     return testing.PlantedGenerator()
-  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid' or 'planted'")
+  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2' or 'planted'")

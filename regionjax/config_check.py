@@ -113,7 +113,7 @@ SCHEMA: dict[str, Check] = {
     "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
     "seed": SEED,
 
-    "model.name": string(nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid' or 'planted')"),
+    "model.name": string(nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2' or 'planted')"),
     "model.checkpoint": string(),
     "model.layer": string(nonempty=True, expect="the name of one of the generator's layers"),
     "model.truncation": number(0, 10, lo_open=True),
@@ -181,8 +181,10 @@ SCHEMA: dict[str, Check] = {
 
 
 #: Knobs only some configs have (a port's own options); absent is fine.
-OPTIONAL = {"model.sigma_init"}
+OPTIONAL = {"model.sigma_init", "model.truncation_cutoff", "model.noise_mode"}
 SCHEMA["model.sigma_init"] = number(0, 1e3, lo_open=True, expect="SiD's input noise level σ_init > 0 (2.5)")
+SCHEMA["model.truncation_cutoff"] = integer(-1, 64, expect="-1 (truncate every w) or the number of w vectors to truncate")
+SCHEMA["model.noise_mode"] = choice("const", "none", "random")
 
 
 # ------------------------------------------------------------- cross checks

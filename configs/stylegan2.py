@@ -12,6 +12,8 @@ v1 §4 (6×6 grid, 9 patches on the foreground, f0 the mean feature over many co
 no truncation: ψ = 1 and constant noise, the defaults of the reference's generate.py.
 """
 
+import ml_collections
+
 from configs import default
 
 
@@ -22,7 +24,7 @@ def get_config():
   c.model.checkpoint = ""           # a directory written by `python -m ports.stylegan2.convert`
   c.model.layer = "layer3"          # = b32, 32×32×512 (v2 §3); "layer6" (= b256) for the paper's second layer
   c.model.truncation = 1.0          # ψ (generate.py's default; 0.7 gives more typical cats)
-  c.model.truncation_cutoff = -1    # -1: truncate every w (generate.py's None); e.g. 8 for the coarse layers only
+  c.model.truncation_cutoff = ml_collections.config_dict.placeholder(int)  # None: every w; e.g. 8: coarse layers only
   c.model.noise_mode = "const"      # the stored noise inputs (generate.py's default)
 
   c.baseline.num_codes = 1000

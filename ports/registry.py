@@ -32,9 +32,9 @@ def build(model_config):
     if not model_config.checkpoint:
       raise ValueError("configs/stylegan2.py needs StyleGAN2-ADA's afhqcat.pkl converted to Flax: pass "
                        "--config.model.checkpoint=DIR. " + stylegan2.checkpoint_help("DIR"))
-    cutoff = model_config.get("truncation_cutoff", -1)  # -1: every w (the reference's None)
+    cutoff = model_config.get("truncation_cutoff")  # None: every w (as the reference)
     return stylegan2.load(model_config.checkpoint, truncation=model_config.get("truncation", 1.0),
-                          truncation_cutoff=None if cutoff is None or cutoff < 0 else cutoff,
+                          truncation_cutoff=cutoff,
                           noise_mode=model_config.get("noise_mode", "const"))
   if name == "planted":
     from regionjax import testing

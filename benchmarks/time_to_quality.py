@@ -160,7 +160,7 @@ def main():
     tq = np.median(reached) if reached and len(reached) == len(times) else None
     total = [r["total"] for r in rs]
     rows.append([name, table_of[name].get("optimizer"), table_of[name]["steps"],
-                 f"{np.median([r['J'] for r in rs]):.4g}", f"{np.median([r['rmse'] for r in rs]):.4f}",
+                 f"{np.median([r['J'] for r in rs]):.6g}", f"{np.median([r['rmse'] for r in rs]):.4f}",
                  f"{np.median(total):.1f} ({min(total):.1f}–{max(total):.1f})",
                  "—" if tq is None else f"{tq:.1f} ({min(reached):.1f}–{max(reached):.1f})",
                  "—" if tq is None or t_paper is None else f"{t_paper / tq:.1f}×"])

@@ -82,4 +82,9 @@ def get_config():
   c.denoise.enabled = True           # v1 App. G: bounded noise on u that makes the components sparse
   c.denoise.tau_q_relative = 0.02    # τ_q as a fraction of max|f − f0| (the paper gives no value)
   c.denoise.steps = 300
+
+  c.report = ml_collections.ConfigDict()
+  c.report.interactive = True        # report.html: click players, see g(u(Ŝ)), components, Algorithm 2 (regionjax.interactive)
+  c.report.thumbnail_size = 64       # longest side of its embedded thumbnails (scaled down, never up)
+  c.report.thumbnail_format = "jpeg" # 'jpeg' (small) or 'png' (lossless)
   return c

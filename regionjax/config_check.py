@@ -172,6 +172,10 @@ SCHEMA: dict[str, Check] = {
     "denoise.enabled": boolean(),
     "denoise.tau_q_relative": number(0, lo_open=True),
     "denoise.steps": integer(1, 10**6),
+
+    "report.interactive": boolean(),
+    "report.thumbnail_size": integer(8, 1024),
+    "report.thumbnail_format": choice("jpeg", "png"),
 }
 
 

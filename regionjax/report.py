@@ -17,6 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 import jinja2
+import markupsafe
 import numpy as np
 
 from regionjax import components as comp_lib
@@ -354,6 +355,19 @@ def metric_rows(m: dict) -> list[dict]:
   return [dict(zip(("metric", "ours", "paper", "meaning"), r)) for r in rows]
 
 
+def interactive_view(config, res):
+  """The clickable view of ``regionjax.interactive`` as markup for the template, or None when
+  ``report.interactive`` is off (configs without a ``report`` block keep the static report)."""
+  r = config.get("report")
+  if r is None or not r.interactive:
+    return None
+  from regionjax import interactive
+
+  frag = interactive.fragment(res, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
+                              batch_size=config.metrics.decode_batch)
+  return markupsafe.Markup(frag)
+
+
 def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
   """components.npz, metrics.json and report.html of one image in ``outdir``."""
   os.makedirs(outdir, exist_ok=True)
@@ -368,7 +382,7 @@ def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
   metrics = {"summary": summary, **metrics}
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   html = render("report.html.j2", config=config, metrics=metrics, figs=figs, summary=summary,
-                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE)
+                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE, interactive=interactive_view(config, res))
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
   return metrics
 

@@ -12,12 +12,13 @@ from regionjax.patches import cell_scores, patch_masks, select_patches, subset_m
 from regionjax.solver import ChunkResult, SolverResult, chunk_plan, solve_minimal_features
 from regionjax.truncated import SparseComponents, TruncatedResult, solve_truncated
 from regionjax.transforms import and_interactions, mobius, or_interactions, or_matching, zeta
+from regionjax.wrap import from_flax, from_functions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ChunkResult", "Generator", "SolverResult", "above", "and_interactions", "cell_scores", "check_layer",
     "chunk_plan", "combine", "component_norms", "mobius", "or_components", "or_interactions", "or_matching",
-    "patch_masks", "rank", "reconstruct_feature", "regional_pattern", "regional_patterns", "select_patches",
+    "from_flax", "from_functions", "patch_masks", "rank", "reconstruct_feature", "regional_pattern", "regional_patterns", "select_patches",
     "solve_minimal_features", "solve_truncated", "SparseComponents", "TruncatedResult", "subset_masks", "subsets", "metrics", "denoise", "top_fraction", "top_k", "zeta",
 ]

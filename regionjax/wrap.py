@@ -14,8 +14,8 @@ module at the submodule whose path is ``NAME`` (``'block2'``, or
   so ``decode(codes, f) = generate(codes)`` when ``f = encode(codes)``.
 
 ``from_functions(encode, decode, sample_codes=…)`` wraps a pair of plain
-functions. Recipe and checks: docs/adding_a_generator.md §Bring your own
-generator; ``python -m regionjax.check`` prints the taps and the round trip.
+functions. ``python -m regionjax.check`` prints the taps and the round trip.
+Recipe: docs/adding_a_generator.md §Bring your own generator.
 """
 
 from __future__ import annotations

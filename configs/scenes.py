@@ -34,9 +34,11 @@ def get_config():
   c.patches.cols = 6
   c.patches.n = 9
   c.patches.method = "random"        # 'random' among the foreground, 'difference', 'saliency', 'center' (top-n),
-                                     # 'mask' (cells most covered by patches.mask_path), or 'indices'
+                                     # 'mask' (cells most covered by patches.mask_path), 'indices', or 'regions'
+                                     # (named players of patches.regions_path instead of grid cells)
   c.patches.indices = ()
   c.patches.mask_path = ""           # PNG, white = object (method 'mask')
+  c.patches.regions_path = ""        # JSON of named polygons or mask images, one player each (method 'regions')
   c.patches.foreground_fraction = 0.5
   c.patches.seed = 0
   c.patches.shared = True            # batch mode: the same cells for all images (chosen on their mean difference),

@@ -339,3 +339,51 @@ components whose field meets Ŝ<br><input type="range" class="rjx-range" min="0"
 def fragment(res, *, element_id: str = "rjx", **options) -> str:
   """``render_fragment(build(res, **options))``: the view of one image's result as HTML."""
   return render_fragment(build(res, **options), element_id=element_id)
+
+
+# ---------------------------------------------------------------- notebooks
+def _from_report(path: str) -> str:
+  """The interactive fragment of a finished run's ``report.html`` (a workdir or the file itself)."""
+  import os
+  import re
+
+  if os.path.isdir(path):
+    path = os.path.join(path, "report.html")
+  try:
+    with open(path, encoding="utf-8") as fh:
+      text = fh.read()
+  except OSError as e:
+    raise ValueError(f"cannot read {path!r}: {e}") from None
+  m = re.search(r'<div class="rjx" id="[^"]*">.*?</script>\n</div>', text, re.S)
+  if not m:
+    raise ValueError(f"{path} has no interactive view (a run with report.interactive = False, or a batch index: "
+                     f"pass images/NNN/ of a batch run)")
+  return m.group(0)
+
+
+def show(result, **options):
+  """The interactive view inline in Jupyter or Colab (plain HTML with its script; no server, no widget).
+
+  Args:
+    result: a :class:`regionjax.pipeline.ImageResult` (decoded here), or a finished run's workdir or
+      ``report.html`` path (its embedded view is reused).
+    **options: for :func:`build` (``thumb_size``, ``fmt``, ``quality``, ``names``, ...).
+
+  Returns:
+    An ``IPython.display.HTML`` object when IPython is installed (a notebook shows it when it is the cell's
+    value), else the HTML string.
+  """
+  import os
+  import uuid
+
+  element_id = "rjx-" + uuid.uuid4().hex[:10]  # several views in one notebook page
+  if isinstance(result, (str, os.PathLike)):
+    frag = _from_report(os.fspath(result)).replace('id="rjx"', f'id="{element_id}"', 1)
+    frag = frag.replace('getElementById("rjx")', f'getElementById("{element_id}")', 1)
+  else:
+    frag = fragment(result, element_id=element_id, **options)
+  try:
+    from IPython.display import HTML
+  except ImportError:
+    return frag
+  return HTML(frag)

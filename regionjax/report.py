@@ -364,7 +364,7 @@ def interactive_view(config, res):
   from regionjax import interactive
 
   frag = interactive.fragment(res, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
-                              batch_size=config.metrics.decode_batch)
+                              batch_size=config.metrics.decode_batch, names=getattr(res, "names", None))
   return markupsafe.Markup(frag)
 
 
@@ -373,12 +373,20 @@ def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
   os.makedirs(outdir, exist_ok=True)
   metrics, raw = compute_metrics(config, res)
   figs = image_figures(config, res, raw, samples_png)
+  names = getattr(res, "names", None)
+  extra = {}
+  if names:  # named regions (patches.method = 'regions'): carried into metrics.json and components.npz
+    for c in metrics["top_components"]:
+      c["names"] = [names[i] for i in c["players"]]
+    extra = {"player_names": np.asarray(names)}
   io_lib.atomic_savez(os.path.join(outdir, "components.npz"), u=np.asarray(res.solution.u),
                       alpha=np.asarray(res.solution.alpha), components=res.components, patches=res.players,
                       masks=res.masks, f=res.f, f0=res.f0, image=res.image, baseline_image=res.baseline_image,
-                      error=np.asarray(res.solution.error), history=np.asarray(res.solution.history))
+                      error=np.asarray(res.solution.error), history=np.asarray(res.solution.history), **extra)
   summary = dict(header, image=res.index, class_id=res.class_id, n=int(res.masks.shape[0]),
                  players=res.players.tolist(), feature_shape=list(res.f.shape))
+  if names:
+    summary["player_names"] = list(names)
   metrics = {"summary": summary, **metrics}
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   html = render("report.html.j2", config=config, metrics=metrics, figs=figs, summary=summary,

@@ -387,3 +387,76 @@ def show(result, **options):
   except ImportError:
     return frag
   return HTML(frag)
+
+
+# ------------------------------------------------------- batch: one field across images
+def build_comparison(results, reports: Sequence[str], *, top: int = 8, thumb_size: int = 64, fmt: str = "jpeg",
+                     quality: int = 85, batch_size: int | None = 64) -> dict | None:
+  """One action field across the images of a batch: its norm, rank and regional pattern in each image.
+
+  The fields offered are the union of every image's ``top`` strongest; the
+  players must be the same in every image (``patches.shared``), else the
+  fields do not compare and None is returned.
+  """
+  if not results or any(not np.array_equal(r.players, results[0].players) for r in results):
+    return None
+  n = results[0].masks.shape[0]
+  ranks, norms_all = [], []
+  for r in results:
+    order = comp_lib.rank(r.components)
+    rank_of = np.zeros(1 << n, np.int64)
+    rank_of[order] = np.arange(1, order.size + 1)
+    ranks.append(rank_of)
+    norms_all.append(comp_lib.component_norms(r.components))
+  fields = sorted({int(s) for r in results for s in comp_lib.rank(r.components)[:top]},
+                  key=lambda s: -float(np.mean([nm[s] for nm in norms_all])))
+  images = []
+  for r, rank_of, norms, report in zip(results, ranks, norms_all, reports):
+    pats = np.asarray(comp_lib.regional_patterns(r.decode, jnp.asarray(r.f), jnp.asarray(r.components), fields))
+    scale = float(np.abs(pats.mean(-1)).max())
+    images.append({"report": report, "target": encode_image(to_uint8(r.image), thumb_size, fmt, quality),
+                   "norms": [float(norms[s]) for s in fields], "ranks": [int(rank_of[s]) for s in fields],
+                   "patterns": [encode_image(pattern_pixels(p, scale), thumb_size, fmt, quality) for p in pats]})
+  names = getattr(results[0], "names", None)
+  return {"fields": fields, "labels": [subsets_lib.format_subset(s, names) for s in fields], "images": images,
+          "num_components": (1 << n) - 1}
+
+
+def render_comparison(data: dict, element_id: str = "rjx-compare") -> str:
+  """HTML of :func:`build_comparison`: a field selector and, per image, its pattern, norm and rank."""
+  eid = html.escape(element_id, quote=True)
+  options = "".join(f'<option value="{k}">{html.escape(lab)}</option>' for k, lab in enumerate(data["labels"]))
+  script = r"""
+(function () {
+  var root = document.getElementById(ROOT_ID);
+  var D = JSON.parse(root.querySelector('script.rjx-data').textContent);
+  var sel = root.querySelector('select'), row = root.querySelector('.rjx-row');
+  function update() {
+    var k = parseInt(sel.value, 10);
+    row.textContent = '';
+    D.images.forEach(function (im, i) {
+      var fig = document.createElement('figure');
+      fig.innerHTML = '<a><img class="rjx-t"></a><img class="rjx-p"><figcaption></figcaption>';
+      fig.querySelector('a').href = im.report;
+      fig.querySelector('.rjx-t').src = im.target;
+      fig.querySelector('.rjx-p').src = im.patterns[k];
+      fig.querySelector('figcaption').textContent = 'image ' + i + ': ‖Δf_S‖ = ' + im.norms[k].toPrecision(4) +
+          ', rank ' + im.ranks[k] + ' of ' + D.num_components;
+      fig.setAttribute('data-rank', String(im.ranks[k]));
+      row.appendChild(fig);
+    });
+  }
+  sel.addEventListener('change', update);
+  update();
+})();
+""".replace("ROOT_ID", json.dumps(element_id))
+  return f"""<div id="{eid}" class="rjx-compare">
+<style>#{eid} .rjx-row {{ display: flex; flex-wrap: wrap; gap: 12px; }} #{eid} figure {{ margin: 0; font-size: 0.85em; }}
+#{eid} img {{ width: 112px; height: 112px; image-rendering: pixelated; margin-right: 2px; }}</style>
+<script type="application/json" class="rjx-data">{_json(data)}</script>
+<p>action field S: <select>{options}</select> <span class="note">(the union of every image's
+{len(data['fields'])} strongest fields; left: the image, linked to its report; right: the regional pattern
+p_S = g(f) − g(f − Δf_S), red: brighter)</span></p>
+<div class="rjx-row"></div>
+<script>{script}</script>
+</div>"""

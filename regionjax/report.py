@@ -368,6 +368,18 @@ def interactive_view(config, res):
   return markupsafe.Markup(frag)
 
 
+def comparison_view(config, results, reports):
+  """Batch index: one action field across the images (``regionjax.interactive``), or None."""
+  r = config.get("report")
+  if r is None or not r.interactive:
+    return None
+  from regionjax import interactive
+
+  data = interactive.build_comparison(results, reports, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
+                                      batch_size=config.metrics.decode_batch)
+  return None if data is None else markupsafe.Markup(interactive.render_comparison(data))
+
+
 def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
   """components.npz, metrics.json and report.html of one image in ``outdir``."""
   os.makedirs(outdir, exist_ok=True)
@@ -480,7 +492,8 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   io_lib.write_json(os.path.join(workdir, "metrics.json"), M.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render("index.html.j2", config=config, summary=summary, aggregate=agg, transfer=transfer,
-                per_image=metrics["per_image"], thumbs=thumbs, samples=_uri(samples_png) if samples_png else None)
+                per_image=metrics["per_image"], thumbs=thumbs, samples=_uri(samples_png) if samples_png else None,
+                compare=comparison_view(config, results, [p["report"] for p in metrics["per_image"]]))
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)
   return M.summary(metrics)
 

@@ -419,7 +419,7 @@ def build_comparison(results, reports: Sequence[str], *, top: int = 8, thumb_siz
                    "patterns": [encode_image(pattern_pixels(p, scale), thumb_size, fmt, quality) for p in pats]})
   names = getattr(results[0], "names", None)
   return {"fields": fields, "labels": [subsets_lib.format_subset(s, names) for s in fields], "images": images,
-          "num_components": (1 << n) - 1}
+          "num_components": (1 << n) - 1, "top": int(top)}
 
 
 def render_comparison(data: dict, element_id: str = "rjx-compare") -> str:
@@ -454,8 +454,8 @@ def render_comparison(data: dict, element_id: str = "rjx-compare") -> str:
 <style>#{eid} .rjx-row {{ display: flex; flex-wrap: wrap; gap: 12px; }} #{eid} figure {{ margin: 0; font-size: 0.85em; }}
 #{eid} img {{ width: 112px; height: 112px; image-rendering: pixelated; margin-right: 2px; }}</style>
 <script type="application/json" class="rjx-data">{_json(data)}</script>
-<p>action field S: <select>{options}</select> <span class="note">(the union of every image's
-{len(data['fields'])} strongest fields; left: the image, linked to its report; right: the regional pattern
+<p>action field S: <select>{options}</select> <span class="note">({len(data['fields'])} fields: the union of every
+image's {data['top']} strongest; left: the image, linked to its report; right: the regional pattern
 p_S = g(f) − g(f − Δf_S), red: brighter)</span></p>
 <div class="rjx-row"></div>
 <script>{script}</script>

@@ -99,7 +99,8 @@ def _png_pixels(uri: str) -> np.ndarray:
 
 
 def _chrome(*args, timeout=120):
-  cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files",
+  cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+         "--allow-file-access-from-files",
          "--virtual-time-budget=5000", *args]
   return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 

@@ -73,7 +73,9 @@ def solver_cost(gen, codes, layer: str, *, steps: int = 10, repeats: int = 2) ->
 
 
 def _mib(b) -> str:
-  return "n/a" if b is None else f"{b / 2**20:.2f} MiB"
+  if b is None:
+    return "n/a"
+  return f"{b / 2**20:.2f} MiB" if b >= 2**20 else f"{b / 2**10:.1f} KiB"
 
 
 def check(gen, layer: str, *, seed: int = 0, num: int = 2, tolerance: float = 1e-4, steps: int = 10,
@@ -130,8 +132,8 @@ def main(argv=None, make_generator: Callable | None = None) -> int:
   config_flag = config_flags.DEFINE_config_file("config", None, "Experiment config.", flag_values=fv)
   flags.DEFINE_float("tolerance", 1e-4, "Largest allowed round-trip difference.", flag_values=fv)
   flags.DEFINE_integer("steps", 10, "Solver steps timed.", flag_values=fv)
+  cli.parse_flags(argv, fv)  # a bad flag or config key: one error: line, exit 2
   try:
-    fv(argv)
     config = config_flag.value
     if config is None:
       return cli.error("pass --config=FILE (a config file of configs/, or your own)")

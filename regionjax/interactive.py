@@ -11,7 +11,7 @@ self-contained piece of HTML (plain JavaScript, no network, no server) that
 * the components whose action field meets ``Ŝ``, ranked by ``‖Δf_S‖₂`` (the
   norms of ``components.component_norms``, the same numbers as metrics.json
   ``top_components``), and on hover the regional pattern
-  ``p_S = g(f) − g(f − Δf_S)`` (v2 §3.2.1) of the strongest components;
+  ``p_S = g(f) − g(f − Δf_S)`` (v2 §3.2.1) of any listed component;
 * Algorithm 2 (v1 App. E) with a slider: ``f0`` plus the strongest fraction
   ``p`` of the components meeting ``Ŝ`` (``round(p · |Ω_Ŝ|)`` of them, as the
   controllable-reconstruction metric, docs/method.md §Metrics), precomputed
@@ -46,6 +46,8 @@ SLIDER_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: :data:`MIN_PATTERNS` of them.
 PATTERN_FRACTION = 0.1
 MIN_PATTERNS = 16
+#: The longest list of components meeting Ŝ that the view shows.
+LIST_MAX = 20
 
 
 # ------------------------------------------------------------------ images
@@ -119,7 +121,7 @@ def slider_weights(norms: np.ndarray, n: int, fractions: Sequence[float]) -> np.
 
 def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
           fractions: Sequence[float] = SLIDER_FRACTIONS, names: Sequence[str] | None = None,
-          batch_size: int | None = 64) -> dict:
+          batch_size: int | None = 64, list_max: int = LIST_MAX) -> dict:
   """The data of the view: thumbnails, norms, fields, masks and slider images of one image.
 
   Args:
@@ -131,6 +133,7 @@ def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
     fractions: the slider's fractions ``p``; must include 0 and 1.
     names: a name per player (default: the player index).
     batch_size: decodes per compiled batch (bounds memory).
+    list_max: the longest list of components meeting Ŝ that the view shows; each of them gets its pattern.
 
   Returns:
     A JSON-able dict; :func:`fragment` renders it.
@@ -159,6 +162,9 @@ def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
 
   ranked = comp_lib.rank(comps)
   top = ranked[:min(ranked.size, max(MIN_PATTERNS, math.ceil(PATTERN_FRACTION * ranked.size)))]
+  # every component the list can show (the list_max strongest meeting some Ŝ) gets its pattern too
+  listed = {int(s) for target in range(1, size) for s in ranked[(ranked & target) != 0][:list_max]}
+  top = np.asarray(sorted(set(top.tolist()) | listed, key=lambda s: -norms[s]), np.int64)
   patterns = {}
   if top.size:
     pats = np.asarray(comp_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
@@ -173,9 +179,9 @@ def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
       "target": img(to_uint8(res.image)), "baseline": baseline, "thumbs": thumbs,
       "norms": [float(v) for v in norms], "fields": [subsets_lib.format_subset(s) for s in range(size)],
       "fractions": fractions, "slider": slider, "patterns": patterns,
-      "pattern_note": f"regional patterns of the {top.size} strongest components (p_S = g(f) − g(f − Δf_S), "
-                      f"mean over channels, red: brighter)",
-      "format": fmt,
+      "pattern_note": f"regional patterns p_S = g(f) − g(f − Δf_S) of {top.size} components (the strongest "
+                      f"10 % and every component the list can show; mean over channels, red: brighter)",
+      "format": fmt, "list_max": int(list_max),
   }
 
 
@@ -289,7 +295,7 @@ _SCRIPT = r"""
     img.style.visibility = uri ? 'visible' : 'hidden';
     if (uri) img.src = uri;
     img.setAttribute('data-field', String(s));
-    q('rjx-pattern-caption').textContent = 'p_S of S = ' + fieldName(s) + (uri ? '' : ': not embedded (weaker than the strongest ' + Object.keys(D.patterns).length + ')');
+    q('rjx-pattern-caption').textContent = 'p_S of S = ' + fieldName(s) + (uri ? '' : ': not embedded');
   }
   q('rjx-stack').addEventListener('click', function (ev) {
     var rect = canvas.getBoundingClientRect();
@@ -310,11 +316,11 @@ _SCRIPT = r"""
 """
 
 
-def render_fragment(data: dict, *, element_id: str = "rjx", list_max: int = 20) -> str:
+def render_fragment(data: dict, *, element_id: str = "rjx") -> str:
   """The HTML of the view for :func:`build`'s data: markup, style, data and script, nothing external."""
   eid = html.escape(element_id, quote=True)
   fr = data["fractions"]
-  script = _SCRIPT.replace("ROOT_ID", json.dumps(element_id)).replace("LIST_MAX", str(int(list_max)))
+  script = _SCRIPT.replace("ROOT_ID", json.dumps(element_id)).replace("LIST_MAX", str(int(data["list_max"])))
   return f"""<div class="rjx" id="{eid}">
 <style>{_STYLE}</style>
 <script type="application/json" class="rjx-data">{_json(data)}</script>

@@ -96,3 +96,18 @@ def test_show_returns_html(planted):
   out = rj.show(res, fmt="png")
   text = out if isinstance(out, str) else out.data
   assert 'class="rjx"' in text and "rjx-data" in text
+
+
+def test_show_reuses_a_finished_report(planted, tmp_path):
+  _, res = planted
+  (tmp_path / "report.html").write_text("<html><body><h1>x</h1>" + interactive.fragment(res, fmt="png") +
+                                        "<p>after</p></body></html>")
+  out = rj.show(str(tmp_path))
+  text = out if isinstance(out, str) else out.data
+  new_id = re.match(r'<div class="rjx" id="(rjx-[0-9a-f]+)">', text).group(1)
+  assert f'getElementById("{new_id}")' in text and "<p>after</p>" not in text and text.endswith("</div>")
+  (tmp_path / "report.html").write_text("<html><body>static</body></html>")
+  with pytest.raises(ValueError, match="no interactive view"):
+    rj.show(str(tmp_path))
+  with pytest.raises(ValueError, match="cannot read"):
+    rj.show(str(tmp_path / "missing"))

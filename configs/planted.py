@@ -22,4 +22,5 @@ def get_config():
   c.solver.tau = 0.05
   c.metrics.top_k = 6
   c.metrics.transfer_k = 6
+  c.report.thumbnail_format = "png"  # lossless thumbnails: the browser test compares them pixel for pixel
   return c

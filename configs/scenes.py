@@ -34,9 +34,11 @@ def get_config():
   c.patches.cols = 6
   c.patches.n = 9
   c.patches.method = "random"        # 'random' among the foreground, 'difference', 'saliency', 'center' (top-n),
-                                     # 'mask' (cells most covered by patches.mask_path), or 'indices'
+                                     # 'mask' (cells most covered by patches.mask_path), 'indices', or 'regions'
+                                     # (named players of patches.regions_path instead of grid cells)
   c.patches.indices = ()
   c.patches.mask_path = ""           # PNG, white = object (method 'mask')
+  c.patches.regions_path = ""        # JSON of named polygons or mask images, one player each (method 'regions')
   c.patches.foreground_fraction = 0.5
   c.patches.seed = 0
   c.patches.shared = True            # batch mode: the same cells for all images (chosen on their mean difference),
@@ -84,4 +86,9 @@ def get_config():
   c.denoise.enabled = True           # v1 App. G: bounded noise on u that makes the components sparse
   c.denoise.tau_q_relative = 0.02    # τ_q as a fraction of max|f − f0| (the paper gives no value)
   c.denoise.steps = 300
+
+  c.report = ml_collections.ConfigDict()
+  c.report.interactive = True        # report.html: click players, see g(u(Ŝ)), components, Algorithm 2 (regionjax.interactive)
+  c.report.thumbnail_size = 64       # longest side of its embedded thumbnails (scaled down, never up)
+  c.report.thumbnail_format = "jpeg" # 'jpeg' (small) or 'png' (lossless)
   return c

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 
 def build(model_config):
   """``model_config.name`` selects the family; other fields are its options."""
@@ -39,4 +41,13 @@ def build(model_config):
   if name == "planted":
     from regionjax import testing
     return testing.PlantedGenerator()
-  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2' or 'planted'")
+  if ":" in name:  # your own generator: 'package.module:factory', called with the model block
+    module_name, _, attr = name.partition(":")
+    try:
+      factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+      raise ValueError(f"model.name {name!r}: cannot import {attr!r} from {module_name!r} ({e}); the module must be "
+                       f"importable (PYTHONPATH) and define that function") from None
+    return factory(model_config)
+  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'planted' or "
+                   f"'module:factory' (your own generator, docs/adding_a_generator.md)")

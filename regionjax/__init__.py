@@ -6,18 +6,21 @@ Ding, Lin, Zhang; arXiv 2410.04421). See docs/method.md for the conventions.
 
 from regionjax import denoise, metrics, subsets
 from regionjax.components import (above, combine, component_norms, or_components, rank, reconstruct_feature,
+                                  region_query,
                                   regional_pattern, regional_patterns, top_fraction, top_k)
 from regionjax.generator import Generator, check_layer
 from regionjax.patches import cell_scores, patch_masks, select_patches, subset_masks
 from regionjax.solver import ChunkResult, SolverOptions, SolverResult, chunk_plan, solve_minimal_features
 from regionjax.truncated import SparseComponents, TruncatedResult, solve_truncated
 from regionjax.transforms import and_interactions, mobius, or_interactions, or_matching, zeta
+from regionjax.wrap import from_flax, from_functions
+from regionjax.interactive import show
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ChunkResult", "Generator", "SolverResult", "above", "and_interactions", "cell_scores", "check_layer",
     "chunk_plan", "combine", "component_norms", "mobius", "or_components", "or_interactions", "or_matching",
-    "patch_masks", "rank", "reconstruct_feature", "regional_pattern", "regional_patterns", "select_patches",
+    "from_flax", "from_functions", "patch_masks", "rank", "reconstruct_feature", "region_query", "regional_pattern", "regional_patterns", "select_patches", "show",
     "solve_minimal_features", "SolverOptions", "solve_truncated", "SparseComponents", "TruncatedResult", "subset_masks", "subsets", "metrics", "denoise", "top_fraction", "top_k", "zeta",
 ]

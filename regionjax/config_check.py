@@ -130,7 +130,8 @@ SCHEMA: dict[str, Check] = {
     "patches.rows": integer(1, 4096),
     "patches.cols": integer(1, 4096),
     "patches.n": integer(1, 62),  # ≤ subsets.MAX_PLAYERS unless solver.max_order > 0 (cross check)
-    "patches.method": choice("indices", "difference", "random", "center", "mask", "saliency"),
+    "patches.method": choice("indices", "difference", "random", "center", "mask", "saliency", "regions"),
+    "patches.regions_path": string(expect="a path to a JSON file of named regions (method 'regions'), or ''"),
     "patches.mask_path": string(expect="a path to a PNG mask (method 'mask'), or ''"),
     "patches.indices": int_sequence("a tuple of grid cell indices, e.g. (0,1,2)"),
     "patches.foreground_fraction": number(0, 1, lo_open=True),
@@ -177,6 +178,10 @@ SCHEMA: dict[str, Check] = {
     "denoise.enabled": boolean(),
     "denoise.tau_q_relative": number(0, lo_open=True),
     "denoise.steps": integer(1, 10**6),
+
+    "report.interactive": boolean(),
+    "report.thumbnail_size": integer(8, 1024),
+    "report.thumbnail_format": choice("jpeg", "png"),
 }
 
 
@@ -191,6 +196,8 @@ SCHEMA["model.noise_mode"] = choice("const", "none", "random")
 # ------------------------------------------------------------- cross checks
 def _grid(c):
   p = c.patches
+  if p.method == "regions":  # the players are the named regions, not grid cells
+    return None
   cells = p.rows * p.cols
   if p.n > cells:
     return (f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; use a finer grid or a "
@@ -233,6 +240,8 @@ def _solver(c):
   s, p = c.solver, c.patches
   if s.lam_max is not None and s.lam_max < s.lam:
     return f"solver.lam_max={s.lam_max} must be None or >= solver.lam = {s.lam}"
+  if p.method == "regions" and not p.get("regions_path"):
+    return "patches.method='regions' needs --config.patches.regions_path=FILE.json (named polygons or masks)"
   if p.method == "mask" and not p.mask_path:
     return "patches.method='mask' needs --config.patches.mask_path=FILE.png (white = object)"
   return None

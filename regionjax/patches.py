@@ -9,7 +9,7 @@ import numpy as np
 
 #: Rules that take the ``n`` best-scoring cells.
 SCORED_METHODS = ("difference", "center", "mask", "saliency")
-METHODS = ("indices", "random") + SCORED_METHODS
+METHODS = ("indices", "random", "regions") + SCORED_METHODS
 
 
 def _edges(length: int, parts: int) -> np.ndarray:
@@ -172,3 +172,67 @@ def subset_masks(player_masks: np.ndarray) -> np.ndarray:
     block = 1 << i
     out[block:2 * block] = out[:block] | player_masks[i]
   return out
+
+
+def load_regions(path: str, height: int, width: int) -> tuple[list[str], np.ndarray]:
+  """Named players from a JSON file: ``(names, masks)`` with masks ``(n, height, width)`` bool.
+
+  The file holds ``{"regions": [REGION, ...]}`` (or the list alone); each
+  region has a ``"name"`` and either a ``"polygon"``, a list of ``[x, y]``
+  vertices as fractions of the image width and height (``[0, 0]`` the top
+  left corner, ``[1, 1]`` the bottom right), or a ``"mask"``, the path of a
+  boolean mask image (white = in the region; relative to the JSON file's
+  folder; scaled to the image with nearest neighbours). Regions must be
+  non-empty, distinct in name and disjoint (the players of the method
+  partition part of the image, v1 §4).
+  """
+  import json
+  import os
+
+  from PIL import Image, ImageDraw
+
+  try:
+    with open(path, encoding="utf-8") as fh:
+      doc = json.load(fh)
+  except FileNotFoundError:
+    raise ValueError(f"patches.regions_path {path!r} does not exist") from None
+  except (OSError, ValueError) as e:
+    raise ValueError(f"patches.regions_path {path!r} is not a JSON file: {e}") from None
+  regions = doc.get("regions") if isinstance(doc, dict) else doc
+  if not isinstance(regions, list) or not regions:
+    raise ValueError(f"{path}: expected {{\"regions\": [{{\"name\": …, \"polygon\": [[x, y], …]}}, …]}}")
+  names, masks = [], []
+  for k, r in enumerate(regions):
+    if not isinstance(r, dict) or not isinstance(r.get("name"), str) or not r["name"].strip():
+      raise ValueError(f"{path}: region {k} needs a non-empty \"name\"")
+    name = r["name"]
+    if name in names:
+      raise ValueError(f"{path}: two regions are named {name!r}")
+    if "polygon" in r:
+      pts = r["polygon"]
+      ok = isinstance(pts, list) and len(pts) >= 3 and all(
+          isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p) for p in pts)
+      if not ok:
+        raise ValueError(f"{path}: region {name!r}: \"polygon\" must be at least 3 [x, y] pairs (fractions)")
+      im = Image.new("L", (width, height), 0)
+      ImageDraw.Draw(im).polygon([(float(x) * width, float(y) * height) for x, y in pts], fill=255)
+      mask = np.asarray(im) > 0
+    elif "mask" in r:
+      mpath = os.path.join(os.path.dirname(os.path.abspath(path)), str(r["mask"]))
+      try:
+        with Image.open(mpath) as im:
+          mask = np.asarray(im.convert("L").resize((width, height), Image.NEAREST)) > 127
+      except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: region {name!r}: cannot read the mask {mpath!r}: {e}") from None
+    else:
+      raise ValueError(f"{path}: region {name!r} needs a \"polygon\" or a \"mask\"")
+    if not mask.any():
+      raise ValueError(f"{path}: region {name!r} covers no pixel of the {width}×{height} image")
+    names.append(name)
+    masks.append(mask)
+  masks = np.stack(masks)
+  counts = masks.sum(0)
+  if (counts > 1).any():
+    a, b = [i for i in range(len(names)) if (masks[i] & (counts > 1)).any()][:2]
+    raise ValueError(f"{path}: regions {names[a]!r} and {names[b]!r} overlap; players must be disjoint")
+  return names, masks

@@ -111,6 +111,7 @@ class ImageResult:
   components: np.ndarray     # (2**n, *feature_shape)
   decode: Callable
   seconds: float
+  names: list | None = None  # a name per player (patches.method = 'regions'), else None
 
 
 def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target:
@@ -130,9 +131,24 @@ def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target
                 decode=decode)
 
 
+def player_names(config, image_shape) -> tuple[list[str], np.ndarray] | None:
+  """``(names, masks)`` of the named regions when ``patches.method = 'regions'``, else None."""
+  p = config.patches
+  if p.method != "regions":
+    return None
+  names, masks = patches_lib.load_regions(p.regions_path, image_shape[0], image_shape[1])
+  if len(names) != p.n:
+    raise ValueError(f"patches.regions_path {p.regions_path!r} names {len(names)} regions but patches.n={p.n}; "
+                     f"set --config.patches.n={len(names)}")
+  return names, masks
+
+
 def grid_cells(config, image_shape) -> np.ndarray:
+  """The grid cells, or the named regions' masks with ``patches.method = 'regions'``."""
   h, w = image_shape[:2]
   p = config.patches
+  if p.method == "regions":
+    return player_names(config, image_shape)[1]
   if p.rows > h or p.cols > w:
     raise ValueError(f"a {p.rows}×{p.cols} grid does not fit the {h}×{w} image; use fewer patches.rows/cols")
   return patches_lib.patch_masks(h, w, p.rows, p.cols)
@@ -156,6 +172,8 @@ def cell_scores(config, cells: np.ndarray, targets: list[Target]) -> np.ndarray:
 def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0) -> np.ndarray:
   """Player cells by ``patches.method`` (scores are means over ``targets``)."""
   p = config.patches
+  if p.method == "regions":  # every named region is a player, in file order
+    return np.arange(cells.shape[0])
   scores = cell_scores(config, cells, targets)
   return patches_lib.select_patches(p.method, p.n, cells.shape[0], indices=list(p.indices) or None,
                                     scores=scores, foreground_fraction=p.foreground_fraction,
@@ -394,6 +412,7 @@ def _run(config, make_generator: Callable) -> dict:
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   cells = grid_cells(config, targets[0].image.shape)
+  named = player_names(config, targets[0].image.shape)
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
     shared = choose_players(config, cells, targets)
   results = []
@@ -401,6 +420,8 @@ def _run(config, make_generator: Callable) -> dict:
     players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
     results.append(solve(config, t, f0, cells, players, ckpt, mesh=mesh))
+    if named:
+      results[-1].names = list(named[0])
 
   if not writer:  # process 0 writes the outputs once
     return {}

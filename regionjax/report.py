@@ -15,6 +15,7 @@ import time
 
 import jax
 import jinja2
+import markupsafe
 import numpy as np
 
 from regionjax import components as comp_lib
@@ -161,22 +162,55 @@ def metric_rows(m: dict) -> list[dict]:
   return [dict(zip(("metric", "ours", "paper", "meaning"), r)) for r in rows]
 
 
+def interactive_view(config, res):
+  """The clickable view of ``regionjax.interactive`` as markup for the template, or None when
+  ``report.interactive`` is off (configs without a ``report`` block keep the static report)."""
+  r = config.get("report")
+  if r is None or not r.interactive:
+    return None
+  from regionjax import interactive
+
+  frag = interactive.fragment(res, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
+                              batch_size=config.metrics.decode_batch, names=getattr(res, "names", None))
+  return markupsafe.Markup(frag)
+
+
+def comparison_view(config, results, reports):
+  """Batch index: one action field across the images (``regionjax.interactive``), or None."""
+  r = config.get("report")
+  if r is None or not r.interactive:
+    return None
+  from regionjax import interactive
+
+  data = interactive.build_comparison(results, reports, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
+                                      batch_size=config.metrics.decode_batch)
+  return None if data is None else markupsafe.Markup(interactive.render_comparison(data))
+
+
 def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
   """components.npz, metrics.json and report.html of one image in ``outdir``."""
   os.makedirs(outdir, exist_ok=True)
   ev = evaluation.evaluate_image(config, res)
   metrics = ev.metrics
   figs = image_figures(config, res, ev, samples_png)
+  names = getattr(res, "names", None)
+  extra = {}
+  if names:  # named regions (patches.method = 'regions'): carried into metrics.json and components.npz
+    for c in metrics["top_components"]:
+      c["names"] = [names[i] for i in c["players"]]
+    extra = {"player_names": np.asarray(names)}
   io_lib.atomic_savez(os.path.join(outdir, "components.npz"), u=np.asarray(res.solution.u),
                       alpha=np.asarray(res.solution.alpha), components=res.components, patches=res.players,
                       masks=res.masks, f=res.f, f0=res.f0, image=res.image, baseline_image=res.baseline_image,
-                      error=np.asarray(res.solution.error), history=np.asarray(res.solution.history))
+                      error=np.asarray(res.solution.error), history=np.asarray(res.solution.history), **extra)
   summary = dict(header, image=res.index, class_id=res.class_id, n=int(res.masks.shape[0]),
                  players=res.players.tolist(), feature_shape=list(res.f.shape))
+  if names:
+    summary["player_names"] = list(names)
   metrics = {"summary": summary, **metrics}
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   html = render("report.html.j2", config=config, metrics=metrics, figs=figs, summary=summary,
-                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE)
+                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE, interactive=interactive_view(config, res))
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
   return metrics
 
@@ -224,7 +258,8 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   io_lib.write_json(os.path.join(workdir, "metrics.json"), M.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render("index.html.j2", config=config, summary=summary, aggregate=agg, transfer=transfer,
-                per_image=metrics["per_image"], thumbs=thumbs, samples=_uri(samples_png) if samples_png else None)
+                per_image=metrics["per_image"], thumbs=thumbs, samples=_uri(samples_png) if samples_png else None,
+                compare=comparison_view(config, results, [p["report"] for p in metrics["per_image"]]))
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)
   return M.summary(metrics)
 

@@ -164,6 +164,7 @@ def test_batch_mode(tmp_path):
     assert (workdir / "images" / f"{i:03d}" / "report.html").exists()
   index = (workdir / "report.html").read_text()
   assert "images/002/report.html" in index
+  assert "One action field across the images" in index and index.count('href="images/') >= 6
   # the planted structure lives in the decoder, so every image has the same top fields
   t = metrics["transferability"]
   assert len(t["pairs"]) == 3 and t["mean"] == 1.0

@@ -23,6 +23,7 @@ components changes; ``fix_full=False`` frees it as well.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -33,6 +34,7 @@ import numpy as np
 import optax
 
 from regionjax import metrics as metrics_lib
+from regionjax import solver as solver_lib
 from regionjax import subsets as subsets_lib
 from regionjax import transforms
 
@@ -68,7 +70,8 @@ def free_mask(n: int, fix_full: bool = True) -> np.ndarray:
   return free
 
 
-def _solve_chunk(u, free, tau_q, optimizer, steps):
+@functools.partial(jax.jit, static_argnames=("optimizer", "steps"))
+def _solve_chunk(u, free, tau_q, *, optimizer, steps):
   """Projected Adam on ``q`` for one chunk of columns ``u: (2**n, d)``."""
   box = free.astype(u.dtype)[:, None] * tau_q
 
@@ -129,14 +132,14 @@ def denoise(u, *, tau_q: float, steps: int = 300, learning_rate: float | None = 
     comps = transforms.or_interactions(u)
     return DenoiseResult(u=u, q=jnp.zeros_like(u), components=comps, history=jnp.full((steps,), before, u.dtype),
                          l1_before=before, l1_after=before, tau_q=float(tau_q))
-  if schedule == "cosine":
-    optimizer = optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.01))
-  elif schedule == "constant":
-    optimizer = optax.adam(lr)
-  else:
+  if schedule not in ("cosine", "constant"):
     raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+  optimizer = solver_lib.make_optimizer(lr, steps, schedule, "adam")  # the solver's (cached) optimiser
   width = dim if chunk_size is None else min(int(chunk_size), dim)
-  run = jax.jit(lambda x: _solve_chunk(x, jnp.asarray(free), jnp.asarray(tau_q, u.dtype), optimizer, steps))
+  free_j, tau_j = jnp.asarray(free), jnp.asarray(tau_q, u.dtype)
+
+  def run(x):
+    return _solve_chunk(x, free_j, tau_j, optimizer=optimizer, steps=steps)
   qs, history = [], jnp.zeros((steps,), u.dtype)
   for start in range(0, dim, width):
     cols = flat[:, start:start + width]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import jax
+
+#: One feature (the tap's shape, no batch axis) → one image (H, W, C): what the solver optimises through.
+Decode = Callable[[jax.Array], jax.Array]
 
 Codes = Any  # a pytree of input codes with a leading batch axis
 

@@ -25,7 +25,7 @@ Representation Structures for Image Generation"); see docs/method.md §Reference
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,7 @@ from regionjax import components as components_lib
 from regionjax import subsets as subsets_lib
 from regionjax import transforms
 
-Decode = Callable[[jax.Array], jax.Array]
+from regionjax.generator import Decode  # noqa: E402  (one definition, shared with the solver)
 
 # ---------------------------------------------------------------------------
 # The paper's numbers (only those that survive in the extracted text of the paper).

@@ -36,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from regionjax import subsets as subsets_lib
 
-Decode = Callable[[jax.Array], jax.Array]
+from regionjax.generator import Decode  # noqa: E402  (one definition, shared with the metrics)
 
 
 @flax.struct.dataclass

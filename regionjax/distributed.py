@@ -184,9 +184,7 @@ def gather_chunks(setup: solver_lib.Setup, results: Mapping[int, solver_lib.Chun
       if not np.array_equal(subsets, setup.plan[i]):
         raise RuntimeError(f"gathered chunk {i} from process {p} holds subsets {subsets[:4]}…, expected "
                            f"{setup.plan[i][:4]}…: the processes planned different chunks")
-      out[i] = solver_lib.ChunkResult(subsets=setup.plan[i], alpha=np.asarray(packed["alpha"][p, k, :m]),
-                                      history=np.asarray(packed["history"][p, k, :m]),
-                                      error=np.asarray(packed["error"][p, k, :m]))
+      out[i] = solver_lib.ChunkResult.from_dict({key: packed[key][p, k, :m] for key in solver_lib.ChunkResult.KEYS})
   return out
 
 
@@ -196,10 +194,8 @@ def _broadcast_chunk0(setup: solver_lib.Setup, chunk: solver_lib.ChunkResult | N
     chunk = solver_lib.ChunkResult(subsets=setup.plan[0], alpha=np.zeros((1,) + fshape, np.dtype(setup.dtype)),
                                    history=np.zeros((1, setup.problem.steps), np.float32),
                                    error=np.zeros((1,), np.float32))
-  tree = dict(alpha=np.asarray(chunk.alpha), history=np.asarray(chunk.history), error=np.asarray(chunk.error))
-  tree = multihost_utils.broadcast_one_to_all(tree)
-  return solver_lib.ChunkResult(subsets=setup.plan[0], alpha=np.asarray(tree["alpha"]),
-                                history=np.asarray(tree["history"]), error=np.asarray(tree["error"]))
+  tree = multihost_utils.broadcast_one_to_all(chunk.to_dict())
+  return solver_lib.ChunkResult.from_dict({**tree, "subsets": setup.plan[0]})
 
 
 def solve_minimal_features(decode, f, f0, target, masks, options: solver_lib.SolverOptions | None = None, *,

@@ -302,7 +302,7 @@ class WorkdirLock:
 
 
 # ------------------------------------------------------------- checkpoints
-_CHUNK_KEYS = ("subsets", "alpha", "history", "error")
+_CHUNK_KEYS = ChunkResult.KEYS
 
 
 def _digest(tree: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -337,7 +337,7 @@ class ChunkStore:
     return os.path.join(self.directory, f"chunk_{index:05d}")
 
   def save(self, index: int, chunk: ChunkResult) -> None:
-    tree = {key: np.asarray(getattr(chunk, key)) for key in _CHUNK_KEYS}
+    tree = chunk.to_dict()
     tree["digest"] = _digest(tree)
     path = self._path(index)
     try:
@@ -398,7 +398,7 @@ class ChunkStore:
     missing = [k for k in _CHUNK_KEYS if k not in tree]
     if missing:
       raise ValueError(f"missing arrays {missing}")
-    arrays = {k: np.asarray(tree[k]) for k in _CHUNK_KEYS}
+    arrays = ChunkResult.from_dict(tree).to_dict()
     if "digest" in tree and not np.array_equal(np.asarray(tree["digest"]), _digest(arrays)):
       raise ValueError("its arrays do not match their SHA-256 digest")
     k = arrays["subsets"].shape[0] if arrays["subsets"].ndim == 1 else -1

@@ -47,6 +47,16 @@ class ChunkResult:
   history: np.ndarray   # (B, steps) objective before each step
   error: np.ndarray     # (B,) RMSE of g(u(S)) vs x on the pixels of S
 
+  KEYS = ("subsets", "alpha", "history", "error")  # the arrays, in the order checkpoints store them
+
+  def to_dict(self) -> dict[str, np.ndarray]:
+    """The arrays by name (host numpy): what checkpoints and all-gathers carry."""
+    return {k: np.asarray(getattr(self, k)) for k in self.KEYS}
+
+  @classmethod
+  def from_dict(cls, tree: Mapping[str, Any]) -> "ChunkResult":
+    return cls(**{k: np.asarray(tree[k]) for k in cls.KEYS})
+
 
 @flax.struct.dataclass
 class SolverResult:

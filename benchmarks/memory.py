@@ -5,7 +5,8 @@
 
 For each variant — float32 or bfloat16 decoding (α, the loss and Adam's state
 stay float32; the bf16 decoder closes over parameters cast to bf16), with or
-without remat of the decoder — the chunk function is compiled for --chunk
+without remat of the decoder, or with each residual block of the port
+rematerialised (``remat_blocks``) — the chunk function is compiled for --chunk
 subsets and XLA's memory analysis gives its peak (arguments + outputs +
 temporaries); ``chunk_size_for_budget`` then says how many subsets fit
 --budget-gib. Accuracy: --run-subsets subsets are solved for --steps steps
@@ -44,8 +45,10 @@ def main(argv=None):
   args = ap.parse_args(argv)
   prob = models.biggan_problem(channel_width=args.channel_width, layer=args.layer, with_torch=False, baseline=2)
   bf16_vars = jax.tree.map(lambda a: a.astype(jnp.bfloat16), prob.variables)
-  decoders = {"float32": (prob.decode, None), "bfloat16": (prob.decode_with(bf16_vars), jnp.bfloat16)}
-  variants = [(d, r) for d in decoders for r in (False, True, "nothing")]
+  decoders = {"float32": (prob.decode, None), "bfloat16": (prob.decode_with(bf16_vars), jnp.bfloat16),
+              "float32 per-block-remat": (prob.decode_with(prob.variables, remat_blocks=True), None),
+              "bfloat16 per-block-remat": (prob.decode_with(bf16_vars, remat_blocks=True), jnp.bfloat16)}
+  variants = [(d, r) for d in decoders for r in ((False, True, "nothing") if "block" not in d else (False,))]
   print(f"# item 3: memory and accuracy of remat / bf16 decoding; BigGAN-deep-128 architecture, channel_width "
         f"{args.channel_width}, split at {args.layer}, feature {prob.f.shape}")
   print(f"# machine: {machine()}")
@@ -61,8 +64,7 @@ def main(argv=None):
     ones = jnp.ones(prob.f.shape, jnp.float32)
     a0 = jnp.broadcast_to(ones, (len(ids),) + ones.shape)
     sid = jnp.asarray(ids, jnp.int32)
-    setup.run.lower(a0, sid).compile()
-    jax.block_until_ready(setup.run(a0, sid))
+    jax.block_until_ready(setup.run(a0, sid))  # compiles
     t = time.perf_counter()
     alpha, _, err = jax.block_until_ready(setup.run(a0, sid))
     run = time.perf_counter() - t

@@ -40,9 +40,9 @@ class BigGANProblem:
   torch_cond: Any = None   # (1, condition_dim) torch tensor
   truncation: float = 0.4
 
-  def decode_with(self, variables):
-    """The decode function with other variables (e.g. cast to bfloat16)."""
-    return _flax_decode(self.config, variables, self.cond, self.pos, self.layer)
+  def decode_with(self, variables, *, remat_blocks: bool = False):
+    """The decode function with other variables (e.g. cast to bfloat16), or with each block rematerialised."""
+    return _flax_decode(self.config, variables, self.cond, self.pos, self.layer, remat_blocks=remat_blocks)
 
   def torch_decode(self, u):
     """Reference decode: generator.layers[k+1:], bn, relu, conv_to_rgb, tanh (NCHW)."""
@@ -60,9 +60,9 @@ class BigGANProblem:
     return gen.tanh(z[:, :3, ...])
 
 
-def _flax_decode(config, variables, cond, pos, layer):
+def _flax_decode(config, variables, cond, pos, layer, *, remat_blocks: bool = False):
   from ports.biggan import BigGANDeep, tap_index
-  module = BigGANDeep(config, precision="highest")
+  module = BigGANDeep(config, precision="highest", remat_blocks=remat_blocks)
   start = tap_index(config, layer)
 
   def decode(u):
@@ -79,7 +79,7 @@ def _rest(module, h, cond, pos, start):
   from ports.biggan.model import GenBlock
   import flax.linen as nn
   for layer in module.layers[start + 1:]:
-    h = layer(h, cond, pos) if isinstance(layer, GenBlock) else layer(h)
+    h = layer(h, cond, pos, False, None) if isinstance(layer, GenBlock) else layer(h)  # all five: remat_blocks
   h = nn.relu(module.bn(h, pos, None))
   return jnp.tanh(module.conv_to_rgb(h)[..., :3])
 

@@ -18,6 +18,7 @@ def get_config():
   c.model.checkpoint = ""           # a directory written by `python -m ports.biggan.convert`
   c.model.layer = "layer6"          # "layer8" for the paper's second layer
   c.model.truncation = 0.4
+  c.model.remat_blocks = False      # recompute each residual block in the backward pass (saved nothing on XLA:CPU)
 
   c.baseline.num_codes = 1000       # spread evenly over all 1000 ImageNet classes
   c.baseline.batch_size = 25

@@ -22,7 +22,8 @@ def build(model_config):
     if not model_config.checkpoint:
       raise ValueError("configs/biggan.py needs a converted BigGAN-deep checkpoint: pass "
                        "--config.model.checkpoint=DIR. " + biggan.checkpoint_help("biggan-deep-128", "DIR"))
-    return biggan.load(model_config.checkpoint, truncation=model_config.truncation)
+    return biggan.load(model_config.checkpoint, truncation=model_config.truncation,
+                       remat_blocks=bool(model_config.get("remat_blocks", False)))
   if name == "sid":
     from ports import sid
     if not model_config.checkpoint:

@@ -186,11 +186,12 @@ SCHEMA: dict[str, Check] = {
 
 
 #: Knobs only some configs have (a port's own options); absent is fine.
-OPTIONAL = {"model.sigma_init", "model.truncation_cutoff", "model.noise_mode"}
+OPTIONAL = {"model.sigma_init", "model.truncation_cutoff", "model.noise_mode", "model.remat_blocks"}
 SCHEMA["model.sigma_init"] = number(0, 1e3, lo_open=True, expect="SiD's input noise level σ_init > 0 (2.5)")
 SCHEMA["model.truncation_cutoff"] = any_of(integer(0, 64), choice(None),
                                           expect="None (truncate every w) or the number of w vectors to truncate")
 SCHEMA["model.noise_mode"] = choice("const", "none", "random")
+SCHEMA["model.remat_blocks"] = boolean()
 
 
 # ------------------------------------------------------------- cross checks

@@ -301,6 +301,21 @@ def make_chunk_runner(problem: Problem, steps_per_call: int = 0):
   return run
 
 
+def compile_chunk(setup: "Setup", alpha0, subset_ids):
+  """The chunk function compiled ahead of time for these shapes (benchmarks:
+  compile time apart from run time, XLA's memory analysis).
+
+  Returns a ``jax.stages.Compiled``; call it as ``compiled(setup.problem,
+  alpha0, subset_ids)``. Only for a setup whose chunk is one compiled call
+  (``steps_per_call`` 0 or ≥ ``steps``).
+  """
+  p = setup.problem
+  if 0 < setup.steps_per_call < p.steps:
+    raise ValueError(f"steps_per_call={setup.steps_per_call} < steps={p.steps}: the chunk is several calls")
+  kw = {"unroll": p.steps} if setup.steps_per_call else {}
+  return _chunk_jit.lower(p, alpha0, subset_ids, **kw).compile()
+
+
 def chunk_plan(n: int, chunk_size: int, composition: str = "independent") -> list[np.ndarray]:
   """Chunk 0 is ``[N]``; then ``1 … 2**n − 2`` in order, ``chunk_size`` at a time.
 

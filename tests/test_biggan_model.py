@@ -118,6 +118,27 @@ def test_decode_is_pure_and_differentiable(small):
     assert bool(jnp.all(jnp.isfinite(grads))) and float(jnp.abs(grads[1]).max()) > 0
 
 
+@pytest.mark.slow  # two gradient compilations, about 15 s
+def test_remat_blocks_same_values_and_gradients(small):
+    """Per-block rematerialisation (issue 18 item 5) changes only what the
+    backward pass keeps: the same images and gradients. (Its memory on
+    XLA:CPU is measured by benchmarks/memory.py: no saving there.)"""
+    remat = pb.BigGANGenerator(SMALL, small.variables, truncation=0.5, remat_blocks=True)
+    codes = small.sample_codes(jax.random.PRNGKey(3), 1, classes=[2])
+    f = small.encode(codes, "layer0")[0]
+    x = small.generate(codes)[0]
+
+    def grad_fn(gen):
+        loss = lambda a: jnp.sum((gen.decode(codes, "layer0", (a * f)[None])[0] - x) ** 2)
+        return jax.jit(jax.vmap(jax.grad(loss)))
+
+    alphas = 1 + 0.3 * jax.random.normal(jax.random.PRNGKey(4), (8,) + f.shape)
+    g0, g1 = grad_fn(small)(alphas), grad_fn(remat)(alphas)
+    assert bool(jnp.all(jnp.isfinite(g0))) and float(jnp.abs(g0).max()) > 0
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-4, atol=1e-6 * float(jnp.abs(g0).max()))
+    np.testing.assert_allclose(np.asarray(remat.decode(codes, "layer0", f[None])), np.asarray(x[None]), atol=1e-5)
+
+
 @pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
 def test_training_mode_updates_batch_stats():
     m = pb.BigGANDeep(SMALL, momentum=0.9)

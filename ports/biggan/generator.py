@@ -43,10 +43,12 @@ class BigGANGenerator:
       truncation: the truncation that `sample_codes` uses by default.
       precision: matmul/conv precision of the compiled model ('highest' by
         default, the reference's float32; 'default' is faster on GPUs/TPUs).
+      remat_blocks: rematerialise each residual block in the backward pass
+        (same values, less memory for the solver; see benchmarks/memory.py).
     """
 
     def __init__(self, config: BigGANConfig, variables: Mapping[str, Any], *,
-                 truncation: float = 1.0, precision: Optional[str] = "highest"):
+                 truncation: float = 1.0, precision: Optional[str] = "highest", remat_blocks: bool = False):
         if not isinstance(config, BigGANConfig):
             config = BigGANConfig.from_dict(dict(config))
         self.config = config
@@ -55,7 +57,7 @@ class BigGANGenerator:
         self.variables = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
         self.variables = jax.tree.map(jnp.asarray, self.variables)
         self.precision = precision
-        self.module = BigGANDeep(config, precision=precision)
+        self.module = BigGANDeep(config, precision=precision, remat_blocks=bool(remat_blocks))
         self.layers = config.tap_names
         # One compiled program per piece of the network (condition, seed, each
         # tap, head), shared by generate / encode / decode: run eagerly, they

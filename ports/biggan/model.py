@@ -228,9 +228,16 @@ class BigGANDeep(nn.Module):
     config: BigGANConfig
     momentum: float = 0.99
     precision: Any = None
+    # Rematerialise each GenBlock in the backward pass: only the blocks' inputs
+    # are kept, each block's 4 norms/convs are recomputed when its gradient is
+    # needed. Same values; less memory than remat of the whole decoder, which
+    # re-runs the forward pass and then holds every intermediate anyway.
+    remat_blocks: bool = False
 
     def setup(self):
         cfg = self.config
+        # static: train (4) and stats_rows (5), counting self as 0 (flax's convention)
+        block = nn.remat(GenBlock, static_argnums=(4, 5)) if self.remat_blocks else GenBlock
         self.embeddings = nn.Dense(cfg.class_embed_dim, use_bias=False, precision=self.precision)
         self.seed_channels = cfg.channel_width * cfg.layers[0][1]
         self.gen_z = nn.Dense(4 * 4 * self.seed_channels, precision=self.precision)
@@ -240,7 +247,7 @@ class BigGANDeep(nn.Module):
                 stages.append(SelfAttn(arg, precision=self.precision))
             else:
                 up, cin, cout = arg
-                stages.append(GenBlock(cin, cout, up, cfg.n_stats, cfg.eps, momentum=self.momentum,
+                stages.append(block(cin, cout, up, cfg.n_stats, cfg.eps, momentum=self.momentum,
                                        precision=self.precision))
         self.layers = stages
         out_ch = cfg.channel_width * cfg.layers[-1][2]
@@ -262,7 +269,9 @@ class BigGANDeep(nn.Module):
         layer = self.layers[index]
         if isinstance(layer, GenBlock):
             pos = stats_position(truncation, self.config.n_stats) if not train else StatsPosition(0, 0.0)
-            return layer(h, cond, pos, train, stats_rows)
+            # every argument positional and hashable: remat_blocks makes train and stats_rows static
+            rows = None if stats_rows is None else tuple(int(r) for r in stats_rows)
+            return layer(h, cond, pos, bool(train), rows)
         return layer(h)
 
     def head(self, h, truncation, train: bool = False, stats_rows=None):

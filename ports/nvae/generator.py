@@ -23,7 +23,7 @@ import numpy as np
 from . import model as M
 from .config import NVAEConfig
 
-__all__ = ["NVAEGenerator", "OUTPUTS", "readjust_bn"]
+__all__ = ["NVAEGenerator", "OUTPUTS", "bn_update", "readjust_bn"]
 
 OUTPUTS = ("mean", "sample")
 
@@ -191,28 +191,35 @@ class NVAEGenerator:
             f"t={self.temperature}, output={self.output!r})")
 
 
+def bn_update(variables: Mapping, config: NVAEConfig, eps, t, *, momentum: float = 0.05, precision="highest") -> dict:
+  """One step of NVAE's BN re-estimation: sample with the ε given and every batch norm in training mode
+  (normalising by the batch's own statistics), then r ← (1 − m)·r + m·(batch mean, unbiased batch variance),
+  torch's running-statistics update. Returns the new ``batch_stats``."""
+  _, batch = M.generate(variables, config, tuple(eps), t, precision=precision, train=True)
+  new = jax.tree.map(lambda a: a, dict(variables["batch_stats"]))
+  for path, (mean, var) in batch.items():
+    d = new
+    for part in path.split("."):
+      d = d[part]
+    d["mean"] = (1 - momentum) * d["mean"] + momentum * mean
+    d["var"] = (1 - momentum) * d["var"] + momentum * var
+  return new
+
+
 def readjust_bn(variables: Mapping, config: NVAEConfig, rng, *, num_samples: int = 16, iters: int = 500,
                 momentum: float = 0.05, t: float = 1.0, precision="highest") -> dict:
-  """NVAE evaluate.py ``set_bn(model, bn_eval_mode=False, num_samples, t, iter)``: ``iters`` times, sample
-  ``num_samples`` images with every batch norm in training mode (normalising by the batch's statistics) and
-  update the running statistics r ← (1 − m)·r + m·batch (m = 0.05, the variance unbiased), as torch does.
-  Returns the new ``batch_stats``."""
+  """NVAE evaluate.py ``set_bn(model, bn_eval_mode=False, num_samples, t, iter)`` (its ``--readjust_bn``):
+  ``iters`` steps of :func:`bn_update`, each on ``num_samples`` fresh samples at temperature t. Returns the new
+  ``batch_stats``."""
   shapes = config.group_shapes()
+  params = variables["params"]
 
   def step(stats, key):
     keys = jax.random.split(key, len(shapes))
     eps = tuple(jax.random.normal(k, (num_samples,) + s, jnp.float32) for k, s in zip(keys, shapes))
-    _, batch = M.generate({"params": variables["params"], "batch_stats": stats}, config, eps, t, precision=precision,
-                          train=True)
-    new = jax.tree.map(lambda a: a, stats)
-    for path, (mean, var) in batch.items():
-      d = new
-      for part in path.split("."):
-        d = d[part]
-      d["mean"] = (1 - momentum) * d["mean"] + momentum * mean
-      d["var"] = (1 - momentum) * d["var"] + momentum * var
-    return new, None
+    return bn_update({"params": params, "batch_stats": stats}, config, eps, t, momentum=momentum,
+                     precision=precision), None
 
   stats = jax.tree.map(jnp.asarray, dict(variables["batch_stats"]))
-  stats, _ = jax.lax.scan(jax.jit(step), stats, jax.random.split(rng, int(iters)))
+  stats, _ = jax.lax.scan(step, stats, jax.random.split(rng, int(iters)))
   return stats

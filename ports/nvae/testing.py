@@ -2,7 +2,8 @@
 
 :func:`random_state_dict` fills every tensor of the generation path (``layout.state_dict_shapes``)
 with numpy random numbers, keeping activations O(1): weight-normalised convolutions get
-‖w‖ = exp(log_weight_norm) ≈ 1, the other convolutions and the SE layers N(0, 1/fan_in),
+‖w‖ = exp(log_weight_norm) ≈ 1 (0.2 in the prior's ``dec_sampler``, 0.5 in
+``image_conditional``), the other convolutions and the SE layers N(0, 1/fan_in),
 batch-norm affines 1 + N(0, 0.1²) and N(0, 0.1²), ``prior_ftr0`` U(0, 1) (as the reference's
 ``torch.rand``). The batch-norm statistics are (0, 1) unless given; the parity fixtures store
 statistics calibrated by the reference (BN in training mode on a batch of samples).
@@ -38,8 +39,9 @@ def random_state_dict(config: NVAEConfig, seed: int = 0, bn_stats: Optional[Mapp
       out[f"{prefix}.weight"] = normal((cout, cin // groups, k, k), 1.0 / np.sqrt(fan_in))
       if bias:
         out[f"{prefix}.bias"] = normal((cout,), 0.1)
-      if wn:
-        out[f"{prefix}.log_weight_norm"] = normal((cout, 1, 1, 1), 0.1)
+      if wn:  # ‖w‖ ≈ 1; the prior's and the output's convolutions smaller (O(1) latents and logits)
+        gain = 0.2 if prefix.startswith("dec_sampler") else 0.5 if prefix.startswith("image_conditional") else 1.0
+        out[f"{prefix}.log_weight_norm"] = normal((cout, 1, 1, 1), 0.1, np.log(gain))
     elif kind in ("bn", "bnswish"):
       base = f"{prefix}.bn" if kind == "bn" else prefix
       c = a[0]

@@ -15,6 +15,7 @@ The encoder's tensors are checked to be the encoder's and dropped.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from typing import Any, Dict, Mapping, Optional
@@ -150,6 +151,7 @@ def save(directory, config: NVAEConfig, variables: Mapping, *, overwrite: bool =
   return directory
 
 
+@functools.lru_cache(maxsize=8)
 def abstract_variables(config: NVAEConfig) -> dict:
   """ShapeDtypeStructs of the converted variables of ``config`` (what :func:`load` restores)."""
   import jax  # noqa: PLC0415

@@ -54,9 +54,11 @@ class NVAEGenerator:
     self.layers = config.tap_names
     self._group_shapes = config.group_shapes()
     cfg = config
+    self.module = M.NVAEDecoder(config, precision=precision)
+    m = self.module
     self._run = jax.jit(
-        lambda v, eps, t, f, start, stop, taps: M.generate(v, cfg, eps, t, start=start, features=f, stop=stop,
-                                                           precision=precision, return_taps=taps),
+        lambda v, eps, t, f, start, stop, taps: m.apply(v, eps, t, start=start, features=f, stop=stop,
+                                                        return_taps=taps),
         static_argnums=(4, 5, 6))
     self._mean = jax.jit(lambda logits: M.mixture_mean(logits, cfg.num_mixture_dec))
     self._sample = jax.jit(lambda logits, um, ul: M.mixture_sample(logits, cfg.num_mixture_dec, um, ul))

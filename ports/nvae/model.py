@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +33,7 @@ from jax import lax
 
 from .config import NVAEConfig
 
-__all__ = ["BN_EPS", "bilinear_up2", "nearest_up2", "soft_clamp5", "prior_params", "tower", "head",
+__all__ = ["NVAEDecoder", "BN_EPS", "bilinear_up2", "nearest_up2", "soft_clamp5", "prior_params", "tower", "head",
            "mixture_mean", "mixture_sample", "generate"]
 
 #: neural_operations.BN_EPS (every batch norm of the generation path uses 1e-5).
@@ -272,3 +273,36 @@ def generate(variables: Mapping, config: NVAEConfig, eps: Sequence, t, *, start:
   if train:
     return out, ctx.batch_stats
   return out
+
+
+class NVAEDecoder(nn.Module):
+  """The generation path as a Flax module. Its variables are the converter's tree: ``params`` with the
+  top-level entries ``prior_ftr0``, ``dec_tower``, ``dec_sampler``, ``post_process``, ``image_conditional``
+  (each a pytree nested by the reference's module names) and ``batch_stats`` (``dec_tower``,
+  ``post_process``). ``__call__`` is :func:`generate`; ``init`` gives N(0, 0.02²) weights and (0, 1)
+  statistics (use the converter for real weights)."""
+
+  config: NVAEConfig
+  precision: Any = lax.Precision.HIGHEST
+
+  def _variables(self):
+    from .convert import abstract_variables  # noqa: PLC0415 (convert imports no model code)
+    shapes = abstract_variables(self.config)
+    def init(rng, s):
+      leaves, tree = jax.tree.flatten(s)
+      keys = jax.random.split(rng, len(leaves))
+      return jax.tree.unflatten(tree, [0.02 * jax.random.normal(k, a.shape, jnp.float32) for k, a in zip(keys, leaves)])
+
+    params = {k: self.param(k, init, s) for k, s in shapes["params"].items()}
+    stats = {}
+    for k, s in shapes["batch_stats"].items():
+      init = lambda s=s: jax.tree_util.tree_map_with_path(
+          lambda path, a: (jnp.ones if path[-1].key == "var" else jnp.zeros)(a.shape, jnp.float32), s)
+      stats[k] = self.variable("batch_stats", k, init).value
+    return {"params": params, "batch_stats": stats}
+
+  @nn.compact
+  def __call__(self, eps: Sequence, t, start: int = 0, features=None, stop: Optional[int] = None,
+               return_taps: bool = False, train: bool = False):
+    return generate(self._variables(), self.config, eps, t, start=start, features=features, stop=stop,
+                    precision=self.precision, return_taps=return_taps, train=train)

@@ -27,6 +27,7 @@ def get_config():
   c.model.readjust_bn = False       # evaluate.py --readjust_bn: re-estimate BN statistics on samples
   c.model.readjust_bn_iters = 500   # evaluate.py set_bn(..., iter=500)
   c.model.readjust_bn_samples = 16  # evaluate.py's sampling mode: num_samples=16
+  c.model.readjust_bn_seed = 0      # the PRNG key of the re-estimation's samples
 
   c.baseline.num_codes = 1000
   c.baseline.batch_size = 25

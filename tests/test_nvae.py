@@ -297,3 +297,15 @@ def test_nvae_celeba64_full_size_matches_reference():
     t = np.asarray(taps[layer])
     pooled = t.reshape(1, 8, 4, 8, 4, 128).mean((2, 4))
     assert _max(pooled, d["tap_pool:" + layer]) <= 1e-4, layer
+
+
+def test_nvae_registry_needs_a_converted_checkpoint(tmp_path):
+  from configs import nvae as nvae_config
+  from ports import registry
+  c = nvae_config.get_config()
+  assert c.model.name == "nvae" and c.model.layer == "layer44" and c.solver.lam == 200.0
+  with pytest.raises(ValueError, match="python -m ports.nvae.convert"):
+    registry.build(c.model)
+  c.model.checkpoint = str(tmp_path)
+  with pytest.raises(FileNotFoundError, match="not a converted NVAE checkpoint"):
+    registry.build(c.model)

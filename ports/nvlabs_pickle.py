@@ -54,6 +54,8 @@ __all__ = [
     "dumps",
     "load",
     "loads",
+    "load_torch_checkpoint",
+    "TorchNamespace",
     "container",
     "persistent",
 ]
@@ -329,6 +331,89 @@ def _read_torch_zip(b: bytes):
   except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError) as e:
     raise NVlabsPickleError(f"a torch zip file is corrupt ({type(e).__name__}: {e})") from e
   return _resolve(obj, data)
+
+
+class TorchNamespace:
+  """An ``argparse.Namespace`` read from a torch checkpoint: attributes only, no behaviour."""
+
+  def __repr__(self):
+    return "Namespace(" + ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items())) + ")"
+
+
+_CHECKPOINT_ALLOWED = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("argparse", "Namespace"): TorchNamespace,
+}
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+  """The data.pkl of a ``torch.save`` zip file: tensors, containers, argparse.Namespace; nothing else."""
+
+  def __init__(self, f, zf, root):
+    super().__init__(f)
+    self.zf, self.root, self.cache = zf, root, {}
+
+  def find_class(self, module, name):
+    if module == "torch" and name in _STORAGE_DTYPES:
+      return _StorageType(name)
+    fn = _CHECKPOINT_ALLOWED.get((module, name))
+    if fn is None:
+      raise UnsafePickleError(
+          f"refusing to load {module}.{name}: a checkpoint is read as tensors, containers and "
+          "argparse.Namespace only, so as never to run code from a file")
+    return fn
+
+  def persistent_load(self, pid):
+    if not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage":
+      raise UnsafePickleError(f"unexpected persistent id {str(pid)[:80]!r} in a torch zip file")
+    _, stype, key, _loc, numel = pid
+    if not isinstance(stype, _StorageType):
+      raise UnsafePickleError(f"storage type {stype!r} is not a torch storage class")
+    key = str(key)
+    if key not in self.cache:
+      raw = self.zf.read(f"{self.root}data/{key}")
+      n = int(numel)
+      if len(raw) < n * stype.itemsize():
+        raise NVlabsPickleError(f"storage {key} is truncated")
+      self.cache[key] = _Storage(stype.decode(raw[: n * stype.itemsize()], n))
+    return self.cache[key]
+
+
+def load_torch_checkpoint(path, source: Optional[str] = None):
+  """Reads a ``torch.save`` zip file (e.g. ``{'state_dict': …, 'args': Namespace, …}``) without torch and
+  without running code from it: tensors become numpy arrays, ``argparse.Namespace`` a
+  :class:`TorchNamespace`; every other global raises :class:`UnsafePickleError`.
+
+  Raises:
+    FileNotFoundError: no such file.
+    NVlabsPickleError: not a torch zip file, or truncated/corrupt.
+  """
+  import os  # noqa: PLC0415
+  path = os.fspath(path)
+  source = source or path
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"checkpoint file not found: {path}")
+  with open(path, "rb") as f:
+    head = f.read(4)
+  if head[:2] != b"PK":
+    raise NVlabsPickleError(f"{source} is not a torch.save zip file (torch >= 1.6 format)")
+  try:
+    with zipfile.ZipFile(path) as zf:
+      pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+      if len(pkl) != 1:
+        raise NVlabsPickleError(f"{source}: a torch zip file holds exactly one data.pkl")
+      root = pkl[0][: -len("data.pkl")]
+      return _CheckpointUnpickler(io.BytesIO(zf.read(pkl[0])), zf, root).load()
+  except NVlabsPickleError as e:
+    raise type(e)(f"{source}: {e}" if not str(e).startswith(source) else str(e)) from None
+  except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, struct.error) as e:
+    raise NVlabsPickleError(f"{source} is a corrupt torch zip file ({type(e).__name__}: {e})") from None
+  except (TypeError, ValueError, AttributeError, IndexError) as e:
+    raise NVlabsPickleError(f"{source} is not a readable torch checkpoint ({type(e).__name__}: {e})") from None
 
 
 # ------------------------------------------------------------------- numpy

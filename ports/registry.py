@@ -39,6 +39,19 @@ def build(model_config):
     return stylegan2.load(model_config.checkpoint, truncation=model_config.get("truncation", 1.0),
                           truncation_cutoff=cutoff,
                           noise_mode=model_config.get("noise_mode", "const"))
+  if name == "nvae":
+    from ports import nvae
+    if not model_config.checkpoint:
+      raise ValueError("configs/nvae.py needs NVAE's CelebA 64 checkpoint.pt converted to Flax: pass "
+                       "--config.model.checkpoint=DIR. " + nvae.checkpoint_help("DIR"))
+    gen = nvae.load(model_config.checkpoint, temperature=model_config.get("temperature", 1.0),
+                    output=model_config.get("output", "mean"))
+    if model_config.get("readjust_bn", False):  # evaluate.py --readjust_bn
+      import jax
+      gen = gen.readjust_bn(jax.random.PRNGKey(model_config.get("readjust_bn_seed", 0)),
+                            num_samples=model_config.get("readjust_bn_samples", 16),
+                            iters=model_config.get("readjust_bn_iters", 500))
+    return gen
   if name == "planted":
     from regionjax import testing
     return testing.PlantedGenerator()
@@ -50,5 +63,5 @@ def build(model_config):
       raise ValueError(f"model.name {name!r}: cannot import {attr!r} from {module_name!r} ({e}); the module must be "
                        f"importable (PYTHONPATH) and define that function") from None
     return factory(model_config)
-  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'planted' or "
-                   f"'module:factory' (your own generator, docs/adding_a_generator.md)")
+  raise ValueError(f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', "
+                   f"'planted' or 'module:factory' (your own generator, docs/adding_a_generator.md)")

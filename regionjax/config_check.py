@@ -113,7 +113,7 @@ SCHEMA: dict[str, Check] = {
     "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
     "seed": SEED,
 
-    "model.name": string(nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2' or 'planted')"),
+    "model.name": string(nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae' or 'planted')"),
     "model.checkpoint": string(),
     "model.layer": string(nonempty=True, expect="the name of one of the generator's layers"),
     "model.truncation": number(0, 10, lo_open=True),
@@ -186,12 +186,20 @@ SCHEMA: dict[str, Check] = {
 
 
 #: Knobs only some configs have (a port's own options); absent is fine.
-OPTIONAL = {"model.sigma_init", "model.truncation_cutoff", "model.noise_mode", "model.remat_blocks"}
+OPTIONAL = {"model.sigma_init", "model.truncation_cutoff", "model.noise_mode", "model.temperature", "model.output",
+            "model.readjust_bn", "model.readjust_bn_iters", "model.readjust_bn_samples", "model.readjust_bn_seed",
+            "model.remat_blocks"}
 SCHEMA["model.sigma_init"] = number(0, 1e3, lo_open=True, expect="SiD's input noise level σ_init > 0 (2.5)")
 SCHEMA["model.truncation_cutoff"] = any_of(integer(0, 64), choice(None),
                                           expect="None (truncate every w) or the number of w vectors to truncate")
 SCHEMA["model.noise_mode"] = choice("const", "none", "random")
 SCHEMA["model.remat_blocks"] = boolean()
+SCHEMA["model.temperature"] = number(0, 10, lo_open=True, expect="NVAE's sampling temperature t in (0, 10] (0.7)")
+SCHEMA["model.output"] = choice("mean", "sample")
+SCHEMA["model.readjust_bn"] = boolean()
+SCHEMA["model.readjust_bn_iters"] = integer(1, COUNT)
+SCHEMA["model.readjust_bn_samples"] = integer(1, 4096)
+SCHEMA["model.readjust_bn_seed"] = SEED
 
 
 # ------------------------------------------------------------- cross checks

@@ -404,3 +404,45 @@ def markdown_table(rows: list[Scores]) -> str:
   sep = "|---|" + "---:|" * len(COLUMNS)
   body = ["| " + r.method + " | " + " | ".join(cell(r, a, f) for _, a, f in COLUMNS) + " |" for r in rows]
   return "\n".join([head, sep] + body)
+
+
+# ---------------------------------------------------------------------------
+# All methods on one solved image
+# ---------------------------------------------------------------------------
+
+
+def decompositions(f, f0, components, masks, features, *, num_directions: int | None = None,
+                   denoised=None) -> list[Decomposition]:
+  """Units, directions, spatial cells (a feature with two spatial axes then channels) and ours.
+
+  ``features`` ``(B, *shape)``: the feature of many codes, for the principal
+  directions; ``num_directions`` defaults to the number of channels (as many
+  directions as units), capped by ``B − 1``. ``denoised``: our components after
+  denoising, added as a row when given.
+  """
+  f = np.asarray(f, np.float32)
+  f0 = np.asarray(f0, np.float32)
+  out = [Decomposition("units (GAN Dissection)", f0, units(f, f0))]
+  k = min(num_directions or f.shape[-1], np.shape(features)[0] - 1, f.size)
+  out.append(Decomposition(f"directions (GANSpace, top {k})", f0, directions(f, f0, principal_directions(features, k))))
+  masks = np.asarray(masks, bool)
+  if f.ndim == 3:
+    owner = feature_owners(masks, f.shape[:2])[..., None]
+    comps, declared = spatial_cells(f, f0, owner, masks.shape[0])
+    out.append(Decomposition("spatial cells", f0, comps, declared))
+  out.append(ours(components, "OR components (ours)"))
+  if denoised is not None:
+    out.append(ours(denoised, "OR components, denoised (ours)"))
+  return out
+
+
+def compare(decs: list[Decomposition], decode, f, image, masks, u, **score_kw) -> list[Scores]:
+  """:func:`score` of every decomposition with the same image, cells, minimal features and settings."""
+  return [score(d, decode, f, image, masks, u, **score_kw)[0] for d in decs]
+
+
+def score_settings(config) -> dict:
+  """The :func:`score` keywords of a run's ``config.metrics`` (the same K, contexts, ε as its metrics)."""
+  mc = config.metrics
+  return dict(k=mc.top_k, consistency_contexts=mc.consistency_contexts, consistency_top=mc.consistency_top,
+              sparsity_eps=mc.sparsity_eps, seed=config.seed, batch_size=mc.decode_batch)

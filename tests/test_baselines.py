@@ -166,3 +166,26 @@ def test_baseline_field_rule_and_owners():
   np.testing.assert_array_equal(owners, [[0, 0], [1, 1]])
   with pytest.raises(ValueError):
     B.field_by_ablation(pat, masks, 0.0)
+
+
+@pytest.mark.slow
+def test_baseline_report_section(tmp_path):
+  """report.baselines adds the table to metrics.json and report.html (planted: no spatial axes, so no cells row)."""
+  from configs import planted as planted_config
+  from regionjax import pipeline
+
+  config = planted_config.get_config()
+  config.workdir = str(tmp_path / "run")
+  config.report.interactive = False
+  config.report.baselines = True
+  config.report.baselines_codes = 50
+  metrics = pipeline.run(config, lambda mc: testing.PlantedGenerator())
+  rows = {r["method"]: r for r in metrics["baselines"]}
+  assert list(rows) == ["units (GAN Dissection)", "directions (GANSpace, top 23)", "OR components (ours)",
+                        "OR components, denoised (ours)"]
+  ours = rows["OR components (ours)"]
+  assert ours["rho_image_top"] > 0.999 and ours["rho_declared_top"] > 0.999 and ours["breach_max"] < 1e-2
+  assert ours["additivity"] < 0.05 and ours["k"] == 6
+  assert rows["units (GAN Dissection)"]["additivity"] > 0.5          # 6 of 23 units
+  html = open(tmp_path / "run" / "report.html").read()
+  assert "Baselines: other explanations on the same axioms" in html and "Axiom 3 consistency" in html

@@ -63,7 +63,8 @@ class Scores:
   method: str
   num_components: int
   completeness: float          # ↓ ‖f0 + Σ Δ_m − f‖ / ‖f − f0‖            (v2 Axiom 1)
-  image_rmse: float            # ↓ RMSE of g(f0 + Σ Δ_m) against x
+  image_rmse: float            # ↓ RMSE of g(f0 + Σ Δ_m) against x, whole image
+  image_rmse_players: float    # ↓ the same on the players' pixels (what eq. 5 constrains)
   rho_image_top: float         # ↑ mean ρ over the whole image, strongest 10%  (v2 Axiom 2, §3.2.1)
   rho_image_mean: float        # ↑ the same over every component with a non-zero pattern
   rho_declared_top: float | None  # ↑ ρ_image of the strongest 10% against their declared fields
@@ -348,6 +349,8 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVI
   completeness = float(M.safe_ratio(np.linalg.norm(total - f), np.linalg.norm(delta)))
   img = np.asarray(jax.jit(decode)(jnp.asarray(total, jnp.float32)), np.float64)
   image_rmse = float(np.sqrt(np.mean((img - np.asarray(image, np.float64)) ** 2)))
+  per, count = M.patch_sq_error(img[None], image, masks)
+  image_rmse_players = float(M.union_rmse(per, count, np.ones(n, bool))[0])
   # the patterns, the fields and ρ (v2 Axiom 2)
   patterns = ablation_patterns(decode, f, comps, batch_size=batch_size)
   fields = field_by_ablation(patterns, masks, threshold) if fields is None else np.asarray(fields, np.int64)
@@ -364,6 +367,7 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVI
   add = additivity(stacked, fields, norms, u, k)
   sizes = M.field_sizes(fields[top]) if top.size else np.zeros(1)
   out = Scores(method=dec.name, num_components=num, completeness=completeness, image_rmse=image_rmse,
+               image_rmse_players=image_rmse_players,
                rho_image_top=float(rho[top].mean()) if top.size else 1.0,
                rho_image_mean=float(rho[~empty].mean()) if (~empty).any() else 1.0,
                rho_declared_top=rho_declared, breach_max=breach["breach_max"], breach_mean=breach["breach_mean"],
@@ -384,7 +388,9 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVI
 COLUMNS = (
     ("components", "num_components", "d"),
     ("Axiom 1 completeness ‖f0+ΣΔ−f‖/‖f−f0‖ ↓", "completeness", ".3f"),
+    ("Axiom 1 RMSE of g(f0+ΣΔ) on the players ↓", "image_rmse_players", ".4f"),
     ("Axiom 2 boundedness ρ image, top 10% ↑", "rho_image_top", ".3f"),
+    ("Axiom 2 ρ image, all ↑", "rho_image_mean", ".3f"),
     ("Axiom 2 ρ, declared field ↑", "rho_declared_top", ".3f"),
     ("Axiom 2 boundary breach, mean RMSE ↓", "breach_mean", ".4f"),
     ("Axiom 3 consistency, inconsistency ↓", "inconsistency_mean", ".3f"),

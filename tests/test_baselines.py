@@ -64,7 +64,7 @@ def test_baseline_ours_is_perfect(planted):
   nonzero = np.nonzero(np.abs(p.expected_components()[1:]).sum(1))[0]
   np.testing.assert_array_equal(raw["fields"][nonzero], nonzero + 1)   # the rule finds every field S itself
   assert s.num_components == 15 and s.k == K
-  assert s.completeness < 1e-6 and s.image_rmse < 1e-6
+  assert s.completeness < 1e-6 and s.image_rmse < 1e-6 and s.image_rmse_players < 1e-6
   assert s.rho_image_top == pytest.approx(1.0, abs=1e-12) and s.rho_declared_top == pytest.approx(1.0, abs=1e-12) and s.rho_image_mean == pytest.approx(1.0, abs=1e-12)
   assert s.breach_max == 0.0 and s.inconsistency_mean == 0.0
   assert s.additivity < 1e-6                       # 6 non-zero components, all in the top 6

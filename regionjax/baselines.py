@@ -67,7 +67,7 @@ class Scores:
   image_rmse_players: float    # ↓ the same on the players' pixels (what eq. 5 constrains)
   rho_image_top: float         # ↑ mean ρ over the whole image, strongest 10%  (v2 Axiom 2, §3.2.1)
   rho_image_mean: float        # ↑ the same over every component with a non-zero pattern
-  rho_declared_top: float | None  # ↑ ρ_image of the strongest 10% against their declared fields
+  rho_declared_top: float | None  # ↑ ρ_image of the strongest 10% against their declared fields (∅ left out)
   breach_max: float            # ↓ boundary breach (v2 §3.2.2)
   breach_mean: float
   others_final_mean: float
@@ -359,8 +359,11 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVI
   ranked = ranked[norms[ranked] > 0]
   top = ranked[:max(1, math.ceil(top_fraction * num))]
   rho_declared = None
-  if dec.declared is not None and top.size:
-    rho_declared = float(np.mean(_rho(patterns[top], masks, np.asarray(dec.declared)[top])[0]))
+  if dec.declared is not None:  # the strongest 10% of the components that claim a player (a claim of ∅ is vacuous)
+    declared = np.asarray(dec.declared, np.int64)
+    claim = ranked[declared[ranked] != 0]
+    claim = claim[:max(1, math.ceil(top_fraction * int((declared != 0).sum())))]
+    rho_declared = float(np.mean(_rho(patterns[claim], masks, declared[claim])[0])) if claim.size else None
   breach = boundary_breach(decode, stacked, fields, masks, norms, batch_size=batch_size)
   cons = consistency(decode, stacked, fields, norms, n, num_contexts=consistency_contexts, top=consistency_top,
                      seed=seed, batch_size=batch_size)

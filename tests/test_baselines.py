@@ -189,3 +189,22 @@ def test_baseline_report_section(tmp_path):
   assert rows["units (GAN Dissection)"]["additivity"] > 0.5          # 6 of 23 units
   html = open(tmp_path / "run" / "report.html").read()
   assert "Baselines: other explanations on the same axioms" in html and "Axiom 3 consistency" in html
+
+
+def test_baseline_decompositions_of_a_spatial_feature():
+  """An (H, W, C) feature gets units, directions and spatial cells; units and cells sum to f − f0."""
+  rng = np.random.default_rng(1)
+  f, f0 = rng.normal(size=(4, 4, 3)).astype(np.float32), rng.normal(size=(4, 4, 3)).astype(np.float32)
+  masks = np.zeros((2, 8, 8), bool)
+  masks[0, :4, :4], masks[1, 4:, 4:] = True, True
+  ours_comps = np.zeros((4, 4, 4, 3), np.float32)
+  ours_comps[0], ours_comps[3] = f0, f - f0
+  decs = B.decompositions(f, f0, ours_comps, masks, rng.normal(size=(10, 4, 4, 3)))
+  names = [d.name for d in decs]
+  assert names == ["units (GAN Dissection)", "directions (GANSpace, top 3)", "spatial cells", "OR components (ours)"]
+  for d in (decs[0], decs[2]):
+    np.testing.assert_allclose(d.components.sum(0), f - f0, atol=1e-6)
+  cells = decs[2]
+  np.testing.assert_array_equal(cells.declared, [1, 2, 0])
+  assert np.all(cells.components[0][:2, :2] == (f - f0)[:2, :2]) and np.all(cells.components[0][2:] == 0)
+  assert decs[1].components.shape == (3, 4, 4, 3)

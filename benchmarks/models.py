@@ -39,6 +39,8 @@ class BigGANProblem:
   torch_model: Any = None  # pytorch_pretrained_biggan.BigGAN in eval mode
   torch_cond: Any = None   # (1, condition_dim) torch tensor
   truncation: float = 0.4
+  generator: Any = None    # ports.biggan.BigGANGenerator of these weights (encode other codes)
+  class_id: int = 0
 
   def decode_with(self, variables, *, remat_blocks: bool = False):
     """The decode function with other variables (e.g. cast to bfloat16), or with each block rematerialised."""
@@ -135,7 +137,8 @@ def biggan_problem(*, channel_width: int = 128, layer: str = "layer6", n: int = 
   cells = rj.patch_masks(cfg.output_dim, cfg.output_dim, 6, 6)
   masks = cells[np.asarray(_CENTRAL[:n])]
   prob = BigGANProblem(config=cfg, layer=layer, decode=decode, f=f, f0=f0, target=target, masks=masks,
-                       variables=variables, cond=cond, pos=pos, truncation=truncation)
+                       variables=variables, cond=cond, pos=pos, truncation=truncation, generator=gen,
+                       class_id=seed % 1000)
   if with_torch:
     prob.torch_cond = torch.from_numpy(np.array(cond))
     prob.torch_model = tmodel

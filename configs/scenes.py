@@ -91,4 +91,6 @@ def get_config():
   c.report.interactive = True        # report.html: click players, see g(u(Ŝ)), components, Algorithm 2 (regionjax.interactive)
   c.report.thumbnail_size = 64       # longest side of its embedded thumbnails (scaled down, never up)
   c.report.thumbnail_format = "jpeg" # 'jpeg' (small) or 'png' (lossless)
+  c.report.baselines = False         # a "Baselines" section: units, directions, spatial cells vs ours on the axioms
+  c.report.baselines_codes = 500     # codes whose features give the principal directions of that section
   return c

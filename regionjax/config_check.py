@@ -182,6 +182,8 @@ SCHEMA: dict[str, Check] = {
     "report.interactive": boolean(),
     "report.thumbnail_size": integer(8, 1024),
     "report.thumbnail_format": choice("jpeg", "png"),
+    "report.baselines": boolean(),
+    "report.baselines_codes": integer(2, 10**6),
 }
 
 

@@ -18,6 +18,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from regionjax import baselines as baselines_lib
 from regionjax import components as comp_lib
 from regionjax import denoise as denoise_lib
 from regionjax import metrics as M
@@ -239,6 +240,21 @@ def _salient_algorithm2(config, res, salient) -> dict:
                       "controllable_final_rmse_mean": ctl["final_rmse_mean"],
                       "sequential_new_rmse_mean": seq["new_rmse_mean"], "sequential_final_rmse": seq["final_rmse"],
                       "breach_max": br["breach_max"], "breach_mean": br["breach_mean"]}}
+
+
+def baseline_scores(config, res, features) -> list[dict]:
+  """Units, directions, spatial cells and our components (denoised too when ``denoise.enabled``) scored on the
+  axioms with this run's settings (``regionjax.baselines``; ``features``: the tap's feature of many codes)."""
+  denoised = None
+  if config.denoise.enabled:
+    d = config.denoise
+    out = denoise_lib.denoise(jnp.asarray(res.solution.u), tau_q=d.tau_q_relative * float(np.abs(res.f - res.f0).max()),
+                              steps=d.steps)
+    denoised = np.asarray(out.components)
+  decs = baselines_lib.decompositions(res.f, res.f0, res.components, res.masks, features, denoised=denoised)
+  rows = baselines_lib.compare(decs, res.decode, res.f, res.image, res.masks, np.asarray(res.solution.u),
+                               **baselines_lib.score_settings(config))
+  return [r.to_dict() for r in rows]
 
 
 def _additivity_all(comps, u) -> float:

@@ -187,11 +187,16 @@ def comparison_view(config, results, reports):
   return None if data is None else markupsafe.Markup(interactive.render_comparison(data))
 
 
-def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
-  """components.npz, metrics.json and report.html of one image in ``outdir``."""
+def write_image(config, res, outdir: str, samples_png, header: dict, features=None) -> dict:
+  """components.npz, metrics.json and report.html of one image in ``outdir``.
+
+  ``features`` (the tap's feature of many codes, :func:`baseline_features`) adds the Baselines section.
+  """
   os.makedirs(outdir, exist_ok=True)
   ev = evaluation.evaluate_image(config, res)
   metrics = ev.metrics
+  if features is not None:
+    metrics["baselines"] = evaluation.baseline_scores(config, res, features)
   figs = image_figures(config, res, ev, samples_png)
   names = getattr(res, "names", None)
   extra = {}
@@ -210,9 +215,37 @@ def write_image(config, res, outdir: str, samples_png, header: dict) -> dict:
   metrics = {"summary": summary, **metrics}
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   html = render("report.html.j2", config=config, metrics=metrics, figs=figs, summary=summary,
-                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE, interactive=interactive_view(config, res))
+                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE, interactive=interactive_view(config, res),
+                baselines=baseline_rows(metrics.get("baselines")))
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
   return metrics
+
+
+def baseline_rows(scores: list[dict] | None) -> dict | None:
+  """The Baselines table (column heads naming the paper's axioms), or None when not computed."""
+  if not scores:
+    return None
+  from regionjax import baselines as baselines_lib
+  cols = baselines_lib.COLUMNS
+  fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
+  return {"heads": [c[0] for c in cols],
+          "rows": [{"method": s["method"], "cells": [fmt(s[a], f) for _, a, f in cols]} for s in scores],
+          "threshold": baselines_lib.FIELD_THRESHOLD}
+
+
+def baseline_features(config, gen) -> np.ndarray | None:
+  """The tap's feature of ``report.baselines_codes`` codes (classes spread evenly), when ``report.baselines``."""
+  r = config.get("report")
+  if r is None or not r.get("baselines", False):
+    return None
+  num, batch, nc = r.baselines_codes, config.baseline.batch_size, gen.num_classes
+  out = []
+  for start in range(0, num, batch):
+    k = min(batch, num - start)
+    codes = gen.sample_codes(jax.random.fold_in(jax.random.PRNGKey(config.seed + 11), start), k,
+                             classes=np.arange(start, start + k) % nc if nc else None)
+    out.append(np.asarray(gen.encode(codes, config.model.layer)))
+  return np.concatenate(out)
 
 
 def _samples(config, gen) -> bytes | None:
@@ -227,12 +260,13 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   samples_png = _samples(config, gen)
   header = {"model": config.model.name, "layer": config.model.layer, "seconds_total": float(elapsed),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+  features = baseline_features(config, gen)
   if len(results) == 1:
-    return write_image(config, results[0], workdir, samples_png, header)
+    return write_image(config, results[0], workdir, samples_png, header, features)
   per_image = []
   for res in results:
     per_image.append(write_image(config, res, os.path.join(workdir, "images", f"{res.index:03d}"), samples_png,
-                                 header))
+                                 header, features))
   transfer = evaluation.transfer_pairs(results, config.metrics.transfer_k)
   agg = evaluation.aggregate(per_image)
   first = per_image[0]["summary"]

@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import machine
-from regionjax import baselines as B
-from regionjax import components as comp_lib
+from regionjax import baselines as baselines_lib
+from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
 from regionjax import pipeline
 from regionjax import solver as solver_lib
@@ -83,7 +83,7 @@ def biggan(args):
                                           learning_rate=1e-2, schedule="cosine", steps=args.steps, tau=0.1,
                                           composition="max", chunk_size=args.n + 1)
   u = np.asarray(sol.u)
-  comps = np.asarray(comp_lib.or_components(jnp.asarray(u)))
+  comps = np.asarray(components_lib.or_components(jnp.asarray(u)))
   feats = encode_many(p.generator, p.layer, args.pca_codes, 25, 10_000, classes=p.class_id)
   desc = (f"BigGAN-deep-128 at RANDOM weights (channel width {args.channel_width}) at layer6 {tuple(p.f.shape)}, "
           f"class {p.class_id}, {args.n} central cells of a 6×6 grid — a plumbing check, not an explanation")
@@ -111,14 +111,14 @@ def main():
     d = config.denoise
     out = denoise_lib.denoise(jnp.asarray(u), tau_q=d.tau_q_relative * float(np.abs(f - f0).max()), steps=d.steps)
     denoised = np.asarray(out.components)
-  decs = B.decompositions(f, f0, comps, masks, feats, num_directions=args.num_directions or None, denoised=denoised)
-  settings = B.score_settings(config)
+  decs = baselines_lib.decompositions(f, f0, comps, masks, feats, num_directions=args.num_directions or None, denoised=denoised)
+  settings = baselines_lib.score_settings(config)
   rows = []
   for dec in decs:
-    rows.append(B.score(dec, decode, f, image, masks, u, **settings)[0])
+    rows.append(baselines_lib.score(dec, decode, f, image, masks, u, **settings)[0])
     print(f"{dec.name}: {rows[-1].seconds:.1f} s", flush=True)
-  table = B.markdown_table(rows)
-  print(f"\n{machine()}\n{desc}\nK = {settings['k']}, field threshold {B.FIELD_THRESHOLD}, consistency "
+  table = baselines_lib.markdown_table(rows)
+  print(f"\n{machine()}\n{desc}\nK = {settings['k']}, field threshold {baselines_lib.FIELD_THRESHOLD}, consistency "
         f"{settings['consistency_top']} strongest × {settings['consistency_contexts']} contexts, ε = "
         f"{settings['sparsity_eps']}; minimal features u of the raw solve are every method's additivity target; "
         f"solve {solved:.0f} s, total {time.perf_counter() - t0:.0f} s\n")

@@ -25,9 +25,9 @@ import numpy as np
 
 from benchmarks.common import machine
 from ports import dcgan
-from regionjax import components as comp_lib
+from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
-from regionjax import metrics as M
+from regionjax import metrics as metrics_lib
 from regionjax import patches as patches_lib
 from regionjax import pipeline
 from regionjax import solver as solver_lib
@@ -79,19 +79,19 @@ def run_variant(name, args, f0, targets, masks):
     jax.block_until_ready(res.u)
     seconds = time.perf_counter() - t0
     u = res.u
-    comps = comp_lib.or_components(u)
+    comps = components_lib.or_components(u)
     if denoised:
       d = denoise_lib.denoise(u, tau_q=0.02 * float(np.abs(t.f - f0).max()), steps=300)
       u, comps = d.u, d.components
-    h = M.headline(t.decode, jnp.asarray(t.f), comps, u, masks, k=30, batch_size=64)
+    h = metrics_lib.headline(t.decode, jnp.asarray(t.f), comps, u, masks, k=30, batch_size=64)
     l1 = np.abs(np.asarray(res.alpha).reshape(res.alpha.shape[0], -1) * (t.f - f0).reshape(1, -1)).sum(-1)
     out.append({"seconds": seconds, "met_tau": int((~res.unmet).sum()), "subsets": int(res.unmet.size),
-                "comps": np.asarray(comps), "l1": l1, "movement": M.alpha_movement(res.alpha), **h})
+                "comps": np.asarray(comps), "l1": l1, "movement": metrics_lib.alpha_movement(res.alpha), **h})
   return out
 
 
 def summarise(name, per, n):
-  t = M.transferability(per[0]["comps"], per[1]["comps"], 30) if len(per) > 1 else None
+  t = metrics_lib.transferability(per[0]["comps"], per[1]["comps"], 30) if len(per) > 1 else None
   row = {"variant": name, "met_tau": [p["met_tau"] for p in per], "subsets": per[0]["subsets"],
          "rho_image_top10": [p["rho_image_top"] for p in per], "additivity_top30": [p["additivity_aggregate"] for p in per],
          "mean_field_size_top30": [p["top_k_mean_field_size"] for p in per],
@@ -105,7 +105,7 @@ def summarise(name, per, n):
 
 def l1_ratio(indep, composed, n):
   """L1 of composed α_S over the independently solved L1, by |S| (median over subsets, both images)."""
-  sizes = M.field_sizes(np.arange(1 << n))
+  sizes = metrics_lib.field_sizes(np.arange(1 << n))
   out = {}
   for s in range(1, n + 1):
     r = np.concatenate([c["l1"][sizes == s] / np.maximum(i["l1"][sizes == s], 1e-12) for i, c in zip(indep, composed)])

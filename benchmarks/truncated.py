@@ -26,7 +26,7 @@ from benchmarks import common  # noqa: E402
 from ports import dcgan  # noqa: E402
 from regionjax import patches as patches_lib  # noqa: E402
 from regionjax import pipeline  # noqa: E402
-from regionjax import truncated as tr  # noqa: E402
+from regionjax import truncated as truncated_lib  # noqa: E402
 
 
 def main():
@@ -55,12 +55,12 @@ def main():
     n = int(n_str)
     players = np.sort(patches_lib.center_cells(6, 6)[:n])
     t = time.perf_counter()
-    res = tr.solve_truncated(target.decode, target.f, f0, target.image, cells[players], max_order=args.k,
+    res = truncated_lib.solve_truncated(target.decode, target.f, f0, target.image, cells[players], max_order=args.k,
                              lam=args.lam, learning_rate=0.01, schedule="cosine", steps=args.steps, tau=0.1,
                              chunk_size=args.chunk_size, composition=composition)
     seconds = time.perf_counter() - t
-    rt = common.timeit(lambda: tr.or_components(res.u, f0, n, res.max_order), repeats=3)
-    rows.append([n, res.max_order, composition, int(res.problems.size), tr.num_sets(n, args.k), f"2^{n} = {2**n:,}",
+    rt = common.timeit(lambda: truncated_lib.or_components(res.u, f0, n, res.max_order), repeats=3)
+    rows.append([n, res.max_order, composition, int(res.problems.size), truncated_lib.num_sets(n, args.k), f"2^{n} = {2**n:,}",
                  f"{seconds:.1f}", f"{rt * 1e3:.1f}", f"{res.residual['relative']:.4f}",
                  f"{int((~res.unmet).sum())}/{res.family.size}"])
     print(f"# done n={n} {composition}: {seconds:.1f} s", flush=True)

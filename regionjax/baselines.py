@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regionjax import metrics as M
+from regionjax import metrics as metrics_lib
 from regionjax import subsets as subsets_lib
 from regionjax import transforms
 
@@ -80,7 +80,7 @@ class Scores:
   seconds: float
 
   def to_dict(self) -> dict:
-    return M.summary(dataclasses.asdict(self))
+    return metrics_lib.summary(dataclasses.asdict(self))
 
 
 # ---------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def spatial_cells(f, f0, owner, n: int) -> tuple[np.ndarray, np.ndarray]:
 def ours(components, name: str = "OR components") -> Decomposition:
   """Our ``(2**n, *shape)`` OR components as a list: ``Δf_S`` for ``S = 1 … 2**n − 1``, declared field ``S``."""
   comps = np.asarray(components)
-  n = M.num_players(comps)
+  n = metrics_lib.num_players(comps)
   return Decomposition(name=name, f0=comps[0], components=comps[1:], declared=np.arange(1, 1 << n, dtype=np.int64))
 
 
@@ -182,7 +182,7 @@ def ablation_patterns(decode, f, components, *, batch_size: int | None = None) -
   comps = jnp.asarray(components)
   f = jnp.asarray(f, comps.dtype)
   base = np.asarray(jax.jit(decode)(f), np.float64)
-  return base[None] - np.asarray(M.decode_batch(decode, f[None] - comps, batch_size), np.float64)
+  return base[None] - np.asarray(metrics_lib.decode_batch(decode, f[None] - comps, batch_size), np.float64)
 
 
 def field_by_ablation(patterns, masks, threshold: float = FIELD_THRESHOLD) -> np.ndarray:
@@ -196,7 +196,7 @@ def field_by_ablation(patterns, masks, threshold: float = FIELD_THRESHOLD) -> np
   if not 0.0 < threshold <= 1.0:
     raise ValueError(f"threshold must be in (0, 1], got {threshold}")
   masks = np.asarray(masks, bool)
-  per, count = M.patch_sq_error(patterns, np.zeros_like(np.asarray(patterns[0])), masks)
+  per, count = metrics_lib.patch_sq_error(patterns, np.zeros_like(np.asarray(patterns[0])), masks)
   rmse = np.sqrt(per / count[None])
   top = rmse.max(1, keepdims=True)
   inside = (rmse >= threshold * top) & (top > 0)
@@ -206,12 +206,12 @@ def field_by_ablation(patterns, masks, threshold: float = FIELD_THRESHOLD) -> np
 def _rho(patterns, masks, fields) -> tuple[np.ndarray, np.ndarray]:
   """ρ over the whole image of each pattern against its field (1 for an all-zero pattern) and the empty flags."""
   n = masks.shape[0]
-  per, _ = M.patch_sq_error(patterns, np.zeros_like(patterns[0]), masks)
-  inside = np.stack([M.bits_of(s, n) for s in fields]) if len(fields) else np.zeros((0, n), bool)
+  per, _ = metrics_lib.patch_sq_error(patterns, np.zeros_like(patterns[0]), masks)
+  inside = np.stack([metrics_lib.bits_of(s, n) for s in fields]) if len(fields) else np.zeros((0, n), bool)
   e_in = (per * inside).sum(-1)
   e_image = (patterns ** 2).reshape(len(fields), -1).sum(-1)
   empty = e_image == 0
-  return np.where(empty, 1.0, M.safe_ratio(e_in, e_image)), empty
+  return np.where(empty, 1.0, metrics_lib.safe_ratio(e_in, e_image)), empty
 
 
 def _ranked(norms: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -223,7 +223,7 @@ def _with_f0(dec: Decomposition) -> np.ndarray:
   return np.concatenate([np.asarray(dec.f0, np.float32)[None], np.asarray(dec.components, np.float32)])
 
 
-def boundary_breach(decode, stacked, fields, masks, norms, *, fractions=M.DEFAULT_FRACTIONS,
+def boundary_breach(decode, stacked, fields, masks, norms, *, fractions=metrics_lib.DEFAULT_FRACTIONS,
                     batch_size: int | None = None) -> dict:
   """``metrics.boundary_breach`` for a list: ``Ω_i = {m : i ∉ field(m)}``, strongest first, growing fractions."""
   n = masks.shape[0]
@@ -233,18 +233,18 @@ def boundary_breach(decode, stacked, fields, masks, norms, *, fractions=M.DEFAUL
   rows, counts = [], []
   for i in range(n):
     omega = _ranked(norms, np.nonzero((fields >> i) & 1 == 0)[0])
-    c = M.fraction_counts(fractions, omega.size)
+    c = metrics_lib.fraction_counts(fractions, omega.size)
     w = np.zeros((len(c), num + 1), np.float32)
     for r, cnt in enumerate(c):
       w[r, omega[:cnt] + 1] = 1.0
     rows.append(w)
     counts.append(c)
-  images = M.decode_combinations(decode, comps, np.concatenate(rows), batch_size)
-  per, count = M.patch_sq_error(images, base, masks)
+  images = metrics_lib.decode_combinations(decode, comps, np.concatenate(rows), batch_size)
+  per, count = metrics_lib.patch_sq_error(images, base, masks)
   num_f = len(counts[0])
   member = np.repeat(np.eye(n, dtype=bool), num_f, axis=0)
-  rmse_patch = M.union_rmse(per, count, member).reshape(n, num_f)
-  rmse_others = M.union_rmse(per, count, ~member).reshape(n, num_f)
+  rmse_patch = metrics_lib.union_rmse(per, count, member).reshape(n, num_f)
+  rmse_others = metrics_lib.union_rmse(per, count, ~member).reshape(n, num_f)
   return {"rmse_patch": rmse_patch, "rmse_others": rmse_others, "breach_max": float(rmse_patch.max()),
           "breach_mean": float(rmse_patch.mean()), "others_final_mean": float(rmse_others[:, -1].mean())}
 
@@ -280,15 +280,15 @@ def consistency(decode, stacked, fields, norms, n: int, *, num_contexts: int = 8
   ref_w = np.zeros((2, len(chosen), num + 1), np.float32)
   ref_w[1, np.arange(len(chosen)), chosen + 1] = 1.0
   batch = np.concatenate([weights.reshape(-1, num + 1), with_s.reshape(-1, num + 1), ref_w.reshape(-1, num + 1)])
-  images = np.asarray(M.decode_combinations(decode, jnp.asarray(stacked), batch, batch_size), np.float64)
+  images = np.asarray(metrics_lib.decode_combinations(decode, jnp.asarray(stacked), batch, batch_size), np.float64)
   k = len(chosen) * num_contexts
   p_ctx = (images[k:2 * k] - images[:k]).reshape((len(chosen), num_contexts) + images.shape[1:])
   p_ref = images[2 * k + len(chosen):] - images[2 * k:2 * k + len(chosen)]
   ref_norm = np.linalg.norm(p_ref.reshape(len(chosen), -1), axis=1)
   diff = np.linalg.norm((p_ctx - p_ref[:, None]).reshape(len(chosen), num_contexts, -1), axis=-1)
   used = contexts != 0
-  per_context = np.where(used, M.safe_ratio(diff, ref_norm[:, None]), 0.0)
-  inconsistency = M.safe_ratio(per_context.sum(1), used.sum(1))
+  per_context = np.where(used, metrics_lib.safe_ratio(diff, ref_norm[:, None]), 0.0)
+  inconsistency = metrics_lib.safe_ratio(per_context.sum(1), used.sum(1))
   return {"fields": chosen, "inconsistency": inconsistency, "inconsistency_mean": float(inconsistency.mean()),
           "inconsistency_max": float(inconsistency.max())}
 
@@ -312,7 +312,7 @@ def additivity(stacked, fields, norms, u, k: int) -> float:
   every method). The kept components are summed by field and OR-matched.
   """
   u = np.asarray(u, np.float64)
-  n = M.num_players(u)
+  n = metrics_lib.num_players(u)
   keep = _ranked(norms, np.arange(len(fields)))[:min(int(k), len(fields))]
   grouped = np.zeros((1 << n,) + np.shape(stacked)[1:], np.float64)
   grouped[0] = np.asarray(stacked[0], np.float64)
@@ -322,10 +322,10 @@ def additivity(stacked, fields, norms, u, k: int) -> float:
   h = np.asarray(transforms.or_matching(jnp.asarray(grouped, jnp.float32)), np.float64)
   miss = np.linalg.norm((h - u).reshape(1 << n, -1), axis=1)
   size = np.linalg.norm((u - u[:1]).reshape(1 << n, -1), axis=1)
-  return float(M.safe_ratio(np.sqrt((miss ** 2).sum()), np.sqrt((size ** 2).sum())))
+  return float(metrics_lib.safe_ratio(np.sqrt((miss ** 2).sum()), np.sqrt((size ** 2).sum())))
 
 
-def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVITY_TOP_K, top_fraction: float = 0.1,
+def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = metrics_lib.ADDITIVITY_TOP_K, top_fraction: float = 0.1,
           threshold: float = FIELD_THRESHOLD, consistency_contexts: int = 8, consistency_top: int = 10,
           sparsity_eps: float = 1e-2, seed: int = 0, batch_size: int | None = None,
           fields=None) -> tuple[Scores, dict]:
@@ -346,11 +346,11 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVI
   # completeness (v2 Axiom 1)
   delta = f.astype(np.float64) - np.asarray(dec.f0, np.float64)
   total = np.asarray(dec.f0, np.float64) + comps.astype(np.float64).sum(0)
-  completeness = float(M.safe_ratio(np.linalg.norm(total - f), np.linalg.norm(delta)))
+  completeness = float(metrics_lib.safe_ratio(np.linalg.norm(total - f), np.linalg.norm(delta)))
   img = np.asarray(jax.jit(decode)(jnp.asarray(total, jnp.float32)), np.float64)
   image_rmse = float(np.sqrt(np.mean((img - np.asarray(image, np.float64)) ** 2)))
-  per, count = M.patch_sq_error(img[None], image, masks)
-  image_rmse_players = float(M.union_rmse(per, count, np.ones(n, bool))[0])
+  per, count = metrics_lib.patch_sq_error(img[None], image, masks)
+  image_rmse_players = float(metrics_lib.union_rmse(per, count, np.ones(n, bool))[0])
   # the patterns, the fields and ρ (v2 Axiom 2)
   patterns = ablation_patterns(decode, f, comps, batch_size=batch_size)
   fields = field_by_ablation(patterns, masks, threshold) if fields is None else np.asarray(fields, np.int64)
@@ -368,7 +368,7 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = M.ADDITIVI
   cons = consistency(decode, stacked, fields, norms, n, num_contexts=consistency_contexts, top=consistency_top,
                      seed=seed, batch_size=batch_size)
   add = additivity(stacked, fields, norms, u, k)
-  sizes = M.field_sizes(fields[top]) if top.size else np.zeros(1)
+  sizes = metrics_lib.field_sizes(fields[top]) if top.size else np.zeros(1)
   out = Scores(method=dec.name, num_components=num, completeness=completeness, image_rmse=image_rmse,
                image_rmse_players=image_rmse_players,
                rho_image_top=float(rho[top].mean()) if top.size else 1.0,

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from regionjax import baselines as baselines_lib
-from regionjax import components as comp_lib
+from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
-from regionjax import metrics as M
+from regionjax import metrics as metrics_lib
 from regionjax import progress
 from regionjax import subsets as subsets_lib
 
@@ -34,7 +34,7 @@ class ImageEvaluation:
   """Everything computed about one image.
 
   Attributes:
-    metrics: metrics.json of the image (JSON-able; ``M.summary`` applied).
+    metrics: metrics.json of the image (JSON-able; ``metrics_lib.summary`` applied).
     raw: each metric's full output by name (curves and per-component arrays).
     top: the strongest 10% of components (bitmasks), whose patterns are drawn.
     patterns: ``g(f0 + Δf_S)`` for ``S`` in ``top`` (regional patterns).
@@ -63,9 +63,9 @@ def evaluate_image(config, res) -> ImageEvaluation:
   metrics, raw = compute_metrics(config, res)
   comps = res.components
   n = res.masks.shape[0]
-  ranked = comp_lib.rank(comps)
+  ranked = components_lib.rank(comps)
   top = ranked[:max(1, math.ceil(0.1 * ranked.size))]
-  patterns = np.asarray(comp_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
+  patterns = np.asarray(components_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
   salient = raw["salient"]["top_fraction_fields"].tolist()
   strip_sets = [1 << i for i in range(min(n, 3))] + [subsets_lib.full_set(n)]
   strips, titles = incremental_strips(res, strip_sets, salient)
@@ -84,7 +84,7 @@ def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[s
   """f0 plus the strongest fraction p of kept components meeting Ŝ (v1 Fig. 4, 7)."""
   comps = res.components
   n = res.masks.shape[0]
-  norms = comp_lib.component_norms(comps)
+  norms = components_lib.component_norms(comps)
   weights, titles = [], []
   for target in target_sets:
     cover = sorted((s for s in kept if s & target), key=lambda s: -norms[s])
@@ -94,7 +94,7 @@ def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[s
       weights.append(w)
       name = "N" if target == subsets_lib.full_set(n) else subsets_lib.format_subset(target)
       titles.append(f"Ŝ={name} p={p:g}")
-  images = M.decode_combinations(res.decode, comps, np.stack(weights))
+  images = metrics_lib.decode_combinations(res.decode, comps, np.stack(weights))
   return list(np.asarray(images)), titles
 
 
@@ -109,24 +109,24 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   bs = mc.decode_batch
   raw = {}
   steps = [
-      ("completeness", lambda: M.completeness(comps, res.f, u=u, decode=decode, image=res.image, masks=masks)),
-      ("additivity", lambda: M.additivity(comps, u, k=mc.top_k)),
-      ("sparsity", lambda: M.sparsity(comps, eps=mc.sparsity_eps)),
-      ("boundedness", lambda: M.boundedness(decode, res.f, comps, masks, batch_size=bs)),
-      ("boundary_breach", lambda: M.boundary_breach(decode, comps, masks, batch_size=bs)),
-      ("consistency", lambda: M.consistency(decode, comps, num_contexts=mc.consistency_contexts,
+      ("completeness", lambda: metrics_lib.completeness(comps, res.f, u=u, decode=decode, image=res.image, masks=masks)),
+      ("additivity", lambda: metrics_lib.additivity(comps, u, k=mc.top_k)),
+      ("sparsity", lambda: metrics_lib.sparsity(comps, eps=mc.sparsity_eps)),
+      ("boundedness", lambda: metrics_lib.boundedness(decode, res.f, comps, masks, batch_size=bs)),
+      ("boundary_breach", lambda: metrics_lib.boundary_breach(decode, comps, masks, batch_size=bs)),
+      ("consistency", lambda: metrics_lib.consistency(decode, comps, num_contexts=mc.consistency_contexts,
                                             top=mc.consistency_top, seed=config.seed, batch_size=bs)),
-      ("consistency_paper", lambda: M.consistency(decode, comps, num_contexts=mc.consistency_contexts,
+      ("consistency_paper", lambda: metrics_lib.consistency(decode, comps, num_contexts=mc.consistency_contexts,
                                                   top=mc.consistency_top, seed=config.seed, batch_size=bs,
                                                   paper_literal=True)),
-      ("controllable", lambda: M.controllable_reconstruction(
+      ("controllable", lambda: metrics_lib.controllable_reconstruction(
           decode, comps, res.image, masks, [1 << i for i in range(n)] + [subsets_lib.full_set(n)], batch_size=bs)),
-      ("sequential", lambda: M.sequential_reconstruction(decode, comps, res.image, masks, seed=config.seed,
+      ("sequential", lambda: metrics_lib.sequential_reconstruction(decode, comps, res.image, masks, seed=config.seed,
                                                          batch_size=bs)),
-      ("salient", lambda: M.salient_set(decode, comps, masks, fraction=mc.salient_fraction,
+      ("salient", lambda: metrics_lib.salient_set(decode, comps, masks, fraction=mc.salient_fraction,
                                         rel_tol=mc.salient_rel_tol, image=res.image, batch_size=bs)),
   ]
-  steps.append(("headline", lambda: M.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
+  steps.append(("headline", lambda: metrics_lib.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
   # Algorithm 2 on the salient set (v1 App. E/H): random multi-patch targets, so p = 1 is a real test
   steps.append(("salient_algorithm2", lambda: _salient_algorithm2(config, res, raw["salient"])))
   if config.denoise.enabled:
@@ -139,8 +139,8 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   bar.close()
   err = np.asarray(res.solution.error)
   unmet = np.nonzero(res.solution.unmet)[0]
-  ranked = comp_lib.rank(comps)
-  norms = comp_lib.component_norms(comps)
+  ranked = components_lib.rank(comps)
+  norms = components_lib.component_norms(comps)
   scalars = {
       "completeness": {k: raw["completeness"][k] for k in raw["completeness"] if np.ndim(raw["completeness"][k]) == 0},
       "additivity": {"k": raw["additivity"]["k"], "error_mean": raw["additivity"]["error_mean"],
@@ -171,7 +171,7 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
                  "lam_final_max": float(np.nanmax(res.solution.lam)) if res.solution.lam is not None else None,
                  "continued": int(np.sum(res.solution.lam > config.solver.lam)) if res.solution.lam is not None
                  else 0},
-      "alpha": M.alpha_movement(res.solution.alpha),
+      "alpha": metrics_lib.alpha_movement(res.solution.alpha),
       "faithfulness": _faithfulness(raw["headline"], err.size - unmet.size, err.size),
       "top_components": [{"field": subsets_lib.format_subset(s), "players": subsets_lib.to_indices(s),
                           "norm": float(norms[s])} for s in ranked[:20]],
@@ -182,11 +182,11 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
                                                          "recon_rmse_mean", "full_rmse") if k in d[side]}
                           for side in ("before", "after")}
     scalars["denoise"]["tau_q"] = float(d["tau_q"])
-  return M.summary(scalars), raw
+  return metrics_lib.summary(scalars), raw
 
 
 #: Targets of the faithfulness figures on the face model (issue "Faithful explanations…").
-TARGETS = {"rho_image_top10": 0.8, "additivity_top30": 0.3, "transferability": M.TRANSFERABILITY_SID}
+TARGETS = {"rho_image_top10": 0.8, "additivity_top30": 0.3, "transferability": metrics_lib.TRANSFERABILITY_SID}
 
 
 def _faithfulness(h: dict, met: int, total: int) -> dict:
@@ -231,9 +231,9 @@ def _salient_algorithm2(config, res, salient) -> dict:
   kept = np.asarray(salient["salient_fields"])
   n = masks.shape[0]
   targets = random_target_sets(n, 8, config.seed)
-  ctl = M.controllable_reconstruction(res.decode, comps, res.image, masks, targets, kept=kept, batch_size=bs)
-  seq = M.sequential_reconstruction(res.decode, comps, res.image, masks, seed=config.seed, kept=kept, batch_size=bs)
-  br = M.boundary_breach(res.decode, comps, masks, kept=kept, batch_size=bs)
+  ctl = metrics_lib.controllable_reconstruction(res.decode, comps, res.image, masks, targets, kept=kept, batch_size=bs)
+  seq = metrics_lib.sequential_reconstruction(res.decode, comps, res.image, masks, seed=config.seed, kept=kept, batch_size=bs)
+  br = metrics_lib.boundary_breach(res.decode, comps, masks, kept=kept, batch_size=bs)
   return {"raw": {"controllable": ctl, "sequential": seq, "breach": br},
           "scalars": {"num_kept": int(kept.size), "targets": [subsets_lib.format_subset(t) for t in targets],
                       "controllable_initial_rmse_mean": ctl["initial_rmse_mean"],
@@ -259,7 +259,7 @@ def baseline_scores(config, res, features) -> list[dict]:
 
 def _additivity_all(comps, u) -> float:
   """Matching error with all components: 0 up to rounding (OR matching)."""
-  return float(M.additivity(comps, u, k=comps.shape[0] - 1)["error_max"])
+  return float(metrics_lib.additivity(comps, u, k=comps.shape[0] - 1)["error_max"])
 
 
 def _top_rho(b, k) -> dict:
@@ -276,7 +276,7 @@ def _denoise(config, res) -> dict:
                                    batch_size=config.metrics.decode_batch)
   rep["tau_q"] = tau_q
   rep["components_after"] = np.asarray(out.components)
-  rep["sparsity_after"] = M.sparsity(rep["components_after"], eps=config.metrics.sparsity_eps)
+  rep["sparsity_after"] = metrics_lib.sparsity(rep["components_after"], eps=config.metrics.sparsity_eps)
   return rep
 
 
@@ -302,7 +302,7 @@ def transfer_pairs(results, k: int) -> dict:
   pairs = []
   for a, b in itertools.combinations(results, 2):
     if a.class_id == b.class_id and np.array_equal(a.players, b.players):
-      t = M.transferability(a.components, b.components, k)
+      t = metrics_lib.transferability(a.components, b.components, k)
       pairs.append({"a": a.index, "b": b.index, "class_id": a.class_id, "ratio": t["ratio"], "k": t["k"],
                     "chance_size_matched": t["chance_size_matched"], "chance_uniform": t["chance_uniform"]})
   ratios = [p["ratio"] for p in pairs]
@@ -311,7 +311,7 @@ def transfer_pairs(results, k: int) -> dict:
   out = {"pairs": pairs, "k": k, "mean": mean, "std": float(np.std(ratios)) if ratios else None,
          "chance_size_matched_mean": float(np.mean(chance)) if chance else None,
          "chance_uniform": pairs[0]["chance_uniform"] if pairs else None,
-         "paper_nvae": M.TRANSFERABILITY_NVAE, "paper_sid": M.TRANSFERABILITY_SID,
+         "paper_nvae": metrics_lib.TRANSFERABILITY_NVAE, "paper_sid": metrics_lib.TRANSFERABILITY_SID,
          "target": TARGETS["transferability"]}
   if ratios:
     # target: the paper's SiD figure and twice the chance of two random top-K lists; the stricter,

@@ -36,8 +36,8 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from regionjax import components as comp_lib
-from regionjax import metrics as M
+from regionjax import components as components_lib
+from regionjax import metrics as metrics_lib
 from regionjax import subsets as subsets_lib
 
 #: Fractions p of the Algorithm 2 slider that are decoded (0 and 1 reuse g(f0) and g(u(Ŝ))).
@@ -144,30 +144,30 @@ def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
   comps = np.asarray(res.components)
   n = res.masks.shape[0]
   size = 1 << n
-  norms = comp_lib.component_norms(comps)
+  norms = components_lib.component_norms(comps)
   names = [str(i) for i in range(n)] if names is None else [str(s) for s in names]
   img = lambda x: encode_image(x, thumb_size, fmt, quality)  # noqa: E731
 
-  minimal = to_uint8(M.decode_batch(res.decode, jnp.asarray(res.solution.u), batch_size))  # g(u(S)), all S
+  minimal = to_uint8(metrics_lib.decode_batch(res.decode, jnp.asarray(res.solution.u), batch_size))  # g(u(S)), all S
   thumbs = [img(x) for x in minimal]
   baseline = img(to_uint8(res.baseline_image))
   inner = [p for p in fractions if 0.0 < p < 1.0]
   slider = {}
   if inner and n > 0:
     w = slider_weights(norms, n, inner).reshape(-1, size)
-    images = to_uint8(M.decode_combinations(res.decode, comps, w, batch_size))
+    images = to_uint8(metrics_lib.decode_combinations(res.decode, comps, w, batch_size))
     images = images.reshape((len(inner), size - 1) + images.shape[1:])
     for k, p in enumerate(inner):
       slider[f"{p:g}"] = [None] + [img(x) for x in images[k]]
 
-  ranked = comp_lib.rank(comps)
+  ranked = components_lib.rank(comps)
   top = ranked[:min(ranked.size, max(MIN_PATTERNS, math.ceil(PATTERN_FRACTION * ranked.size)))]
   # every component the list can show (the list_max strongest meeting some Ŝ) gets its pattern too
   listed = {int(s) for target in range(1, size) for s in ranked[(ranked & target) != 0][:list_max]}
   top = np.asarray(sorted(set(top.tolist()) | listed, key=lambda s: -norms[s]), np.int64)
   patterns = {}
   if top.size:
-    pats = np.asarray(comp_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
+    pats = np.asarray(components_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
     scale = float(np.abs(pats.mean(-1)).max())
     patterns = {str(int(s)): img(pattern_pixels(p, scale)) for s, p in zip(top, pats)}
   th, tw = thumb_shape(res.image.shape[0], res.image.shape[1], thumb_size)
@@ -409,16 +409,16 @@ def build_comparison(results, reports: Sequence[str], *, top: int = 8, thumb_siz
   n = results[0].masks.shape[0]
   ranks, norms_all = [], []
   for r in results:
-    order = comp_lib.rank(r.components)
+    order = components_lib.rank(r.components)
     rank_of = np.zeros(1 << n, np.int64)
     rank_of[order] = np.arange(1, order.size + 1)
     ranks.append(rank_of)
-    norms_all.append(comp_lib.component_norms(r.components))
-  fields = sorted({int(s) for r in results for s in comp_lib.rank(r.components)[:top]},
+    norms_all.append(components_lib.component_norms(r.components))
+  fields = sorted({int(s) for r in results for s in components_lib.rank(r.components)[:top]},
                   key=lambda s: -float(np.mean([nm[s] for nm in norms_all])))
   images = []
   for r, rank_of, norms, report in zip(results, ranks, norms_all, reports):
-    pats = np.asarray(comp_lib.regional_patterns(r.decode, jnp.asarray(r.f), jnp.asarray(r.components), fields))
+    pats = np.asarray(components_lib.regional_patterns(r.decode, jnp.asarray(r.f), jnp.asarray(r.components), fields))
     scale = float(np.abs(pats.mean(-1)).max())
     images.append({"report": report, "target": encode_image(to_uint8(r.image), thumb_size, fmt, quality),
                    "norms": [float(norms[s]) for s in fields], "ranks": [int(rank_of[s]) for s in fields],

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from regionjax import components as comp_lib
+from regionjax import components as components_lib
 from regionjax import config_check
 from regionjax import distributed
 from regionjax import io as io_lib
@@ -203,7 +203,7 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
                                                 solver_lib.SolverOptions.from_config(s), mesh=mesh, done=done,
                                                 on_chunk=on_chunk)
   bar.close()
-  components = np.asarray(comp_lib.or_components(solution.u))
+  components = np.asarray(components_lib.or_components(solution.u))
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
                      baseline_image=target.baseline_image, f=target.f, f0=f0, cells=cells, players=players,
                      masks=masks, solution=solution, components=components, decode=target.decode,

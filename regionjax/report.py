@@ -18,11 +18,11 @@ import jinja2
 import markupsafe
 import numpy as np
 
-from regionjax import components as comp_lib
+from regionjax import components as components_lib
 from regionjax import evaluation
 from regionjax import figures
 from regionjax import io as io_lib
-from regionjax import metrics as M
+from regionjax import metrics as metrics_lib
 
 def _uri(png: bytes) -> str:
   return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -42,8 +42,8 @@ def _solved_history(solution) -> np.ndarray:
 def image_figures(config, res, ev: evaluation.ImageEvaluation, samples_png) -> dict:
   """Every figure of one image's report, drawn from its evaluation (PNG data URIs)."""
   comps, raw = res.components, ev.raw
-  norms = comp_lib.component_norms(comps)
-  ranked = comp_lib.rank(comps)
+  norms = components_lib.component_norms(comps)
+  ranked = components_lib.rank(comps)
   top, patterns, strips, titles = ev.top, ev.patterns, ev.strips, ev.strip_titles
   add, sp, br, co, ctl, seq = (raw[k] for k in ("additivity", "sparsity", "boundary_breach", "consistency",
                                                 "controllable", "sequential"))
@@ -215,7 +215,7 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
   metrics = {"summary": summary, **metrics}
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   html = render("report.html.j2", config=config, metrics=metrics, figs=figs, summary=summary,
-                rows=metric_rows(metrics), reference=M.PAPER_REFERENCE, interactive=interactive_view(config, res),
+                rows=metric_rows(metrics), reference=metrics_lib.PAPER_REFERENCE, interactive=interactive_view(config, res),
                 baselines=baseline_rows(metrics.get("baselines")))
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
   return metrics
@@ -289,13 +289,13 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
                       components=np.stack([r.components for r in results]),
                       patches=np.stack([r.players for r in results]), f=np.stack([r.f for r in results]),
                       image=np.stack([r.image for r in results]), f0=results[0].f0)
-  io_lib.write_json(os.path.join(workdir, "metrics.json"), M.summary(metrics))
+  io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics_lib.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render("index.html.j2", config=config, summary=summary, aggregate=agg, transfer=transfer,
                 per_image=metrics["per_image"], thumbs=thumbs, samples=_uri(samples_png) if samples_png else None,
                 compare=comparison_view(config, results, [p["report"] for p in metrics["per_image"]]))
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)
-  return M.summary(metrics)
+  return metrics_lib.summary(metrics)
 
 
 def _faithfulness_lines(metrics: dict) -> list[str]:

@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 
 from regionjax import figures  # noqa: E402
 from regionjax import io as io_lib  # noqa: E402
-from regionjax import metrics as M  # noqa: E402
+from regionjax import metrics as metrics_lib  # noqa: E402
 from regionjax import progress  # noqa: E402
 from regionjax import solver as solver_lib  # noqa: E402
 from regionjax import subsets as subsets_lib  # noqa: E402
-from regionjax import truncated as tr  # noqa: E402
+from regionjax import truncated as truncated_lib  # noqa: E402
 
 SKIPPED = ("additivity", "sparsity", "boundedness", "boundary_breach", "consistency", "controllable", "sequential",
            "salient (Algorithm 2)", "denoise", "transferability")
@@ -39,8 +39,8 @@ SKIPPED_LINE = ("Metrics that need all 2^n components are skipped in this mode (
                 + ", ".join(SKIPPED) + ".")
 
 
-max_order = tr.config_max_order
-validate_config = tr.validate_config
+max_order = truncated_lib.config_max_order
+validate_config = truncated_lib.validate_config
 
 
 @dataclasses.dataclass
@@ -55,7 +55,7 @@ class ImageResult:
   cells: np.ndarray
   players: np.ndarray
   masks: np.ndarray
-  solution: tr.TruncatedResult
+  solution: truncated_lib.TruncatedResult
   decode: Callable
   seconds: float
 
@@ -67,7 +67,7 @@ def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -
   store = io_lib.ChunkStore(ckpt_dir)
   done = store.load_all()
   n, k = len(players), max_order(config)
-  total = n + 1 if s.composition == "max" and n > 1 else tr.num_sets(n, k)
+  total = n + 1 if s.composition == "max" and n > 1 else truncated_lib.num_sets(n, k)
   bar = progress.bar(total=total, desc=f"solve image {target.index} (order ≤ {k})", unit="subset")
   bar.update(sum(c.subsets.size for c in done.values()))
 
@@ -77,7 +77,7 @@ def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -
     bar.set_postfix(chunk=f"{i + 1}/{count}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  sol = tr.solve_truncated(target.decode, target.f, f0, target.image, masks, solver_lib.SolverOptions.from_config(s),
+  sol = truncated_lib.solve_truncated(target.decode, target.f, f0, target.image, masks, solver_lib.SolverOptions.from_config(s),
                            max_order=k, mesh=mesh, done=done, on_chunk=on_chunk)
   bar.close()
   return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
@@ -100,7 +100,7 @@ def compute_metrics(config, res: ImageResult) -> tuple[dict, np.ndarray]:
   norms = sol.components.norms()
   order = sol.components.rank()
   orders = fam.orders
-  explained = tr.explained_by_order(res.decode, sol.components.values, orders, res.image, res.baseline_image,
+  explained = truncated_lib.explained_by_order(res.decode, sol.components.values, orders, res.image, res.baseline_image,
                                     res.cells)
   players = np.asarray(res.players)
   f, f0, u_full = np.asarray(res.f, np.float64), np.asarray(res.f0, np.float64), np.asarray(sol.u[0], np.float64)
@@ -262,7 +262,7 @@ def write_image(config, res: ImageResult, outdir: str, header: dict) -> dict:
                       solved_error=sol.problem_error, history=sol.history, patches=np.asarray(res.players),
                       masks=res.masks, f=res.f, f0=res.f0, image=res.image, baseline_image=res.baseline_image,
                       explained=explained)
-  metrics = M.summary(metrics)
+  metrics = metrics_lib.summary(metrics)
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   env = jinja2.Environment(autoescape=True)
   html = env.from_string(HTML).render(config=config, s=metrics["summary"], m=metrics, figs=figs)
@@ -287,7 +287,7 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
              "per_image": [{"image": m["summary"]["image"], "report": f"images/{m['summary']['image']:03d}/report.html",
                             "residual": m["residual"]["relative"]} for m in per],
              "top_components": per[0]["top_components"], "skipped": per[0]["skipped"]}
-  metrics = M.summary(metrics)
+  metrics = metrics_lib.summary(metrics)
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics)
   rows = "".join(f'<li><a href="{p["report"]}">image {p["image"]}</a>: residual {p["residual"]:.4g}</li>'
                  for p in metrics["per_image"])

@@ -18,9 +18,9 @@ import jax
 import numpy as np
 import pytest
 
-from regionjax import baselines as B
-from regionjax import components as comp_lib
-from regionjax import metrics as M
+from regionjax import baselines as baselines_lib
+from regionjax import components as components_lib
+from regionjax import metrics as metrics_lib
 from regionjax import subsets as subsets_lib
 from regionjax import testing
 
@@ -33,7 +33,7 @@ def planted():
 
 
 def _score(p, dec, **kw):
-  return B.score(dec, p.decode, p.f, p.image, p.masks, p.expected_u(), k=K, **kw)
+  return baselines_lib.score(dec, p.decode, p.f, p.image, p.masks, p.expected_u(), k=K, **kw)
 
 
 def _block_of(p):
@@ -60,7 +60,7 @@ def _or_surrogate_error(p, comps, fields, kept):
 
 def test_baseline_ours_is_perfect(planted):
   p = planted
-  s, raw = _score(p, B.ours(p.expected_components()))
+  s, raw = _score(p, baselines_lib.ours(p.expected_components()))
   nonzero = np.nonzero(np.abs(p.expected_components()[1:]).sum(1))[0]
   np.testing.assert_array_equal(raw["fields"][nonzero], nonzero + 1)   # the rule finds every field S itself
   assert s.num_components == 15 and s.k == K
@@ -75,9 +75,9 @@ def test_baseline_ours_is_perfect(planted):
 def test_baseline_units(planted):
   """One unit per element: exact fields, complete, bounded; additivity misses the units outside the top 6."""
   p = planted
-  comps = B.units(p.f, p.f0)
+  comps = baselines_lib.units(p.f, p.f0)
   np.testing.assert_allclose(comps.sum(0), p.f - p.f0, atol=1e-6)
-  s, raw = _score(p, B.Decomposition("units", p.f0, comps))
+  s, raw = _score(p, baselines_lib.Decomposition("units", p.f0, comps))
   np.testing.assert_array_equal(raw["fields"], _block_of(p))            # each unit paints its block's field
   assert s.completeness < 1e-6 and s.rho_image_top == pytest.approx(1.0, abs=1e-12) and s.breach_max == 0.0 and s.inconsistency_mean == 0.0
   assert s.rho_declared_top is None
@@ -92,8 +92,8 @@ def test_baseline_spatial_cells(planted):
   """Each block under its lowest player: the cell of player 0 holds blocks {0} and {0,1}, and paints both."""
   p = planted
   owner = np.array([subsets_lib.to_indices(f)[0] for f in _block_of(p)])
-  comps, declared = B.spatial_cells(p.f, p.f0, owner, p.n)
-  s, raw = _score(p, B.Decomposition("cells", p.f0, comps, declared))
+  comps, declared = baselines_lib.spatial_cells(p.f, p.f0, owner, p.n)
+  s, raw = _score(p, baselines_lib.Decomposition("cells", p.f0, comps, declared))
   # fields by the rule: the union of the planted fields of the blocks in each cell; the rest is empty
   np.testing.assert_array_equal(raw["fields"], [0b0011, 0b1010, 0b1100, 0b1000, 0])
   assert s.completeness < 1e-6 and s.rho_image_top == pytest.approx(1.0, abs=1e-12) and s.breach_max == 0.0 and s.inconsistency_mean == 0.0
@@ -111,10 +111,10 @@ def test_baseline_directions(planted):
   p = planted
   gen = testing.PlantedGenerator(p)
   feats = np.asarray(gen.encode(gen.sample_codes(jax.random.PRNGKey(0), 200), "feature"))
-  basis = B.principal_directions(feats, 18)
+  basis = baselines_lib.principal_directions(feats, 18)
   np.testing.assert_allclose(basis @ basis.T, np.eye(18), atol=1e-4)
-  comps = B.directions(p.f, p.f0, basis)
-  s, raw = _score(p, B.Decomposition("directions", p.f0, comps))
+  comps = baselines_lib.directions(p.f, p.f0, basis)
+  s, raw = _score(p, baselines_lib.Decomposition("directions", p.f0, comps))
   assert s.completeness < 1e-5                                        # a complete orthonormal basis
   assert s.mean_field_size > 2.5                                      # each direction paints several fields
   assert s.rho_image_top < 0.99 and s.breach_max > 0.05
@@ -125,8 +125,8 @@ def test_baseline_directions(planted):
   assert s.additivity == pytest.approx(0.789, abs=0.05) and s.mean_field_size == pytest.approx(3.5, abs=0.6)
   assert s.inconsistency_mean == 0.0                                  # pixel-separable decoder, disjoint contexts
   # fewer directions: completeness fails by exactly the part of f − f0 outside their span
-  few = B.directions(p.f, p.f0, basis[:6])
-  s6, _ = _score(p, B.Decomposition("directions", p.f0, few))
+  few = baselines_lib.directions(p.f, p.f0, basis[:6])
+  s6, _ = _score(p, baselines_lib.Decomposition("directions", p.f0, few))
   delta = (p.f - p.f0).astype(np.float64)
   resid = delta - basis[:6].T.astype(np.float64) @ (basis[:6].astype(np.float64) @ delta)
   assert s6.completeness == pytest.approx(np.linalg.norm(resid) / np.linalg.norm(delta), rel=1e-4)
@@ -139,19 +139,19 @@ def test_baseline_scores_match_metrics(planted):
   rng = np.random.default_rng(0)
   comps = p.expected_components() + 0.05 * rng.normal(size=(16, p.f.size)).astype(np.float32)
   comps[0] = p.f0
-  u = np.asarray(comp_lib.transforms.or_matching(comps))
-  dec = B.ours(comps)
-  s, _ = B.score(dec, p.decode, p.f, p.image, p.masks, u, k=4, fields=dec.declared, seed=3)
-  h = M.headline(p.decode, p.f, comps, u, p.masks, k=4)
+  u = np.asarray(components_lib.transforms.or_matching(comps))
+  dec = baselines_lib.ours(comps)
+  s, _ = baselines_lib.score(dec, p.decode, p.f, p.image, p.masks, u, k=4, fields=dec.declared, seed=3)
+  h = metrics_lib.headline(p.decode, p.f, comps, u, p.masks, k=4)
   assert s.rho_image_top == pytest.approx(h["rho_image_top"], rel=1e-6)
   assert s.additivity == pytest.approx(h["additivity_aggregate"], rel=1e-4, abs=1e-7)
-  br = M.boundary_breach(p.decode, comps, p.masks)
+  br = metrics_lib.boundary_breach(p.decode, comps, p.masks)
   assert s.breach_max == pytest.approx(br["breach_max"], rel=1e-5) and s.breach_max > 0
   assert s.breach_mean == pytest.approx(br["breach_mean"], rel=1e-5)
-  c = M.consistency(p.decode, comps, num_contexts=8, top=10, seed=3)
+  c = metrics_lib.consistency(p.decode, comps, num_contexts=8, top=10, seed=3)
   assert s.inconsistency_mean == pytest.approx(c["inconsistency_mean"], rel=1e-5) and s.inconsistency_mean > 0
-  assert s.near_zero_share == pytest.approx(M.sparsity(comps)["near_zero_share"], abs=1e-12)
-  assert s.completeness == pytest.approx(M.completeness(comps, p.f)["feature_error"], rel=1e-5)
+  assert s.near_zero_share == pytest.approx(metrics_lib.sparsity(comps)["near_zero_share"], abs=1e-12)
+  assert s.completeness == pytest.approx(metrics_lib.completeness(comps, p.f)["feature_error"], rel=1e-5)
 
 
 def test_baseline_field_rule_and_owners():
@@ -160,12 +160,12 @@ def test_baseline_field_rule_and_owners():
   masks[0, :2], masks[1, 2:] = True, True
   pat[0, 0, 0] = 1.0                     # player 0 only
   pat[1, 0, 0], pat[1, 3, 3] = 1.0, 0.6  # both at threshold 0.5, player 0 at 0.7
-  np.testing.assert_array_equal(B.field_by_ablation(pat, masks), [1, 3, 0])
-  np.testing.assert_array_equal(B.field_by_ablation(pat, masks, 0.7), [1, 1, 0])
-  owners = B.feature_owners(masks, (2, 2))
+  np.testing.assert_array_equal(baselines_lib.field_by_ablation(pat, masks), [1, 3, 0])
+  np.testing.assert_array_equal(baselines_lib.field_by_ablation(pat, masks, 0.7), [1, 1, 0])
+  owners = baselines_lib.feature_owners(masks, (2, 2))
   np.testing.assert_array_equal(owners, [[0, 0], [1, 1]])
   with pytest.raises(ValueError):
-    B.field_by_ablation(pat, masks, 0.0)
+    baselines_lib.field_by_ablation(pat, masks, 0.0)
 
 
 @pytest.mark.slow
@@ -199,7 +199,7 @@ def test_baseline_decompositions_of_a_spatial_feature():
   masks[0, :4, :4], masks[1, 4:, 4:] = True, True
   ours_comps = np.zeros((4, 4, 4, 3), np.float32)
   ours_comps[0], ours_comps[3] = f0, f - f0
-  decs = B.decompositions(f, f0, ours_comps, masks, rng.normal(size=(10, 4, 4, 3)))
+  decs = baselines_lib.decompositions(f, f0, ours_comps, masks, rng.normal(size=(10, 4, 4, 3)))
   names = [d.name for d in decs]
   assert names == ["units (GAN Dissection)", "directions (GANSpace, top 3)", "spatial cells", "OR components (ours)"]
   for d in (decs[0], decs[2]):

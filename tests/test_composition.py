@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import regionjax as rj
-from regionjax import components as comp_lib
-from regionjax import metrics as M
+from regionjax import components as components_lib
+from regionjax import metrics as metrics_lib
 from regionjax import solver as solver_lib
 from regionjax import testing
 
@@ -46,7 +46,7 @@ def test_closed_form_components_equal_the_transform(n):
   u = f0 + np.asarray(solver_lib.compose_max(a)) * delta
   u[0] = f0
   by_transform = np.asarray(rj.or_components(jnp.asarray(u)))
-  closed = np.asarray(comp_lib.max_components(f0, delta, a))
+  closed = np.asarray(components_lib.max_components(f0, delta, a))
   np.testing.assert_allclose(closed, by_transform, atol=1e-5)
   # at most n non-zero components per element, on nested fields
   nonzero = (np.abs(closed[1:]) > 1e-7).reshape((1 << n) - 1, -1).sum(0)
@@ -131,7 +131,7 @@ def test_alpha_movement():
   alpha[1] = 0.0              # size-1 subsets
   alpha[2] = 0.5
   alpha[4] = 1.0
-  m = M.alpha_movement(alpha)
+  m = metrics_lib.alpha_movement(alpha)
   assert m["max_one_minus_alpha_full"] == pytest.approx(0.75)
   assert m["mean_by_size"][0] == pytest.approx(0.5)
   assert m["mean_by_size"][2] == pytest.approx(0.85)
@@ -153,7 +153,7 @@ def test_paper_biggan_settings_move_alpha_with_gd_not_adam():
     setup = solver_lib.prepare(t.decode, t.f, f0, t.image, masks, lam=500.0, learning_rate=1e-4, steps=1000,
                                optimizer=opt)
     alpha = solver_lib.solve_chunk(setup, 0, jnp.ones(t.f.shape)).alpha[0]
-    moved[opt] = M.alpha_movement(np.stack([np.zeros_like(alpha), alpha]))["max_one_minus_alpha_full"]
+    moved[opt] = metrics_lib.alpha_movement(np.stack([np.zeros_like(alpha), alpha]))["max_one_minus_alpha_full"]
   assert moved["gd"] > 0.5, moved
   assert moved["adam"] < 0.15, moved
 

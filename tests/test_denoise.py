@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import regionjax as rj
-from regionjax import denoise as dn
+from regionjax import denoise as denoise_lib
 from regionjax import testing
 
 TAU = 0.02
@@ -26,7 +26,7 @@ def noisy(planted):
 
 @pytest.fixture(scope="module")
 def result(noisy):
-  return dn.denoise(noisy, tau_q=TAU, steps=300)
+  return denoise_lib.denoise(noisy, tau_q=TAU, steps=300)
 
 
 def test_one_player_is_soft_thresholding():
@@ -34,12 +34,12 @@ def test_one_player_is_soft_thresholding():
   f0 = np.zeros(4, np.float32)
   d = np.array([0.005, -0.3, 0.02, 0.0], np.float32)
   u = np.stack([f0, f0 + d])
-  out = dn.denoise(u, tau_q=0.01, steps=300, fix_full=False)
+  out = denoise_lib.denoise(u, tau_q=0.01, steps=300, fix_full=False)
   np.testing.assert_allclose(np.asarray(out.components[1]), d - np.clip(d, -0.01, 0.01), atol=5e-4)
   np.testing.assert_array_equal(np.asarray(out.q[0]), 0.0)     # u(∅) = f0 is never moved
   assert out.l1_after < out.l1_before
   # with q_N fixed nothing is free: unchanged
-  fixed = dn.denoise(u, tau_q=0.01, steps=10)
+  fixed = denoise_lib.denoise(u, tau_q=0.01, steps=10)
   np.testing.assert_array_equal(np.asarray(fixed.u), u)
 
 
@@ -64,19 +64,19 @@ def test_planted_noise_is_removed(planted, noisy, result):
 
 
 def test_chunking_does_not_change_the_answer(noisy, result):
-  chunked = dn.denoise(noisy, tau_q=TAU, steps=300, chunk_size=7)
+  chunked = denoise_lib.denoise(noisy, tau_q=TAU, steps=300, chunk_size=7)
   np.testing.assert_allclose(np.asarray(chunked.q), np.asarray(result.q), atol=1e-6)
   np.testing.assert_allclose(np.asarray(chunked.history), np.asarray(result.history), rtol=1e-5)
 
 
 def test_zero_bound_is_identity(noisy):
-  out = dn.denoise(noisy, tau_q=0.0)
+  out = denoise_lib.denoise(noisy, tau_q=0.0)
   np.testing.assert_array_equal(np.asarray(out.u), noisy)
   assert out.l1_after == out.l1_before
 
 
 def test_report_before_after(planted, noisy, result):
-  rep = dn.denoise_report(planted.decode, noisy, result.u, planted.image, planted.masks)
+  rep = denoise_lib.denoise_report(planted.decode, noisy, result.u, planted.image, planted.masks)
   before, after = rep["before"], rep["after"]
   assert after["l1"] < before["l1"]
   assert after["near_zero_share_common"] > before["near_zero_share_common"]
@@ -92,4 +92,4 @@ def test_report_before_after(planted, noisy, result):
 ])
 def test_bad_input(noisy, kw, match):
   with pytest.raises(ValueError, match=match):
-    dn.denoise(noisy, **kw)
+    denoise_lib.denoise(noisy, **kw)

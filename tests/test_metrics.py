@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import regionjax as rj
-from regionjax import metrics as M
+from regionjax import metrics as metrics_lib
 from regionjax import subsets, testing
 
 EXACT = 1e-6   # float32 decodes of identical pre-activations
@@ -45,7 +45,7 @@ def _finite(tree):
 
 
 def test_completeness_planted(planted, comps):
-  out = M.completeness(comps, planted.f, u=planted.expected_u(), decode=planted.decode, image=planted.image,
+  out = metrics_lib.completeness(comps, planted.f, u=planted.expected_u(), decode=planted.decode, image=planted.image,
                        masks=planted.masks)
   assert out["identity_error"] < EXACT
   assert out["image_rmse"] < EXACT and out["image_rmse_players"] < EXACT
@@ -56,13 +56,13 @@ def test_completeness_planted(planted, comps):
   # with the inert tail put into the component of N, the components sum to f exactly
   full = comps.copy()
   full[-1, planted.block_slices[-1].stop:] += inert
-  assert M.completeness(full, planted.f)["feature_error"] < EXACT
+  assert metrics_lib.completeness(full, planted.f)["feature_error"] < EXACT
 
 
 def test_completeness_detects_missing_component(planted, comps):
   c = comps.copy()
   c[planted.fields[2]] *= 0.5
-  out = M.completeness(c, planted.f, decode=planted.decode, image=planted.image, masks=planted.masks)
+  out = metrics_lib.completeness(c, planted.f, decode=planted.decode, image=planted.image, masks=planted.masks)
   assert out["image_rmse_players"] > 0.01 and out["feature_error"] > 0.1
 
 
@@ -71,17 +71,17 @@ def test_completeness_detects_missing_component(planted, comps):
 
 def test_additivity_all_components_exact(planted, comps):
   u = planted.expected_u()
-  out = M.additivity(comps, u, k=M.ADDITIVITY_TOP_K)
+  out = metrics_lib.additivity(comps, u, k=metrics_lib.ADDITIVITY_TOP_K)
   assert out["k"] == 15 and out["error_max"] < EXACT
   # only the 6 planted components are non-zero: top-6 is already exact
-  assert M.additivity(comps, u, k=6)["error_max"] < EXACT
+  assert metrics_lib.additivity(comps, u, k=6)["error_max"] < EXACT
   np.testing.assert_array_equal(out["order"], np.argsort(np.linalg.norm(u, axis=1), kind="stable"))
 
 
 def test_additivity_top_k_smaller_than_planted(planted, comps):
   u = planted.expected_u()
   k = 3
-  out = M.additivity(comps, u, k=k)
+  out = metrics_lib.additivity(comps, u, k=k)
   assert out["k"] == k and out["error_max"] > 0.1
   assert out["errors"][0] < EXACT      # h(∅) = f0 = u(∅) whatever is kept
   kept = rj.top_k(comps, k)
@@ -94,7 +94,7 @@ def test_additivity_top_k_smaller_than_planted(planted, comps):
 
 
 def test_boundedness_planted_is_one(planted, comps):
-  out = M.boundedness(planted.decode, planted.f, comps, planted.masks)
+  out = metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks)
   assert set(out["fields"].tolist()) == set(planted.fields)   # default: the non-zero components
   np.testing.assert_allclose(out["rho"], 1.0, atol=EXACT)
   np.testing.assert_allclose(out["rho_image"], 1.0, atol=EXACT)
@@ -102,7 +102,7 @@ def test_boundedness_planted_is_one(planted, comps):
 
 
 def test_boundedness_detects_leak(planted, bad):
-  out = M.boundedness(planted.decode, planted.f, bad, planted.masks, fields=[0b0001, 0b0010])
+  out = metrics_lib.boundedness(planted.decode, planted.f, bad, planted.masks, fields=[0b0001, 0b0010])
   assert out["rho"][0] < 0.95      # {0} now also paints patch 1
   assert out["rho"][1] > 1 - EXACT
 
@@ -111,7 +111,7 @@ def test_boundedness_detects_leak(planted, bad):
 
 
 def test_boundary_breach_planted(planted, comps):
-  out = M.boundary_breach(planted.decode, comps, planted.masks)
+  out = metrics_lib.boundary_breach(planted.decode, comps, planted.masks)
   n = planted.n
   assert out["rmse_patch"].shape == (n, 11) and out["rmse_per_patch"].shape == (n, 11, n)
   assert out["breach_max"] < EXACT
@@ -122,7 +122,7 @@ def test_boundary_breach_planted(planted, comps):
 
 
 def test_boundary_breach_detects_leak(planted, bad):
-  out = M.boundary_breach(planted.decode, bad, planted.masks, players=[1, 2])
+  out = metrics_lib.boundary_breach(planted.decode, bad, planted.masks, players=[1, 2])
   assert out["rmse_patch"][0, -1] > 0.05     # {0} excludes patch 1 but paints it
   assert out["rmse_patch"][1].max() < EXACT
 
@@ -131,24 +131,24 @@ def test_boundary_breach_detects_leak(planted, bad):
 
 
 def test_consistency_planted(planted, comps):
-  out = M.consistency(planted.decode, comps, num_contexts=6, seed=3)
+  out = metrics_lib.consistency(planted.decode, comps, num_contexts=6, seed=3)
   assert set(out["fields"].tolist()) == set(planted.fields)
   assert out["inconsistency_max"] < EXACT
   assert np.all(out["num_contexts"] == 6)
   for s, ts in zip(out["fields"], out["contexts"]):
     assert np.all((ts & s) == 0) and np.all(ts > 0)        # T ⊆ N \ S, non-empty
-  again = M.consistency(planted.decode, comps, num_contexts=6, seed=3)
+  again = metrics_lib.consistency(planted.decode, comps, num_contexts=6, seed=3)
   np.testing.assert_array_equal(again["contexts"], out["contexts"])
 
 
 def test_consistency_detects_interplay(planted, bad):
   # {0} now paints patch 1, where the context component {1} also paints: tanh couples them
-  out = M.consistency(planted.decode, bad, fields=[0b0001], num_contexts=8, seed=0)
+  out = metrics_lib.consistency(planted.decode, bad, fields=[0b0001], num_contexts=8, seed=0)
   assert out["inconsistency"][0] > 1e-3
 
 
 def test_consistency_full_set_has_no_context(planted, comps):
-  out = M.consistency(planted.decode, comps, fields=[0b1111])
+  out = metrics_lib.consistency(planted.decode, comps, fields=[0b1111])
   assert out["num_contexts"][0] == 0 and out["inconsistency"][0] == 0.0
 
 
@@ -157,7 +157,7 @@ def test_consistency_full_set_has_no_context(planted, comps):
 
 def test_controllable_reconstruction_planted(planted, comps):
   targets = [0b0001, 0b0100, 0b1010]
-  out = M.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, targets)
+  out = metrics_lib.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, targets)
   assert np.all(out["rmse_target"][:, -1] < EXACT)                    # Algorithm 2 regenerates Ŝ
   assert out["counts"][0, -1] == 8 and out["counts"][2, -1] == 12     # |{S : S ∩ Ŝ ≠ ∅}|
   # p = 0 is g(f0), checked by hand on patch 2
@@ -168,16 +168,16 @@ def test_controllable_reconstruction_planted(planted, comps):
 
 
 def test_sequential_reconstruction_planted(planted, comps):
-  out = M.sequential_reconstruction(planted.decode, comps, planted.image, planted.masks, order=[2, 0, 3, 1])
+  out = metrics_lib.sequential_reconstruction(planted.decode, comps, planted.image, planted.masks, order=[2, 0, 3, 1])
   n = planted.n
   assert out["rmse_per_patch"].shape == (n + 1, n)
   assert np.all(out["rmse_new"] < EXACT) and out["final_rmse"] < EXACT
   assert out["rmse_rest"][0] > 0.1 and out["rmse_rest"][-1] == 0.0
   np.testing.assert_array_equal(out["num_components"], [0, 8, 12, 14, 15])
-  rnd = M.sequential_reconstruction(planted.decode, comps, planted.image, planted.masks, seed=1)
+  rnd = metrics_lib.sequential_reconstruction(planted.decode, comps, planted.image, planted.masks, seed=1)
   assert sorted(rnd["order"].tolist()) == list(range(n))
   with pytest.raises(ValueError, match="permutation"):
-    M.sequential_reconstruction(planted.decode, comps, planted.image, planted.masks, order=[0, 0, 1, 2])
+    metrics_lib.sequential_reconstruction(planted.decode, comps, planted.image, planted.masks, order=[0, 0, 1, 2])
 
 
 # --- transferability -----------------------------------------------------------------
@@ -188,18 +188,18 @@ def test_transferability():
   b = np.zeros((8, 2), np.float32)
   a[1], a[2], a[3], a[5] = [4, 0], [3, 0], [2, 0], [1, 0]
   b[1], b[2], b[4], b[3] = [4, 0], [3, 0], [2, 0], [0.5, 0]
-  out = M.transferability(a, b, 3)
+  out = metrics_lib.transferability(a, b, 3)
   assert out["ratio"] == pytest.approx(2 / 3)
   assert out["common"].tolist() == [1, 2] and out["transferable"].tolist() == [True, True, False]
-  assert M.transferability(a, a, 3)["ratio"] == 1.0
-  assert M.transferability(a, b, 100)["k"] == 7
-  assert M.transferability(np.zeros((8, 2)), np.zeros((8, 2)), 3)["ratio"] == 0.0
+  assert metrics_lib.transferability(a, a, 3)["ratio"] == 1.0
+  assert metrics_lib.transferability(a, b, 100)["k"] == 7
+  assert metrics_lib.transferability(np.zeros((8, 2)), np.zeros((8, 2)), 3)["ratio"] == 0.0
   with pytest.raises(ValueError, match="players"):
-    M.transferability(a, np.zeros((4, 2)), 3)
+    metrics_lib.transferability(a, np.zeros((4, 2)), 3)
 
 
 def test_transferability_planted_relabelled(planted, comps):
-  assert M.transferability(comps, comps, 6)["ratio"] == 1.0
+  assert metrics_lib.transferability(comps, comps, 6)["ratio"] == 1.0
   # the same blocks on other patches (players 0 and 2 swapped) share only the fields that avoid/contain both
   perm = [2, 1, 0, 3]
   other = np.zeros_like(comps)
@@ -208,7 +208,7 @@ def test_transferability_planted_relabelled(planted, comps):
     other[t] = comps[s]
   fields = set(planted.fields)
   moved = {sum(1 << perm[i] for i in subsets.to_indices(s)) for s in fields}
-  assert M.transferability(comps, other, 6)["ratio"] == pytest.approx(len(fields & moved) / 6)
+  assert metrics_lib.transferability(comps, other, 6)["ratio"] == pytest.approx(len(fields & moved) / 6)
 
 
 # --- sparsity ------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_sparsity_by_hand():
   c[0] = 100.0                          # f0 is not a component
   c[1] = [10, 0.05, 0, 0, 0]
   c[3] = [-5, 0.2, 0.001, 0, 0]
-  out = M.sparsity(c, eps=1e-2, thresholds=(0.1, 1e-2))
+  out = metrics_lib.sparsity(c, eps=1e-2, thresholds=(0.1, 1e-2))
   assert out["num_elements"] == 15 and out["max_abs"] == 10.0
   assert out["near_zero_share"] == pytest.approx(12 / 15)   # |x| < 0.1
   assert out["shares"][0] == pytest.approx(13 / 15) and out["shares"][1] == pytest.approx(12 / 15)
@@ -230,7 +230,7 @@ def test_sparsity_by_hand():
 
 
 def test_sparsity_planted(planted, comps):
-  out = M.sparsity(comps)
+  out = metrics_lib.sparsity(comps)
   nonzero = sum(s.stop - s.start for s in planted.block_slices)   # one copy of each block
   assert out["near_zero_share"] == pytest.approx(1 - nonzero / (15 * planted.f.size))
 
@@ -239,7 +239,7 @@ def test_sparsity_planted(planted, comps):
 
 
 def test_salient_set_planted(planted, comps):
-  out = M.salient_set(planted.decode, comps, planted.masks, image=planted.image)
+  out = metrics_lib.salient_set(planted.decode, comps, planted.masks, image=planted.image)
   assert out["num_components"] == 15
   assert set(out["salient_fields"].tolist()) == set(planted.fields)
   assert out["num_salient"] == 6 and out["fraction_salient"] == pytest.approx(6 / 15)
@@ -247,7 +247,7 @@ def test_salient_set_planted(planted, comps):
   assert out["rmse_to_baseline"][0] > 0.1 and out["rmse_to_baseline"][-1] == 0.0
   assert out["rmse_salient_only"] < EXACT and out["rmse_top_fraction_only"] < EXACT
   # a strict criterion keeps removing until exactly the baseline
-  assert M.salient_set(planted.decode, comps, planted.masks, rel_tol=0.0)["num_salient"] == 6
+  assert metrics_lib.salient_set(planted.decode, comps, planted.masks, rel_tol=0.0)["num_salient"] == 6
 
 
 # --- degenerate inputs and summary ---------------------------------------------------------
@@ -255,16 +255,16 @@ def test_salient_set_planted(planted, comps):
 
 def _all_metrics(p, comps, u):
   return {
-      "completeness": M.completeness(comps, p.f, u=u, decode=p.decode, image=p.image, masks=p.masks),
-      "additivity": M.additivity(comps, u, k=2),
-      "boundedness": M.boundedness(p.decode, p.f, comps, p.masks, fields=np.arange(1, comps.shape[0])),
-      "breach": M.boundary_breach(p.decode, comps, p.masks),
-      "consistency": M.consistency(p.decode, comps, fields=np.arange(1, comps.shape[0]), num_contexts=2),
-      "controllable": M.controllable_reconstruction(p.decode, comps, p.image, p.masks, [1]),
-      "sequential": M.sequential_reconstruction(p.decode, comps, p.image, p.masks),
-      "transfer": M.transferability(comps, comps, 3),
-      "sparsity": M.sparsity(comps),
-      "salient": M.salient_set(p.decode, comps, p.masks, image=p.image),
+      "completeness": metrics_lib.completeness(comps, p.f, u=u, decode=p.decode, image=p.image, masks=p.masks),
+      "additivity": metrics_lib.additivity(comps, u, k=2),
+      "boundedness": metrics_lib.boundedness(p.decode, p.f, comps, p.masks, fields=np.arange(1, comps.shape[0])),
+      "breach": metrics_lib.boundary_breach(p.decode, comps, p.masks),
+      "consistency": metrics_lib.consistency(p.decode, comps, fields=np.arange(1, comps.shape[0]), num_contexts=2),
+      "controllable": metrics_lib.controllable_reconstruction(p.decode, comps, p.image, p.masks, [1]),
+      "sequential": metrics_lib.sequential_reconstruction(p.decode, comps, p.image, p.masks),
+      "transfer": metrics_lib.transferability(comps, comps, 3),
+      "sparsity": metrics_lib.sparsity(comps),
+      "salient": metrics_lib.salient_set(p.decode, comps, p.masks, image=p.image),
   }
 
 
@@ -282,50 +282,50 @@ def test_one_player_and_zero_components_give_no_nan():
   _finite(out)
   assert out["boundedness"]["empty"].all() and out["boundedness"]["rho"].tolist() == [1.0]
   assert out["salient"]["num_salient"] == 0
-  json.dumps(M.summary(out), allow_nan=False)
+  json.dumps(metrics_lib.summary(out), allow_nan=False)
 
 
 def test_zero_component_among_others(planted, comps):
   zero_field = 0b0101                 # not planted: its component is exactly 0
-  out = M.boundedness(planted.decode, planted.f, comps, planted.masks, fields=[zero_field, planted.fields[0]])
+  out = metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks, fields=[zero_field, planted.fields[0]])
   assert out["empty"].tolist() == [True, False] and out["rho_mean"] == pytest.approx(1.0)
-  out = M.consistency(planted.decode, comps, fields=[zero_field])
+  out = metrics_lib.consistency(planted.decode, comps, fields=[zero_field])
   assert out["inconsistency"].tolist() == [0.0]
   _finite(out)
 
 
 def test_summary_is_json():
-  out = M.summary({"a": np.arange(3), "b": jnp.float32(2.5), "c": (np.nan, np.inf, 1), "d": {"e": np.bool_(True)},
+  out = metrics_lib.summary({"a": np.arange(3), "b": jnp.float32(2.5), "c": (np.nan, np.inf, 1), "d": {"e": np.bool_(True)},
                    "f": np.zeros((2, 2), np.float32), "g": None, "h": "x"})
   assert out == {"a": [0, 1, 2], "b": 2.5, "c": [None, None, 1], "d": {"e": True}, "f": [[0.0, 0.0], [0.0, 0.0]],
                  "g": None, "h": "x"}
   json.dumps(out, allow_nan=False)
   with pytest.raises(TypeError):
-    M.summary(object())
+    metrics_lib.summary(object())
 
 
 def test_bad_inputs(planted, comps):
   with pytest.raises(ValueError, match="same shape"):
-    M.additivity(comps, planted.expected_u()[:8])
+    metrics_lib.additivity(comps, planted.expected_u()[:8])
   with pytest.raises(ValueError, match="masks"):
-    M.boundary_breach(planted.decode, comps, planted.masks[:3])
+    metrics_lib.boundary_breach(planted.decode, comps, planted.masks[:3])
   with pytest.raises(ValueError, match="fields"):
-    M.boundedness(planted.decode, planted.f, comps, planted.masks, fields=[0])
+    metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks, fields=[0])
   with pytest.raises(ValueError, match="fractions"):
-    M.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, [1], fractions=[0.5, 1.5])
+    metrics_lib.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, [1], fractions=[0.5, 1.5])
 
 
 def test_batched_decode_matches_vmap(planted, comps):
-  a = M.boundary_breach(planted.decode, comps, planted.masks, batch_size=5)
-  b = M.boundary_breach(planted.decode, comps, planted.masks)
+  a = metrics_lib.boundary_breach(planted.decode, comps, planted.masks, batch_size=5)
+  b = metrics_lib.boundary_breach(planted.decode, comps, planted.masks)
   np.testing.assert_allclose(a["rmse_others"], b["rmse_others"], atol=1e-6)
 
 
 def test_paper_reference_values():
-  assert M.PAPER_REFERENCE["transferability_nvae"]["value"] == 0.880
-  assert M.PAPER_REFERENCE["transferability_sid"]["value"] == 0.763
-  assert M.ADDITIVITY_TOP_K == 30 and M.SALIENT_FRACTION == 0.6
-  json.dumps(M.summary(M.PAPER_REFERENCE), allow_nan=False)
+  assert metrics_lib.PAPER_REFERENCE["transferability_nvae"]["value"] == 0.880
+  assert metrics_lib.PAPER_REFERENCE["transferability_sid"]["value"] == 0.763
+  assert metrics_lib.ADDITIVITY_TOP_K == 30 and metrics_lib.SALIENT_FRACTION == 0.6
+  json.dumps(metrics_lib.summary(metrics_lib.PAPER_REFERENCE), allow_nan=False)
 
 
 # --- the real solver --------------------------------------------------------------------
@@ -337,19 +337,19 @@ def test_metrics_on_solver_result(planted):
                                   lam=200.0, learning_rate=0.02, steps=400, schedule="cosine", chunk_size=8)
   comps = np.asarray(rj.or_components(res.u))
   u = np.asarray(res.u)
-  c = M.completeness(comps, planted.f, u=u, decode=planted.decode, image=planted.image, masks=planted.masks)
+  c = metrics_lib.completeness(comps, planted.f, u=u, decode=planted.decode, image=planted.image, masks=planted.masks)
   assert c["identity_error"] < 1e-5 and c["image_rmse_players"] < 0.02
-  assert M.additivity(comps, u, k=30)["error_max"] < 1e-5
-  assert M.additivity(comps, u, k=6)["error_max"] < 0.03
-  assert M.additivity(comps, u, k=3)["error_max"] > 0.1
+  assert metrics_lib.additivity(comps, u, k=30)["error_max"] < 1e-5
+  assert metrics_lib.additivity(comps, u, k=6)["error_max"] < 0.03
+  assert metrics_lib.additivity(comps, u, k=3)["error_max"] > 0.1
   top = rj.top_k(comps, 6)
-  assert M.boundedness(planted.decode, planted.f, comps, planted.masks, fields=top)["rho_min"] > 0.99
-  assert M.boundary_breach(planted.decode, comps, planted.masks)["breach_max"] < 0.03
-  assert M.consistency(planted.decode, comps, fields=top)["inconsistency_max"] < 0.05
-  assert M.transferability(comps, planted.expected_components(), 6)["ratio"] == 1.0
-  ctrl = M.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, [1, 2, 4, 8])
+  assert metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks, fields=top)["rho_min"] > 0.99
+  assert metrics_lib.boundary_breach(planted.decode, comps, planted.masks)["breach_max"] < 0.03
+  assert metrics_lib.consistency(planted.decode, comps, fields=top)["inconsistency_max"] < 0.05
+  assert metrics_lib.transferability(comps, planted.expected_components(), 6)["ratio"] == 1.0
+  ctrl = metrics_lib.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, [1, 2, 4, 8])
   assert ctrl["final_rmse_mean"] < 0.02 < ctrl["initial_rmse_mean"]
-  assert M.salient_set(planted.decode, comps, planted.masks)["num_salient"] >= 5
+  assert metrics_lib.salient_set(planted.decode, comps, planted.masks)["num_salient"] >= 5
 
 
 def test_aggregate_additivity_definition():
@@ -357,22 +357,22 @@ def test_aggregate_additivity_definition():
   f0 = np.zeros(2)
   comps = np.array([f0, [1.0, 0.0], [0.0, 2.0], [0.5, 0.5]])      # ∅, {0}, {1}, {0,1}
   u = np.asarray(rj.or_matching(jnp.asarray(comps)))
-  out = M.additivity(comps, u, k=1)                                 # keeps only {1} (norm 2)
+  out = metrics_lib.additivity(comps, u, k=1)                                 # keeps only {1} (norm 2)
   h = np.array([f0, f0, [0, 2.0], [0, 2.0]])
   want = np.sqrt(((h - u) ** 2).sum() / ((u - f0) ** 2).sum())
   assert out["aggregate_relative_error"] == pytest.approx(want)
-  assert M.additivity(comps, u, k=3)["aggregate_relative_error"] == pytest.approx(0.0, abs=1e-7)
+  assert metrics_lib.additivity(comps, u, k=3)["aggregate_relative_error"] == pytest.approx(0.0, abs=1e-7)
 
 
 def test_transfer_chance_levels():
   # two lists of the 3 singletons of n = 3, K = 3: same sizes → every singleton is shared by chance
   a = np.array([1, 2, 4])
-  assert M.transfer_chance(a, a, 3, 3) == pytest.approx(1.0)
+  assert metrics_lib.transfer_chance(a, a, 3, 3) == pytest.approx(1.0)
   # one field of size 2 each: C(3,2) = 3 sets, expected 1/3 in common
-  assert M.transfer_chance(np.array([3]), np.array([5]), 3, 1) == pytest.approx(1 / 3)
+  assert metrics_lib.transfer_chance(np.array([3]), np.array([5]), 3, 1) == pytest.approx(1 / 3)
   comps = np.zeros((8, 2))
   comps[[1, 2, 4]] = [[3, 0], [2, 0], [1, 0]]
-  t = M.transferability(comps, comps, 3)
+  t = metrics_lib.transferability(comps, comps, 3)
   assert t["ratio"] == 1.0 and t["chance_size_matched"] == pytest.approx(1.0)
   assert t["chance_uniform"] == pytest.approx(3 / 7)
 
@@ -380,13 +380,13 @@ def test_transfer_chance_levels():
 def test_headline_on_planted(planted, comps, bad):
   """Planted generator: every component paints only its field, and the planted fields rebuild every u."""
   u = np.asarray(rj.or_matching(jnp.asarray(comps)))
-  h = M.headline(planted.decode, jnp.asarray(planted.f), comps, u, planted.masks, k=6)
+  h = metrics_lib.headline(planted.decode, jnp.asarray(planted.f), comps, u, planted.masks, k=6)
   assert h["rho_image_top"] > 0.99
   assert h["additivity_aggregate"] < 1e-6
   sizes = [bin(s).count("1") for s in planted.fields]
   assert h["top_k_mean_field_size"] == pytest.approx(np.mean(sizes))
   # a corrupted decomposition: the block of {0,1} moved into {0} paints patch 1 from the field {0}
-  hb = M.headline(planted.decode, jnp.asarray(planted.f), bad, u, planted.masks, k=6)
+  hb = metrics_lib.headline(planted.decode, jnp.asarray(planted.f), bad, u, planted.masks, k=6)
   assert hb["rho_image_top"] < 0.95
   assert hb["additivity_aggregate"] > 0.05
 

@@ -78,46 +78,46 @@ def test_cell_scores_and_subset_masks():
 
 
 def test_center_cells_order():
-  from regionjax import patches as P
-  order = P.center_cells(6, 6)
+  from regionjax import patches as patches_lib
+  order = patches_lib.center_cells(6, 6)
   assert sorted(order[:4].tolist()) == [14, 15, 20, 21]          # the 2×2 block around the centre
   # then the 8 cells at the next distance, ties broken in row-major order
   assert sorted(order[:9].tolist()) == [8, 9, 13, 14, 15, 16, 19, 20, 21]
-  assert set(P.center_cells(3, 3)[:1].tolist()) == {4}
+  assert set(patches_lib.center_cells(3, 3)[:1].tolist()) == {4}
   assert sorted(order.tolist()) == list(range(36))
 
 
 def test_saliency_prefers_the_object_over_flat_border():
-  from regionjax import patches as P
-  cells = P.patch_masks(36, 36, 6, 6)
+  from regionjax import patches as patches_lib
+  cells = patches_lib.patch_masks(36, 36, 6, 6)
   img = np.zeros((36, 36, 3))
   img[:, :6] = 0.9                                              # a bright but flat left border
   yy, xx = np.mgrid[0:36, 0:36]
   img[((yy - 18) ** 2 + (xx - 18) ** 2) < 60] = 0.7           # a disc in the middle: edges
   img[18, 12:24] = -0.8                                          # and detail inside it
-  scores = P.saliency_scores(cells, img)
-  chosen = P.select_patches("saliency", 4, 36, scores=scores)
+  scores = patches_lib.saliency_scores(cells, img)
+  chosen = patches_lib.select_patches("saliency", 4, 36, scores=scores)
   assert set(chosen.tolist()) <= {14, 15, 20, 21, 8, 9, 13, 16, 19, 22, 26, 27}
   assert not set(chosen.tolist()) & {0, 6, 12, 18, 24, 30}
 
 
 def test_mask_scores_and_png(tmp_path):
   from PIL import Image
-  from regionjax import patches as P
-  cells = P.patch_masks(12, 12, 3, 3)
+  from regionjax import patches as patches_lib
+  cells = patches_lib.patch_masks(12, 12, 3, 3)
   mask = np.zeros((12, 12), bool)
   mask[4:8, 4:12] = True                                        # cells 4 and 5 fully, nothing else
   path = tmp_path / "m.png"
   Image.fromarray((mask * 255).astype(np.uint8)).save(path)
-  loaded = P.load_mask_image(str(path))
+  loaded = patches_lib.load_mask_image(str(path))
   np.testing.assert_array_equal(loaded, mask)
-  scores = P.mask_scores(cells, loaded)
+  scores = patches_lib.mask_scores(cells, loaded)
   assert scores[4] == 1.0 and scores[5] == 1.0 and scores[[0, 1, 2, 3, 6, 7, 8]].max() == 0.0
-  np.testing.assert_array_equal(P.select_patches("mask", 2, 9, scores=scores), [4, 5])
+  np.testing.assert_array_equal(patches_lib.select_patches("mask", 2, 9, scores=scores), [4, 5])
   with pytest.raises(ValueError, match="pixels"):
-    P.mask_scores(cells, np.zeros((5, 5), bool))
+    patches_lib.mask_scores(cells, np.zeros((5, 5), bool))
   with pytest.raises(ValueError, match="does not exist"):
-    P.load_mask_image(str(tmp_path / "none.png"))
+    patches_lib.load_mask_image(str(tmp_path / "none.png"))
   (tmp_path / "bad.png").write_text("nope")
   with pytest.raises(ValueError, match="not an image"):
-    P.load_mask_image(str(tmp_path / "bad.png"))
+    patches_lib.load_mask_image(str(tmp_path / "bad.png"))

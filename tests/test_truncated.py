@@ -12,29 +12,29 @@ import regionjax as rj
 from regionjax import solver as solver_lib
 from regionjax import subsets as subsets_lib
 from regionjax import testing
-from regionjax import truncated as tr
+from regionjax import truncated as truncated_lib
 
 SETTINGS = dict(lam=200.0, learning_rate=0.02, steps=400, schedule="cosine", chunk_size=16)
 TOL = 0.03  # as tests/test_solver.py: per element, after the L1 shrinkage
 
 
 def _dense_rows(dense, n, k):
-  return np.asarray(dense)[tr.family(n, k).sets]
+  return np.asarray(dense)[truncated_lib.family(n, k).sets]
 
 
 def test_family_sizes_and_order():
-  assert tr.num_sets(36, 2) == 667 and tr.family(36, 2).size == 667
-  assert tr.num_sets(16, 3) == 697
-  fam = tr.family(4, 2)
+  assert truncated_lib.num_sets(36, 2) == 667 and truncated_lib.family(36, 2).size == 667
+  assert truncated_lib.num_sets(16, 3) == 697
+  fam = truncated_lib.family(4, 2)
   assert fam.sets.tolist() == [0, 1, 2, 4, 8, 3, 5, 9, 6, 10, 12]
   assert fam.orders.tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]
-  assert tr.family(3, 7).k == 3 and tr.family(3, 7).size == 8  # k > n: every subset
-  big = tr.family(62, 1)
+  assert truncated_lib.family(3, 7).k == 3 and truncated_lib.family(3, 7).size == 8  # k > n: every subset
+  big = truncated_lib.family(62, 1)
   assert big.sets[-1] == 1 << 61 and big.sets.dtype == np.int64
   with pytest.raises(ValueError, match="62"):
-    tr.family(63, 1)
+    truncated_lib.family(63, 1)
   with pytest.raises(ValueError, match="max_order"):
-    tr.family(5, 0)
+    truncated_lib.family(5, 0)
 
 
 @pytest.mark.parametrize("n,k", [(1, 1), (3, 2), (6, 1), (6, 3), (8, 2), (10, 2), (10, 4), (5, 5)])
@@ -43,7 +43,7 @@ def test_equals_dense_transform(n, k):
   rng = np.random.default_rng(n * 10 + k)
   u = rng.normal(size=(1 << n, 3, 2)).astype(np.float32)
   dense = np.asarray(rj.or_interactions(u))
-  got = np.asarray(tr.or_components(tr.from_dense(u, k), u[0], n, k))
+  got = np.asarray(truncated_lib.or_components(truncated_lib.from_dense(u, k), u[0], n, k))
   want = _dense_rows(dense, n, k)
   scale = np.abs(want).max()
   assert np.isfinite(got).all()
@@ -56,19 +56,19 @@ def test_exact_when_no_higher_order():
   n, k = 7, 2
   rng = np.random.default_rng(1)
   comps = np.zeros((1 << n, 4), np.float32)
-  fam = tr.family(n, k)
+  fam = truncated_lib.family(n, k)
   comps[fam.sets] = rng.normal(size=(fam.size, 4))
   u = np.asarray(rj.or_matching(comps))
-  rows = tr.from_dense(u, k)
-  got = tr.or_components(rows, u[0], n, k)
+  rows = truncated_lib.from_dense(u, k)
+  got = truncated_lib.or_components(rows, u[0], n, k)
   np.testing.assert_allclose(np.asarray(got), comps[fam.sets], atol=1e-5)
-  r = tr.residual_measures(rows, got, n, k, u[0])
+  r = truncated_lib.residual_measures(rows, got, n, k, u[0])
   assert r["relative"] < 1e-5 and r["or_matching"]["max"] < 1e-5
   # a planted order-3 component shows up as residual, of exactly its size
   comps[0b111] = 1.0
   u = np.asarray(rj.or_matching(comps))
-  rows = tr.from_dense(u, k)
-  r = tr.residual_measures(rows, tr.or_components(rows, u[0], n, k), n, k, u[0])
+  rows = truncated_lib.from_dense(u, k)
+  r = truncated_lib.residual_measures(rows, truncated_lib.or_components(rows, u[0], n, k), n, k, u[0])
   assert r["norm"] == pytest.approx(2.0, rel=1e-5)  # ‖(1,1,1,1)‖
   assert r["or_matching"]["max"] > 0.05
 
@@ -77,13 +77,13 @@ def test_exact_when_no_higher_order():
 @given(n=st.integers(1, 6), k=st.integers(1, 6), seed=st.integers(0, 2**16), a=st.floats(-3, 3), b=st.floats(-3, 3))
 def test_restricted_transform_properties(n, k, seed, a, b):
   rng = np.random.default_rng(seed)
-  fam = tr.family(n, k)
+  fam = truncated_lib.family(n, k)
   v, w = rng.normal(size=(2, fam.size, 3)).astype(np.float32)
-  m = lambda x: np.asarray(tr.restricted_mobius(jnp.asarray(x), n, fam.k))  # noqa: E731
+  m = lambda x: np.asarray(truncated_lib.restricted_mobius(jnp.asarray(x), n, fam.k))  # noqa: E731
   # linear
   np.testing.assert_allclose(m(a * v + b * w), a * m(v) + b * m(w), atol=1e-3)
   # inverse of the restricted zeta
-  np.testing.assert_allclose(np.asarray(tr.restricted_zeta(m(v), n, fam.k)), v, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(truncated_lib.restricted_zeta(m(v), n, fam.k)), v, atol=1e-4)
   # agrees with the dense Möbius on any dense array, at the family's rows
   dense = rng.normal(size=(1 << n, 3)).astype(np.float32)
   np.testing.assert_allclose(m(dense[fam.sets]), np.asarray(rj.mobius(dense))[fam.sets], atol=1e-4)
@@ -93,14 +93,14 @@ def test_compose_missing_matches_compose_max():
   n, k = 6, 2
   a = np.random.default_rng(2).uniform(size=(n, 5)).astype(np.float32)
   dense = np.asarray(solver_lib.compose_max(a))
-  np.testing.assert_array_equal(np.asarray(tr.compose_missing(a, n, k)), dense[subsets_lib.full_set(n) ^ tr.family(n, k).sets])
+  np.testing.assert_array_equal(np.asarray(truncated_lib.compose_missing(a, n, k)), dense[subsets_lib.full_set(n) ^ truncated_lib.family(n, k).sets])
 
 
 def test_sparse_components():
   n = 4
   rng = np.random.default_rng(3)
-  fam = tr.family(n, 2)
-  sc = tr.SparseComponents(fields=fam.sets, values=rng.normal(size=(fam.size, 2)), n=n)
+  fam = truncated_lib.family(n, 2)
+  sc = truncated_lib.SparseComponents(fields=fam.sets, values=rng.normal(size=(fam.size, 2)), n=n)
   dense = sc.to_dense()
   assert dense.shape == (16, 2) and not dense[7].any()
   np.testing.assert_array_equal(sc.get(0b1010), dense[0b1010])
@@ -122,8 +122,8 @@ def test_solved_equal_full_solver(planted6):
   p = planted6
   quick = dict(SETTINGS, steps=60)  # equality, not convergence
   full = rj.solve_minimal_features(p.decode, p.f, p.f0, p.image, p.masks, **quick)
-  res = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, **quick)
-  assert res.problems.size == tr.num_sets(6, 2) == 22
+  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, **quick)
+  assert res.problems.size == truncated_lib.num_sets(6, 2) == 22
   np.testing.assert_allclose(res.u, _dense_rows(np.asarray(full.u)[::-1], 6, 2), atol=2e-5)
   dense = np.asarray(rj.or_components(full.u))
   np.testing.assert_allclose(res.components.values, _dense_rows(dense, 6, 2), atol=1e-4)
@@ -157,7 +157,7 @@ def _check_recovered(p, res):
 def test_planted_order_two_recovered_n12(planted12):
   p = planted12
   # large sets N \ T weigh the image term by λ/|S|: a larger λ keeps their L1 shrinkage within TOL
-  res = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05,
+  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05,
                            **dict(SETTINGS, lam=1000.0))
   assert res.problems.size == 1 + 12 + 66
   assert not res.unmet.any()
@@ -169,7 +169,7 @@ def test_planted_max_composition_n36():
   """All 36 cells of a 6×6 grid from 37 problems; fields of order ≤ 2 recovered, ~zero residual."""
   fields = ((0,), (1, 2), (7, 14), (20, 35), (12,), (30, 31), (5, 6))
   p = testing.planted_generator(fields=fields, n=36, grid=6, size=24)
-  res = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05, composition="max",
+  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05, composition="max",
                            **SETTINGS)
   assert res.problems.size == 37 and res.family.size == 667
   assert not res.unmet.any()
@@ -180,11 +180,11 @@ def test_planted_max_composition_n36():
 def test_continuation_and_bad_input(planted6):
   p = planted6
   with pytest.raises(ValueError, match="max_order"):
-    tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=0, **SETTINGS)
+    truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=0, **SETTINGS)
   with pytest.raises(ValueError, match="composition"):
-    tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, composition="sum", **SETTINGS)
+    truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, composition="sum", **SETTINGS)
   few = dict(SETTINGS, steps=5)
-  res = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, tau=1e-4, lam_max=800.0, **few)
+  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, tau=1e-4, lam_max=800.0, **few)
   assert np.nanmax(res.lam) == pytest.approx(800.0) and math.isfinite(res.residual["relative"])
 
 
@@ -274,9 +274,9 @@ def test_sharded_n36_equals_one_device():
   fields = ((0,), (1, 2), (20, 35))
   p = testing.planted_generator(fields=fields, n=36, grid=6, size=24)
   kw = dict(SETTINGS, steps=20, chunk_size=8, max_order=1)
-  one = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, **kw)
+  one = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, **kw)
   mesh = Mesh(np.array(jax.devices()), ("d",))
-  many = tr.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, mesh=mesh, **kw)
+  many = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, mesh=mesh, **kw)
   assert one.problems.size == 37
   np.testing.assert_allclose(many.components.values, one.components.values, atol=1e-5)
   np.testing.assert_allclose(many.error, one.error, atol=1e-5)
@@ -285,17 +285,17 @@ def test_sharded_n36_equals_one_device():
 def test_max_composition_closed_form():
   """Composed u(N∖T): truncated components = the closed form's (components.max_components) of order ≤ k,
   and the residual is the (k+1)-th largest singleton α per element times Δf (docs/method.md)."""
-  from regionjax import components as comp_lib
+  from regionjax import components as components_lib
   n, k = 7, 2
   rng = np.random.default_rng(4)
   a = rng.uniform(size=(n, 6)).astype(np.float32)
   f0 = rng.normal(size=6).astype(np.float32)
   delta = rng.normal(size=6).astype(np.float32)
-  u = f0 + tr.compose_missing(a, n, k) * delta
-  got = np.asarray(tr.or_components(u, f0, n, k))
-  closed = np.asarray(comp_lib.max_components(f0, delta, a))[tr.family(n, k).sets]
+  u = f0 + truncated_lib.compose_missing(a, n, k) * delta
+  got = np.asarray(truncated_lib.or_components(u, f0, n, k))
+  closed = np.asarray(components_lib.max_components(f0, delta, a))[truncated_lib.family(n, k).sets]
   np.testing.assert_allclose(got, closed, atol=1e-5)
-  r = tr.residual_measures(u, got, n, k, f0)
+  r = truncated_lib.residual_measures(u, got, n, k, f0)
   third = np.sort(a, axis=0)[-(k + 1)]
   want = np.linalg.norm(third * delta) / np.linalg.norm(a.max(0) * delta)
   assert r["relative"] == pytest.approx(want, rel=1e-4)

@@ -22,6 +22,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   from ports import registry
+
   sys.exit(cli.run(lambda: _CONFIG.value, registry.build))
 
 

@@ -55,11 +55,18 @@ def face(args):
   """configs/default.py's image, solved as the default run solves it."""
   from configs import default
   from ports import registry
+
   config = default.get_config()
   gen = registry.build(config.model)
   layer = config.model.layer
-  f0 = pipeline.compute_baseline(gen, layer, config.baseline.num_codes, config.baseline.batch_size,
-                                 jax.random.PRNGKey(config.baseline.seed), gen.num_classes)
+  f0 = pipeline.compute_baseline(
+    gen,
+    layer,
+    config.baseline.num_codes,
+    config.baseline.batch_size,
+    jax.random.PRNGKey(config.baseline.seed),
+    gen.num_classes,
+  )
   codes = gen.sample_codes(jax.random.PRNGKey(config.target.seed), config.target.num_images)
   t = pipeline.prepare_target(gen, codes, 0, layer, f0)
   cells = pipeline.grid_cells(config, t.image.shape)
@@ -75,18 +82,34 @@ def biggan(args):
   """BigGAN-deep-128 at random weights (benchmarks.models), solved with Adam and the max composition."""
   from benchmarks import models
   from configs import default
-  p = models.biggan_problem(channel_width=args.channel_width, layer="layer6", n=args.n, with_torch=False,
-                            baseline=args.baseline_codes)
+
+  p = models.biggan_problem(
+    channel_width=args.channel_width, layer="layer6", n=args.n, with_torch=False, baseline=args.baseline_codes
+  )
   config = default.get_config()
   config.metrics.decode_batch = 16
-  sol = solver_lib.solve_minimal_features(p.decode, p.f, p.f0, p.target, p.masks, lam=500.0, optimizer="adam",
-                                          learning_rate=1e-2, schedule="cosine", steps=args.steps, tau=0.1,
-                                          composition="max", chunk_size=args.n + 1)
+  sol = solver_lib.solve_minimal_features(
+    p.decode,
+    p.f,
+    p.f0,
+    p.target,
+    p.masks,
+    lam=500.0,
+    optimizer="adam",
+    learning_rate=1e-2,
+    schedule="cosine",
+    steps=args.steps,
+    tau=0.1,
+    composition="max",
+    chunk_size=args.n + 1,
+  )
   u = np.asarray(sol.u)
   comps = np.asarray(components_lib.or_components(jnp.asarray(u)))
   feats = encode_many(p.generator, p.layer, args.pca_codes, 25, 10_000, classes=p.class_id)
-  desc = (f"BigGAN-deep-128 at RANDOM weights (channel width {args.channel_width}) at layer6 {tuple(p.f.shape)}, "
-          f"class {p.class_id}, {args.n} central cells of a 6×6 grid — a plumbing check, not an explanation")
+  desc = (
+    f"BigGAN-deep-128 at RANDOM weights (channel width {args.channel_width}) at layer6 {tuple(p.f.shape)}, "
+    f"class {p.class_id}, {args.n} central cells of a 6×6 grid — a plumbing check, not an explanation"
+  )
   return config, desc, p.decode, p.f, p.f0, p.target, p.masks, u, comps, feats
 
 
@@ -111,23 +134,37 @@ def main():
     d = config.denoise
     out = denoise_lib.denoise(jnp.asarray(u), tau_q=d.tau_q_relative * float(np.abs(f - f0).max()), steps=d.steps)
     denoised = np.asarray(out.components)
-  decs = baselines_lib.decompositions(f, f0, comps, masks, feats, num_directions=args.num_directions or None, denoised=denoised)
+  decs = baselines_lib.decompositions(
+    f, f0, comps, masks, feats, num_directions=args.num_directions or None, denoised=denoised
+  )
   settings = baselines_lib.score_settings(config)
   rows = []
   for dec in decs:
     rows.append(baselines_lib.score(dec, decode, f, image, masks, u, **settings)[0])
     print(f"{dec.name}: {rows[-1].seconds:.1f} s", flush=True)
   table = baselines_lib.markdown_table(rows)
-  print(f"\n{machine()}\n{desc}\nK = {settings['k']}, field threshold {baselines_lib.FIELD_THRESHOLD}, consistency "
-        f"{settings['consistency_top']} strongest × {settings['consistency_contexts']} contexts, ε = "
-        f"{settings['sparsity_eps']}; minimal features u of the raw solve are every method's additivity target; "
-        f"solve {solved:.0f} s, total {time.perf_counter() - t0:.0f} s\n")
+  print(
+    f"\n{machine()}\n{desc}\nK = {settings['k']}, field threshold {baselines_lib.FIELD_THRESHOLD}, consistency "
+    f"{settings['consistency_top']} strongest × {settings['consistency_contexts']} contexts, ε = "
+    f"{settings['sparsity_eps']}; minimal features u of the raw solve are every method's additivity target; "
+    f"solve {solved:.0f} s, total {time.perf_counter() - t0:.0f} s\n"
+  )
   print(table)
   if args.out:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
-      json.dump({"args": vars(args), "machine": machine(), "description": desc, "settings": settings,
-                 "rows": [r.to_dict() for r in rows], "table": table}, fh, indent=1)
+      json.dump(
+        {
+          "args": vars(args),
+          "machine": machine(),
+          "description": desc,
+          "settings": settings,
+          "rows": [r.to_dict() for r in rows],
+          "table": table,
+        },
+        fh,
+        indent=1,
+      )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,10 @@ def machine() -> str:
   except OSError:
     pass
   devs = jax.devices()
-  return (f"{cpu}; {os.cpu_count()} cores visible; jax {jax.__version__} on {len(devs)} × "
-          f"{devs[0].platform}:{devs[0].device_kind}; python {platform.python_version()}")
+  return (
+    f"{cpu}; {os.cpu_count()} cores visible; jax {jax.__version__} on {len(devs)} × "
+    f"{devs[0].platform}:{devs[0].device_kind}; python {platform.python_version()}"
+  )
 
 
 def table(headers, rows) -> str:

@@ -34,15 +34,19 @@ from regionjax import solver as solver_lib
 
 #: name → (solver options, denoise after the solve)
 VARIANTS = {
-    "independent-adam": (dict(composition="independent", optimizer="adam", learning_rate=1e-2, schedule="cosine"), False),
-    "independent-adam-denoised": (dict(composition="independent", optimizer="adam", learning_rate=1e-2,
-                                       schedule="cosine"), True),
-    "independent-gd": (dict(composition="independent", optimizer="gd", learning_rate=1e-3, schedule="constant"), False),
-    "max-adam": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine"), False),
-    "max-gd": (dict(composition="max", optimizer="gd", learning_rate=1e-3, schedule="constant"), False),
-    "max-adam-denoised": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine"), True),
-    "max-adam-refined": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine",
-                              refine_steps=20), False),
+  "independent-adam": (dict(composition="independent", optimizer="adam", learning_rate=1e-2, schedule="cosine"), False),
+  "independent-adam-denoised": (
+    dict(composition="independent", optimizer="adam", learning_rate=1e-2, schedule="cosine"),
+    True,
+  ),
+  "independent-gd": (dict(composition="independent", optimizer="gd", learning_rate=1e-3, schedule="constant"), False),
+  "max-adam": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine"), False),
+  "max-gd": (dict(composition="max", optimizer="gd", learning_rate=1e-3, schedule="constant"), False),
+  "max-adam-denoised": (dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine"), True),
+  "max-adam-refined": (
+    dict(composition="max", optimizer="adam", learning_rate=1e-2, schedule="cosine", refine_steps=20),
+    False,
+  ),
 }
 
 
@@ -51,6 +55,7 @@ def setup(args):
   if args.model == "scenes":
     from configs import scenes
     from ports import embedded
+
     gen, layer = embedded.load(), args.layer or "layer2"
     f0 = pipeline.compute_baseline(gen, layer, 1000, 250, jax.random.PRNGKey(1), gen.num_classes)
     codes = gen.sample_codes(jax.random.PRNGKey(0), args.images, classes=np.zeros(args.images, int))
@@ -65,7 +70,7 @@ def setup(args):
   codes = gen.sample_codes(jax.random.PRNGKey(0), args.images)
   targets = [pipeline.prepare_target(gen, codes, i, layer, f0) for i in range(args.images)]
   cells = patches_lib.patch_masks(64, 64, args.grid, args.grid)
-  players = np.sort(patches_lib.center_cells(args.grid, args.grid)[:args.n])
+  players = np.sort(patches_lib.center_cells(args.grid, args.grid)[: args.n])
   return gen, f0, targets, cells[players], players
 
 
@@ -74,8 +79,18 @@ def run_variant(name, args, f0, targets, masks):
   out = []
   for t in targets:
     t0 = time.perf_counter()
-    res = solver_lib.solve_minimal_features(t.decode, t.f, f0, t.image, masks, lam=args.lam, steps=args.steps,
-                                            tau=args.tau, chunk_size=args.chunk_size, **opts)
+    res = solver_lib.solve_minimal_features(
+      t.decode,
+      t.f,
+      f0,
+      t.image,
+      masks,
+      lam=args.lam,
+      steps=args.steps,
+      tau=args.tau,
+      chunk_size=args.chunk_size,
+      **opts,
+    )
     jax.block_until_ready(res.u)
     seconds = time.perf_counter() - t0
     u = res.u
@@ -85,21 +100,36 @@ def run_variant(name, args, f0, targets, masks):
       u, comps = d.u, d.components
     h = metrics_lib.headline(t.decode, jnp.asarray(t.f), comps, u, masks, k=30, batch_size=64)
     l1 = np.abs(np.asarray(res.alpha).reshape(res.alpha.shape[0], -1) * (t.f - f0).reshape(1, -1)).sum(-1)
-    out.append({"seconds": seconds, "met_tau": int((~res.unmet).sum()), "subsets": int(res.unmet.size),
-                "comps": np.asarray(comps), "l1": l1, "movement": metrics_lib.alpha_movement(res.alpha), **h})
+    out.append(
+      {
+        "seconds": seconds,
+        "met_tau": int((~res.unmet).sum()),
+        "subsets": int(res.unmet.size),
+        "comps": np.asarray(comps),
+        "l1": l1,
+        "movement": metrics_lib.alpha_movement(res.alpha),
+        **h,
+      }
+    )
   return out
 
 
 def summarise(name, per, n):
   t = metrics_lib.transferability(per[0]["comps"], per[1]["comps"], 30) if len(per) > 1 else None
-  row = {"variant": name, "met_tau": [p["met_tau"] for p in per], "subsets": per[0]["subsets"],
-         "rho_image_top10": [p["rho_image_top"] for p in per], "additivity_top30": [p["additivity_aggregate"] for p in per],
-         "mean_field_size_top30": [p["top_k_mean_field_size"] for p in per],
-         "max_one_minus_alpha_N": [p["movement"]["max_one_minus_alpha_full"] for p in per],
-         "seconds": [p["seconds"] for p in per]}
+  row = {
+    "variant": name,
+    "met_tau": [p["met_tau"] for p in per],
+    "subsets": per[0]["subsets"],
+    "rho_image_top10": [p["rho_image_top"] for p in per],
+    "additivity_top30": [p["additivity_aggregate"] for p in per],
+    "mean_field_size_top30": [p["top_k_mean_field_size"] for p in per],
+    "max_one_minus_alpha_N": [p["movement"]["max_one_minus_alpha_full"] for p in per],
+    "seconds": [p["seconds"] for p in per],
+  }
   if t is not None:
-    row.update(transferability=t["ratio"], chance_size_matched=t["chance_size_matched"],
-               chance_uniform=t["chance_uniform"])
+    row.update(
+      transferability=t["ratio"], chance_size_matched=t["chance_size_matched"], chance_uniform=t["chance_uniform"]
+    )
   return row
 
 
@@ -142,12 +172,27 @@ def main():
   ratios = {}
   for a in raw:
     for b in raw:
-      if a.startswith("independent") and b.startswith("max") and VARIANTS[a][0]["optimizer"] == VARIANTS[b][0]["optimizer"]:
+      if (
+        a.startswith("independent")
+        and b.startswith("max")
+        and VARIANTS[a][0]["optimizer"] == VARIANTS[b][0]["optimizer"]
+      ):
         ratios[f"{b} / {a}"] = l1_ratio(raw[a], raw[b], args.n)
-  print(f"\n{machine()}\n{args.model} at {args.layer or 'layer2'}, players {players.tolist()}, λ = {args.lam}, "
-        f"{args.steps} steps, τ = {args.tau}\n")
-  cols = ["variant", "met_tau", "rho_image_top10", "additivity_top30", "transferability", "chance_size_matched",
-          "mean_field_size_top30", "max_one_minus_alpha_N", "seconds"]
+  print(
+    f"\n{machine()}\n{args.model} at {args.layer or 'layer2'}, players {players.tolist()}, λ = {args.lam}, "
+    f"{args.steps} steps, τ = {args.tau}\n"
+  )
+  cols = [
+    "variant",
+    "met_tau",
+    "rho_image_top10",
+    "additivity_top30",
+    "transferability",
+    "chance_size_matched",
+    "mean_field_size_top30",
+    "max_one_minus_alpha_N",
+    "seconds",
+  ]
   print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
   for r in rows:
     print("| " + " | ".join(fmt(r.get(c, "—")) for c in cols) + " |")
@@ -155,8 +200,11 @@ def main():
     print(f"\nL1 ratio {k} by |S|: " + "; ".join(f"{s}: {d['median']:.2f} (max {d['max']:.2f})" for s, d in v.items()))
   if args.out:
     with open(args.out, "w") as fh:
-      json.dump({"args": vars(args), "machine": machine(), "players": players.tolist(), "rows": rows,
-                 "l1_ratio": ratios}, fh, indent=1)
+      json.dump(
+        {"args": vars(args), "machine": machine(), "players": players.tolist(), "rows": rows, "l1_ratio": ratios},
+        fh,
+        indent=1,
+      )
 
 
 if __name__ == "__main__":

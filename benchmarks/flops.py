@@ -33,9 +33,9 @@ from benchmarks.common import machine, table  # noqa: E402
 from regionjax import solver as solver_lib  # noqa: E402
 
 PEAKS = {  # TFLOP/s, dense
-    "1 × H100 SXM (BF16)": 989.4,
-    "1 × H100 SXM (TF32)": 494.7,
-    "TPU v4-8 (4 chips, BF16)": 4 * 275.0,
+  "1 × H100 SXM (BF16)": 989.4,
+  "1 × H100 SXM (TF32)": 494.7,
+  "TPU v4-8 (4 chips, BF16)": 4 * 275.0,
 }
 
 
@@ -55,9 +55,16 @@ def main(argv=None):
   ap.add_argument("--paper-minutes", type=float, default=30.0)
   args = ap.parse_args(argv)
   prob = models.biggan_problem(channel_width=128, layer=args.layer, with_torch=False, baseline=2)
-  problem = solver_lib.Problem(decode=prob.decode, f=jnp.asarray(prob.f), f0=jnp.asarray(prob.f0),
-                               target=jnp.asarray(prob.target), masks=jnp.asarray(prob.masks), lam=500.0,
-                               optimizer=optax.adam(1e-4), steps=1)
+  problem = solver_lib.Problem(
+    decode=prob.decode,
+    f=jnp.asarray(prob.f),
+    f0=jnp.asarray(prob.f0),
+    target=jnp.asarray(prob.target),
+    masks=jnp.asarray(prob.masks),
+    lam=500.0,
+    optimizer=optax.adam(1e-4),
+    steps=1,
+  )
   u = jnp.asarray(prob.f)
   alpha = jnp.ones_like(u)
   opt_state = problem.optimizer.init(alpha)
@@ -71,22 +78,38 @@ def main(argv=None):
   stp = flops_of(step, alpha, opt_state, jnp.int32(5))
   total = args.subsets * args.steps * stp
   print(f"# item 5: FLOPs of BigGAN-deep-128 decode from {args.layer} (XLA cost analysis); machine: {machine()}")
-  print(table(("quantity", "GFLOP"), [
-      ("decode forward, 1 image", f"{fwd / 1e9:.2f}"),
-      ("solver step (fwd + bwd + Adam), 1 subset", f"{stp / 1e9:.2f}"),
-      ("step / forward", f"{stp / fwd:.2f}×"),
-      (f"full run: {args.subsets} subsets × {args.steps} steps", f"{total / 1e9:,.0f}"),
-  ]))
+  print(
+    table(
+      ("quantity", "GFLOP"),
+      [
+        ("decode forward, 1 image", f"{fwd / 1e9:.2f}"),
+        ("solver step (fwd + bwd + Adam), 1 subset", f"{stp / 1e9:.2f}"),
+        ("step / forward", f"{stp / fwd:.2f}×"),
+        (f"full run: {args.subsets} subsets × {args.steps} steps", f"{total / 1e9:,.0f}"),
+      ],
+    )
+  )
   rows = []
   for name, peak in PEAKS.items():
     sec = total / (peak * 1e12 * args.util)
-    rows.append((name, f"{peak:,.1f}", f"{args.util:.0%}", f"{sec:.1f} s", f"{sec / 60:.2f} min",
-                 f"{args.paper_minutes * 60 / sec:.0f}×"))
-  rows.append(("paper: 4 × RTX 3080 Ti", "—", "—", f"{args.paper_minutes * 60:.0f} s", f"{args.paper_minutes:.0f} min",
-               "1×"))
+    rows.append(
+      (
+        name,
+        f"{peak:,.1f}",
+        f"{args.util:.0%}",
+        f"{sec:.1f} s",
+        f"{sec / 60:.2f} min",
+        f"{args.paper_minutes * 60 / sec:.0f}×",
+      )
+    )
+  rows.append(
+    ("paper: 4 × RTX 3080 Ti", "—", "—", f"{args.paper_minutes * 60:.0f} s", f"{args.paper_minutes:.0f} min", "1×")
+  )
   print(table(("hardware", "peak TFLOP/s", "assumed util.", "projected", "minutes", "vs paper"), rows))
-  print(f"# arithmetic: {args.subsets} × {args.steps} × {stp / 1e9:.2f} GFLOP = {total / 1e15:.2f} PFLOP; "
-        f"time = FLOPs / (peak × {args.util})")
+  print(
+    f"# arithmetic: {args.subsets} × {args.steps} × {stp / 1e9:.2f} GFLOP = {total / 1e15:.2f} PFLOP; "
+    f"time = FLOPs / (peak × {args.util})"
+  )
 
 
 if __name__ == "__main__":

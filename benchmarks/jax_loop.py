@@ -49,8 +49,9 @@ def main(argv=None):
   subsets = np.arange(1, k + 1, dtype=np.int32)
   kw = dict(lam=args.lam, learning_rate=args.lr, steps=steps, chunk_size=k)
   setup = solver_lib.prepare(prob.decode, prob.f, prob.f0, prob.target, prob.masks, steps_per_call=0, **kw)
-  blocked = solver_lib.prepare(prob.decode, prob.f, prob.f0, prob.target, prob.masks,
-                               steps_per_call=args.steps_per_call, **kw)
+  blocked = solver_lib.prepare(
+    prob.decode, prob.f, prob.f0, prob.target, prob.masks, steps_per_call=args.steps_per_call, **kw
+  )
   problem = setup.problem
   opt = optax.adam(args.lr)
   ones = jnp.ones(prob.f.shape, jnp.float32)
@@ -84,12 +85,17 @@ def main(argv=None):
 
   print("# benchmark b: batched solver vs per-subset loops, all JAX")
   print(f"# machine: {machine()}")
-  print(f"# model: BigGAN-deep-128 architecture, channel_width {args.channel_width}, random weights, split at "
-        f"{args.layer}: feature {prob.f.shape} = {prob.f.size}; {k} subsets × {steps} Adam steps")
+  print(
+    f"# model: BigGAN-deep-128 architecture, channel_width {args.channel_width}, random weights, split at "
+    f"{args.layer}: feature {prob.f.shape} = {prob.f.size}; {k} subsets × {steps} Adam steps"
+  )
   rows, results, times = [], {}, {}
-  for name, fn in (("loop (paper): Python steps", loop_paper), ("loop + scan (batch 1)", loop_scan),
-                   (f"batched (vmap × {k}, scan)", batched),
-                   (f"batched (vmap × {k}, blocks of {args.steps_per_call})", batched_blocks)):
+  for name, fn in (
+    ("loop (paper): Python steps", loop_paper),
+    ("loop + scan (batch 1)", loop_scan),
+    (f"batched (vmap × {k}, scan)", batched),
+    (f"batched (vmap × {k}, blocks of {args.steps_per_call})", batched_blocks),
+  ):
     t = time.perf_counter()
     fn(subsets)  # compiles, and runs once
     comp = time.perf_counter() - t
@@ -99,8 +105,7 @@ def main(argv=None):
     rows.append((name, f"{times[name]:.2f}", f"{comp:.1f}", f"{k * steps / times[name]:.2f}"))
     print(f"  {name} done", file=sys.stderr, flush=True)
   ref = rows[0][0]
-  rows = [r + (f"{times[ref] / times[r[0]]:.2f}×", f"{np.abs(results[r[0]] - results[ref]).max():.1e}")
-          for r in rows]
+  rows = [r + (f"{times[ref] / times[r[0]]:.2f}×", f"{np.abs(results[r[0]] - results[ref]).max():.1e}") for r in rows]
   print(table(("method", "run s", "compile(+1 run) s", "subset-steps/s", "speed-up", "max |Δα| vs loop"), rows))
 
 

@@ -26,20 +26,20 @@ _CENTRAL = [14, 15, 20, 21, 8, 9, 26, 27, 13, 16, 19, 22, 7, 10, 25, 28]
 
 @dataclasses.dataclass
 class BigGANProblem:
-  config: Any              # ports.biggan.BigGANConfig
+  config: Any  # ports.biggan.BigGANConfig
   layer: str
-  decode: Callable         # Flax: one feature (H, W, C) -> one image (128, 128, 3)
-  f: np.ndarray            # (H, W, C)
+  decode: Callable  # Flax: one feature (H, W, C) -> one image (128, 128, 3)
+  f: np.ndarray  # (H, W, C)
   f0: np.ndarray
-  target: np.ndarray       # (128, 128, 3), = decode(f)
-  masks: np.ndarray        # (n, 128, 128)
+  target: np.ndarray  # (128, 128, 3), = decode(f)
+  masks: np.ndarray  # (n, 128, 128)
   variables: Any
-  cond: Any                # (1, condition_dim) jnp
-  pos: Any                 # StatsPosition
+  cond: Any  # (1, condition_dim) jnp
+  pos: Any  # StatsPosition
   torch_model: Any = None  # pytorch_pretrained_biggan.BigGAN in eval mode
-  torch_cond: Any = None   # (1, condition_dim) torch tensor
+  torch_cond: Any = None  # (1, condition_dim) torch tensor
   truncation: float = 0.4
-  generator: Any = None    # ports.biggan.BigGANGenerator of these weights (encode other codes)
+  generator: Any = None  # ports.biggan.BigGANGenerator of these weights (encode other codes)
   class_id: int = 0
 
   def decode_with(self, variables, *, remat_blocks: bool = False):
@@ -51,7 +51,7 @@ class BigGANProblem:
     gen = self.torch_model.generator
     z = u
     k = int(self.layer[5:])
-    for layer in gen.layers[k + 1:]:
+    for layer in gen.layers[k + 1 :]:
       if type(layer).__name__ == "GenBlock":
         z = layer(z, self.torch_cond, self.truncation)
       else:
@@ -64,6 +64,7 @@ class BigGANProblem:
 
 def _flax_decode(config, variables, cond, pos, layer, *, remat_blocks: bool = False):
   from ports.biggan import BigGANDeep, tap_index
+
   module = BigGANDeep(config, precision="highest", remat_blocks=remat_blocks)
   start = tap_index(config, layer)
 
@@ -80,7 +81,8 @@ def _rest(module, h, cond, pos, start):
   """The module's network after tap ``start`` from a precomputed condition vector."""
   from ports.biggan.model import GenBlock
   import flax.linen as nn
-  for layer in module.layers[start + 1:]:
+
+  for layer in module.layers[start + 1 :]:
     h = layer(h, cond, pos, False, None) if isinstance(layer, GenBlock) else layer(h)  # all five: remat_blocks
   h = nn.relu(module.bn(h, pos, None))
   return jnp.tanh(module.conv_to_rgb(h)[..., :3])
@@ -95,6 +97,7 @@ def _converge_spectral_norms(model, iterations: int = 50) -> None:
   """
   import torch
   import torch.nn.functional as F
+
   with torch.no_grad():
     for mod in model.modules():
       if hasattr(mod, "weight_u") and hasattr(mod, "weight_orig"):
@@ -105,8 +108,16 @@ def _converge_spectral_norms(model, iterations: int = 50) -> None:
           u.copy_(F.normalize(w @ v, dim=0, eps=1e-12))
 
 
-def biggan_problem(*, channel_width: int = 128, layer: str = "layer6", n: int = 9, seed: int = 0,
-                   truncation: float = 0.4, baseline: int = 8, with_torch: bool = True) -> BigGANProblem:
+def biggan_problem(
+  *,
+  channel_width: int = 128,
+  layer: str = "layer6",
+  n: int = 9,
+  seed: int = 0,
+  truncation: float = 0.4,
+  baseline: int = 8,
+  with_torch: bool = True,
+) -> BigGANProblem:
   import torch
   from pytorch_pretrained_biggan import BigGAN, BigGANConfig as TorchConfig
   import ports.biggan as pb
@@ -114,10 +125,17 @@ def biggan_problem(*, channel_width: int = 128, layer: str = "layer6", n: int = 
   torch.manual_seed(seed)
   cfg = pb.RELEASED_CONFIGS["biggan-deep-128"]
   cfg = dataclasses.replace(cfg, channel_width=channel_width)
-  tcfg = TorchConfig(output_dim=cfg.output_dim, z_dim=cfg.z_dim, class_embed_dim=cfg.class_embed_dim,
-                     channel_width=cfg.channel_width, num_classes=cfg.num_classes,
-                     layers=[list(l) for l in cfg.layers], attention_layer_position=cfg.attention_layer_position,
-                     eps=cfg.eps, n_stats=cfg.n_stats)
+  tcfg = TorchConfig(
+    output_dim=cfg.output_dim,
+    z_dim=cfg.z_dim,
+    class_embed_dim=cfg.class_embed_dim,
+    channel_width=cfg.channel_width,
+    num_classes=cfg.num_classes,
+    layers=[list(l) for l in cfg.layers],
+    attention_layer_position=cfg.attention_layer_position,
+    eps=cfg.eps,
+    n_stats=cfg.n_stats,
+  )
   tmodel = BigGAN(tcfg).eval()
   with torch.no_grad():  # the reference leaves the final norm's affine uninitialised (torch.Tensor(n))
     tmodel.generator.bn.weight.fill_(1.0)
@@ -136,9 +154,21 @@ def biggan_problem(*, channel_width: int = 128, layer: str = "layer6", n: int = 
   target = np.asarray(jax.jit(decode)(jnp.asarray(f)))
   cells = rj.patch_masks(cfg.output_dim, cfg.output_dim, 6, 6)
   masks = cells[np.asarray(_CENTRAL[:n])]
-  prob = BigGANProblem(config=cfg, layer=layer, decode=decode, f=f, f0=f0, target=target, masks=masks,
-                       variables=variables, cond=cond, pos=pos, truncation=truncation, generator=gen,
-                       class_id=seed % 1000)
+  prob = BigGANProblem(
+    config=cfg,
+    layer=layer,
+    decode=decode,
+    f=f,
+    f0=f0,
+    target=target,
+    masks=masks,
+    variables=variables,
+    cond=cond,
+    pos=pos,
+    truncation=truncation,
+    generator=gen,
+    class_id=seed % 1000,
+  )
   if with_torch:
     prob.torch_cond = torch.from_numpy(np.array(cond))
     prob.torch_model = tmodel
@@ -148,11 +178,13 @@ def biggan_problem(*, channel_width: int = 128, layer: str = "layer6", n: int = 
 def planted_problem(*, n: int = 9, dim: int = 4096, size: int = 36, seed: int = 0):
   """The planted generator scaled up: n players, a feature of about ``dim`` numbers."""
   from regionjax import testing
+
   rng = np.random.default_rng(seed)
   num_blocks = 12
   fields = [tuple(sorted(rng.choice(n, size=rng.integers(1, 3), replace=False).tolist())) for _ in range(num_blocks)]
   block = max(1, (dim // 2) // num_blocks)
   grid = 3 if n <= 9 else 4 if n <= 16 else 5
-  p = testing.planted_generator(fields, n=n, block_dim=block, inert_dim=dim - block * num_blocks, size=size,
-                                grid=grid, seed=seed)
+  p = testing.planted_generator(
+    fields, n=n, block_dim=block, inert_dim=dim - block * num_blocks, size=size, grid=grid, seed=seed
+  )
   return p

@@ -63,20 +63,41 @@ def main():
   if args.decode_dtype == "bfloat16":
     ddtype = jnp.bfloat16
     decode = prob.decode_with(jax.tree.map(lambda a: a.astype(jnp.bfloat16), prob.variables))
-  print(f"# paper-scale run: BigGAN-deep-128 (channel width {args.channel_width}) at {args.layer}, "
-        f"random weights; {machine()}")
+  print(
+    f"# paper-scale run: BigGAN-deep-128 (channel width {args.channel_width}) at {args.layer}, "
+    f"random weights; {machine()}"
+  )
   t0 = time.perf_counter()
-  chunk = solver_lib.chunk_size_for_budget(decode, prob.f, prob.target, budget_bytes=mem * 2**30, devices=devices,
-                                           decode_dtype=ddtype)
+  chunk = solver_lib.chunk_size_for_budget(
+    decode, prob.f, prob.target, budget_bytes=mem * 2**30, devices=devices, decode_dtype=ddtype
+  )
   per1 = solver_lib.chunk_memory_bytes(decode, prob.f, prob.target, 1, decode_dtype=ddtype)
-  print(table(["memory per device", "peak, 1 subset (XLA)", "largest chunk", "devices", "planning s"],
-              [[f"{mem:.1f} GiB", "—" if per1 is None else f"{per1 / 2**30:.2f} GiB", chunk, devices,
-                f"{time.perf_counter() - t0:.1f}"]]))
+  print(
+    table(
+      ["memory per device", "peak, 1 subset (XLA)", "largest chunk", "devices", "planning s"],
+      [
+        [
+          f"{mem:.1f} GiB",
+          "—" if per1 is None else f"{per1 / 2**30:.2f} GiB",
+          chunk,
+          devices,
+          f"{time.perf_counter() - t0:.1f}",
+        ]
+      ],
+    )
+  )
   if args.plan_only:
     return
-  options = solver_lib.SolverOptions(lam=500.0, learning_rate=1e-4, steps=args.steps, optimizer="gd",
-                                     composition="independent", chunk_size=chunk, decode_dtype=ddtype,
-                                     steps_per_call=0 if jax.default_backend() != "cpu" else None)
+  options = solver_lib.SolverOptions(
+    lam=500.0,
+    learning_rate=1e-4,
+    steps=args.steps,
+    optimizer="gd",
+    composition="independent",
+    chunk_size=chunk,
+    decode_dtype=ddtype,
+    steps_per_call=0 if jax.default_backend() != "cpu" else None,
+  )
   mesh = distributed.local_mesh() if devices > 1 else None
   setup = solver_lib.prepare(decode, prob.f, prob.f0, prob.target, prob.masks, options, mesh=mesh)
   plan = setup.plan if args.max_subsets is None else _truncate(setup.plan, args.max_subsets)
@@ -94,11 +115,24 @@ def main():
   rest = sum(times[1:])
   total = sum(times)
   rate = solved * args.steps / total
-  print(table(["subsets", "steps", "wall s (all)", "N (compile incl.)", "rest s", "subset-steps/s",
-               "achieved TFLOP/s"],
-              [[solved, args.steps, f"{total:.1f}", f"{times[0]:.1f}", f"{rest:.1f}", f"{rate:.1f}",
-                f"{rate * GFLOP_PER_SUBSET_STEP / 1e3:.2f}" if args.channel_width == 128 and args.layer == "layer6"
-                else "— (flops.py counts width 128, layer6)"]]))
+  print(
+    table(
+      ["subsets", "steps", "wall s (all)", "N (compile incl.)", "rest s", "subset-steps/s", "achieved TFLOP/s"],
+      [
+        [
+          solved,
+          args.steps,
+          f"{total:.1f}",
+          f"{times[0]:.1f}",
+          f"{rest:.1f}",
+          f"{rate:.1f}",
+          f"{rate * GFLOP_PER_SUBSET_STEP / 1e3:.2f}"
+          if args.channel_width == 128 and args.layer == "layer6"
+          else "— (flops.py counts width 128, layer6)",
+        ]
+      ],
+    )
+  )
 
 
 def _truncate(plan, limit):

@@ -70,8 +70,10 @@ def main(argv=None):
   ap.add_argument("--steps", type=int, default=20)
   ap.add_argument("--chunk-size", type=int, default=256)
   args = ap.parse_args(argv)
-  print(f"# benchmark d: solver time vs 2^n and vs D; {args.steps} Adam steps per subset, chunks of "
-        f"{args.chunk_size}; conv decoder 16×16×C → 32×32×3")
+  print(
+    f"# benchmark d: solver time vs 2^n and vs D; {args.steps} Adam steps per subset, chunks of "
+    f"{args.chunk_size}; conv decoder 16×16×C → 32×32×3"
+  )
   print(f"# machine: {machine()}")
   rows = []
   base = None

@@ -42,13 +42,15 @@ def face_problem(args):
   from ports import dcgan
   from regionjax import patches as patches_lib
   from regionjax import pipeline
+
   gen = dcgan.load()
   f0 = pipeline.compute_baseline(gen, args.layer, 1000, 250, jax.random.PRNGKey(1), None)
   codes = gen.sample_codes(jax.random.PRNGKey(0), 1)
   t = pipeline.prepare_target(gen, codes, 0, args.layer, f0)
   cells = patches_lib.patch_masks(64, 64, 6, 6)
-  players = np.sort(patches_lib.center_cells(6, 6)[:args.n])
+  players = np.sort(patches_lib.center_cells(6, 6)[: args.n])
   low = dcgan.DCGANGenerator(gen.config, jax.tree.map(lambda a: a.astype(jnp.bfloat16), gen.variables))
+
   def low_decode(v):  # the solver casts u to bfloat16 before decoding
     return low.decode(codes, args.layer, v[None].astype(jnp.bfloat16))[0]
 
@@ -57,6 +59,7 @@ def face_problem(args):
 
 def biggan_problem(args):
   from benchmarks import models
+
   p = models.biggan_problem(channel_width=args.channel_width, layer="layer6", n=args.n, with_torch=False)
   low = p.decode_with(jax.tree.map(lambda a: a.astype(jnp.bfloat16), p.variables))
   return (p.decode, p.f, p.f0, p.target, p.masks), low
@@ -65,8 +68,13 @@ def biggan_problem(args):
 def variants(args) -> dict:
   paper = dict(optimizer="gd", learning_rate=args.paper_lr, schedule="constant", steps=args.paper_steps)
   adam = dict(optimizer="adam", learning_rate=1e-2, schedule="cosine", steps=args.steps)
-  return {"paper": paper, "adam": adam, "adam-stop": dict(adam, stop_tol=1e-4),
-          "max-adam": dict(adam, composition="max"), "bf16": dict(adam, decode_dtype=jnp.bfloat16)}
+  return {
+    "paper": paper,
+    "adam": adam,
+    "adam-stop": dict(adam, stop_tol=1e-4),
+    "max-adam": dict(adam, composition="max"),
+    "bf16": dict(adam, decode_dtype=jnp.bfloat16),
+  }
 
 
 def run_variant(name, opts, prob, sample, args, low_decode):
@@ -97,9 +105,16 @@ def run_variant(name, opts, prob, sample, args, low_decode):
 def evaluate(prob, sample, alpha, lam):
   """Mean objective (eq. 5 at the paper's λ) and mean RMSE on S over the sample."""
   decode, f, f0, image, masks = prob
-  problem = solver_lib.Problem(f=jnp.asarray(f), f0=jnp.asarray(f0), target=jnp.asarray(image),
-                               masks=jnp.asarray(masks), lam=float(lam), decode=decode,
-                               optimizer=solver_lib.make_optimizer(1e-3, 1), steps=1)
+  problem = solver_lib.Problem(
+    f=jnp.asarray(f),
+    f0=jnp.asarray(f0),
+    target=jnp.asarray(image),
+    masks=jnp.asarray(masks),
+    lam=float(lam),
+    decode=decode,
+    optimizer=solver_lib.make_optimizer(1e-3, 1),
+    steps=1,
+  )
   fn = jax.jit(jax.vmap(lambda a, s: solver_lib.objective(problem, a, s)))
   loss, rmse = fn(jnp.asarray(alpha), solver_lib.encode_subsets(masks.shape[0], sample))
   return float(np.mean(loss)), float(np.mean(rmse))
@@ -159,16 +174,29 @@ def main():
     reached = [t for t in times if t is not None]
     tq = np.median(reached) if reached and len(reached) == len(times) else None
     total = [r["total"] for r in rs]
-    rows.append([name, table_of[name].get("optimizer"), table_of[name]["steps"],
-                 f"{np.median([r['J'] for r in rs]):.6g}", f"{np.median([r['rmse'] for r in rs]):.4f}",
-                 f"{np.median(total):.1f} ({min(total):.1f}–{max(total):.1f})",
-                 "—" if tq is None else f"{tq:.1f} ({min(reached):.1f}–{max(reached):.1f})",
-                 "—" if tq is None or t_paper is None else f"{t_paper / tq:.1f}×"])
-  print(f"# time to quality: {args.model}, λ {args.lam:g}, {args.subsets} random subsets of n = {args.n} "
-        f"(+ N), J* = paper's objective × (1 + {args.tol:g}) = {target:.4g}")
+    rows.append(
+      [
+        name,
+        table_of[name].get("optimizer"),
+        table_of[name]["steps"],
+        f"{np.median([r['J'] for r in rs]):.6g}",
+        f"{np.median([r['rmse'] for r in rs]):.4f}",
+        f"{np.median(total):.1f} ({min(total):.1f}–{max(total):.1f})",
+        "—" if tq is None else f"{tq:.1f} ({min(reached):.1f}–{max(reached):.1f})",
+        "—" if tq is None or t_paper is None else f"{t_paper / tq:.1f}×",
+      ]
+    )
+  print(
+    f"# time to quality: {args.model}, λ {args.lam:g}, {args.subsets} random subsets of n = {args.n} "
+    f"(+ N), J* = paper's objective × (1 + {args.tol:g}) = {target:.4g}"
+  )
   print(f"# machine: {machine()}; load average at start {load:.1f}")
-  print(table(["variant", "optimizer", "steps", "objective J", "RMSE on S", "run s (spread)",
-               "s to J* (spread)", "speed-up"], rows))
+  print(
+    table(
+      ["variant", "optimizer", "steps", "objective J", "RMSE on S", "run s (spread)", "s to J* (spread)", "speed-up"],
+      rows,
+    )
+  )
 
 
 if __name__ == "__main__":

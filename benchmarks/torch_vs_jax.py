@@ -41,6 +41,7 @@ from regionjax import solver as solver_lib  # noqa: E402
 def torch_loop(prob, subsets, *, lam, lr, steps):
   """The paper's procedure: one subset at a time, Adam + clamp, in PyTorch."""
   import torch
+
   f = torch.from_numpy(np.ascontiguousarray(prob.f.transpose(2, 0, 1)[None]))
   f0 = torch.from_numpy(np.ascontiguousarray(prob.f0.transpose(2, 0, 1)[None]))
   x = torch.from_numpy(np.ascontiguousarray(prob.target.transpose(2, 0, 1)[None]))
@@ -79,6 +80,7 @@ def main(argv=None):
   ap.add_argument("--repeats", type=int, default=5, help="interleaved repetitions of each (medians reported)")
   args = ap.parse_args(argv)
   import torch
+
   if args.torch_threads:
     torch.set_num_threads(args.torch_threads)
 
@@ -89,16 +91,27 @@ def main(argv=None):
   subsets = list(range(1, k + 1))
   print("# benchmark a: batched regionjax solver vs the paper's per-subset PyTorch loop")
   print(f"# machine: {machine()}; torch {torch.__version__} with {torch.get_num_threads()} threads")
-  print(f"# model: BigGAN-deep-128 (channel_width {args.channel_width}), random weights, split at {args.layer}: "
-        f"feature {prob.f.shape} = {prob.f.size} numbers; n = {prob.masks.shape[0]} patches; "
-        f"{k} subsets × {steps} Adam steps, λ = {args.lam}, lr = {args.lr} (built in {build:.0f} s)")
+  print(
+    f"# model: BigGAN-deep-128 (channel_width {args.channel_width}), random weights, split at {args.layer}: "
+    f"feature {prob.f.shape} = {prob.f.size} numbers; n = {prob.masks.shape[0]} patches; "
+    f"{k} subsets × {steps} Adam steps, λ = {args.lam}, lr = {args.lr} (built in {build:.0f} s)"
+  )
 
   # regionjax: one chunk of k subsets
   # the CPU default runs blocks of 5 unrolled steps; with --steps ≤ 5 that is one compiled call
   setup_steps_per_call = solver_lib.default_steps_per_call()
-  setup = solver_lib.prepare(prob.decode, prob.f, prob.f0, prob.target, prob.masks, lam=args.lam,
-                             learning_rate=args.lr, steps=steps, chunk_size=k,
-                             steps_per_call=max(setup_steps_per_call, steps) if setup_steps_per_call else 0)
+  setup = solver_lib.prepare(
+    prob.decode,
+    prob.f,
+    prob.f0,
+    prob.target,
+    prob.masks,
+    lam=args.lam,
+    learning_rate=args.lr,
+    steps=steps,
+    chunk_size=k,
+    steps_per_call=max(setup_steps_per_call, steps) if setup_steps_per_call else 0,
+  )
   assert setup.plan[1].tolist() == subsets
   ones = jnp.ones(prob.f.shape, jnp.float32)
   alpha0 = jnp.broadcast_to(ones, (k,) + prob.f.shape)
@@ -125,17 +138,36 @@ def main(argv=None):
   work = k * steps
   spread = lambda ts: f"{work / max(ts):.3f}–{work / min(ts):.3f}"  # noqa: E731
   rows = [
-      ("PyTorch per-subset loop (paper)", f"{torch_s:.1f}", "—", f"{work / torch_s:.3f}", spread(torch_times),
-       "1.00×", "—"),
-      (f"regionjax batched (vmap×{k}, {'scan' if setup_steps_per_call == 0 else 'unrolled steps'})", f"{jax_s:.1f}",
-       f"{compile_s:.1f}", f"{work / jax_s:.3f}", spread(jax_times), f"{torch_s / jax_s:.2f}×", f"{peak:.0f} MiB"),
+    (
+      "PyTorch per-subset loop (paper)",
+      f"{torch_s:.1f}",
+      "—",
+      f"{work / torch_s:.3f}",
+      spread(torch_times),
+      "1.00×",
+      "—",
+    ),
+    (
+      f"regionjax batched (vmap×{k}, {'scan' if setup_steps_per_call == 0 else 'unrolled steps'})",
+      f"{jax_s:.1f}",
+      f"{compile_s:.1f}",
+      f"{work / jax_s:.3f}",
+      spread(jax_times),
+      f"{torch_s / jax_s:.2f}×",
+      f"{peak:.0f} MiB",
+    ),
   ]
-  print(table(("method", "median run s", "compile s", "subset-steps/s (median)", "min–max", "speed-up", "XLA peak"),
-              rows))
-  print(f"# {args.repeats} interleaved repetitions; speed-up = ratio of medians {torch_s / jax_s:.2f}×, per pair "
-        f"{pair_ratios.min():.2f}×–{pair_ratios.max():.2f}× (median {np.median(pair_ratios):.2f}×)")
-  print(f"# max |α_torch − α_jax| after {steps} steps: {diff:.2e}; process peak RSS {peak_rss_mib():.0f} MiB "
-        f"({rss_after_jax:.0f} MiB after the JAX run)")
+  print(
+    table(("method", "median run s", "compile s", "subset-steps/s (median)", "min–max", "speed-up", "XLA peak"), rows)
+  )
+  print(
+    f"# {args.repeats} interleaved repetitions; speed-up = ratio of medians {torch_s / jax_s:.2f}×, per pair "
+    f"{pair_ratios.min():.2f}×–{pair_ratios.max():.2f}× (median {np.median(pair_ratios):.2f}×)"
+  )
+  print(
+    f"# max |α_torch − α_jax| after {steps} steps: {diff:.2e}; process peak RSS {peak_rss_mib():.0f} MiB "
+    f"({rss_after_jax:.0f} MiB after the JAX run)"
+  )
 
 
 if __name__ == "__main__":

@@ -48,14 +48,23 @@ def main(argv=None):
   for n in range(args.min_n, args.max_n + 1):
     v = jax.random.normal(jax.random.PRNGKey(n), (1 << n, args.dim), jnp.float32)
     t_fast = timeit(lambda: rj.mobius(v), repeats=args.repeats)
-    dense_bytes = 4 ** n * 4
+    dense_bytes = 4**n * 4
     if dense_bytes <= args.max_dense_gib * 2**30:
       mat = jnp.asarray(mobius_matrix(n))
       dense = jax.jit(lambda m, x: jnp.dot(m, x, precision="highest"))
       t_dense = timeit(lambda: dense(mat, v), repeats=args.repeats)
       err = float(jnp.max(jnp.abs(dense(mat, v) - rj.mobius(v))) / (jnp.max(jnp.abs(v)) * 2 ** (n / 2)))
-      rows.append((n, 1 << n, fmt_s(t_fast), fmt_s(t_dense), f"{t_dense / t_fast:.1f}×",
-                   f"{dense_bytes / 2**20:.0f} MiB", f"{err:.1e}"))
+      rows.append(
+        (
+          n,
+          1 << n,
+          fmt_s(t_fast),
+          fmt_s(t_dense),
+          f"{t_dense / t_fast:.1f}×",
+          f"{dense_bytes / 2**20:.0f} MiB",
+          f"{err:.1e}",
+        )
+      )
       del mat
     else:
       rows.append((n, 1 << n, fmt_s(t_fast), "—", "—", f"{dense_bytes / 2**30:.0f} GiB (skipped)", "—"))

@@ -46,26 +46,66 @@ def main():
   cells = patches_lib.patch_masks(64, 64, 6, 6)
   print("# benchmark: components up to order k from C(n, ≤k) minimal features (regionjax.truncated)")
   print(f"# machine: {common.machine()}")
-  print(f"# model: face DCGAN at {layer}, feature {tuple(target.f.shape)}, target seed 0; k = {args.k}; "
-        f"λ = {args.lam}, Adam lr 0.01 cosine, {args.steps} steps, τ = 0.1, chunk {args.chunk_size}, no λ continuation; "
-        f"set-up {time.perf_counter() - t0:.0f} s")
+  print(
+    f"# model: face DCGAN at {layer}, feature {tuple(target.f.shape)}, target seed 0; k = {args.k}; "
+    f"λ = {args.lam}, Adam lr 0.01 cosine, {args.steps} steps, τ = 0.1, chunk {args.chunk_size}, no λ continuation; "
+    f"set-up {time.perf_counter() - t0:.0f} s"
+  )
   rows = []
   for run in args.runs.split(","):
     n_str, composition = run.split(":")
     n = int(n_str)
     players = np.sort(patches_lib.center_cells(6, 6)[:n])
     t = time.perf_counter()
-    res = truncated_lib.solve_truncated(target.decode, target.f, f0, target.image, cells[players], max_order=args.k,
-                             lam=args.lam, learning_rate=0.01, schedule="cosine", steps=args.steps, tau=0.1,
-                             chunk_size=args.chunk_size, composition=composition)
+    res = truncated_lib.solve_truncated(
+      target.decode,
+      target.f,
+      f0,
+      target.image,
+      cells[players],
+      max_order=args.k,
+      lam=args.lam,
+      learning_rate=0.01,
+      schedule="cosine",
+      steps=args.steps,
+      tau=0.1,
+      chunk_size=args.chunk_size,
+      composition=composition,
+    )
     seconds = time.perf_counter() - t
     rt = common.timeit(lambda: truncated_lib.or_components(res.u, f0, n, res.max_order), repeats=3)
-    rows.append([n, res.max_order, composition, int(res.problems.size), truncated_lib.num_sets(n, args.k), f"2^{n} = {2**n:,}",
-                 f"{seconds:.1f}", f"{rt * 1e3:.1f}", f"{res.residual['relative']:.4f}",
-                 f"{int((~res.unmet).sum())}/{res.family.size}"])
+    rows.append(
+      [
+        n,
+        res.max_order,
+        composition,
+        int(res.problems.size),
+        truncated_lib.num_sets(n, args.k),
+        f"2^{n} = {2**n:,}",
+        f"{seconds:.1f}",
+        f"{rt * 1e3:.1f}",
+        f"{res.residual['relative']:.4f}",
+        f"{int((~res.unmet).sum())}/{res.family.size}",
+      ]
+    )
     print(f"# done n={n} {composition}: {seconds:.1f} s", flush=True)
-  print(common.table(["n", "k", "composition", "problems solved", "minimal features used", "full method needs",
-                      "solve s", "transform ms", "residual", "met τ"], rows))
+  print(
+    common.table(
+      [
+        "n",
+        "k",
+        "composition",
+        "problems solved",
+        "minimal features used",
+        "full method needs",
+        "solve s",
+        "transform ms",
+        "residual",
+        "met τ",
+      ],
+      rows,
+    )
+  )
   print(f"# process peak RSS {common.peak_rss_mib():.0f} MiB")
 
 

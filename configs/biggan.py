@@ -15,15 +15,15 @@ def get_config():
   c = scenes.get_config()
   c.workdir = "runs/biggan"
   c.model.name = "biggan"
-  c.model.checkpoint = ""           # a directory written by `python -m ports.biggan.convert`
-  c.model.layer = "layer6"          # "layer8" for the paper's second layer
+  c.model.checkpoint = ""  # a directory written by `python -m ports.biggan.convert`
+  c.model.layer = "layer6"  # "layer8" for the paper's second layer
   c.model.truncation = 0.4
-  c.model.remat_blocks = False      # recompute each residual block in the backward pass (saved nothing on XLA:CPU)
+  c.model.remat_blocks = False  # recompute each residual block in the backward pass (saved nothing on XLA:CPU)
 
-  c.baseline.num_codes = 1000       # spread evenly over all 1000 ImageNet classes
+  c.baseline.num_codes = 1000  # spread evenly over all 1000 ImageNet classes
   c.baseline.batch_size = 25
 
-  c.target.class_id = 207           # golden retriever; any ImageNet class id
+  c.target.class_id = 207  # golden retriever; any ImageNet class id
   c.target.seed = 0
 
   c.patches.rows = 6
@@ -31,8 +31,8 @@ def get_config():
   c.patches.n = 9
   c.patches.method = "random"
 
-  c.solver.lam = 500.0              # v2 Table 2 (v1 used 10000)
-  c.solver.optimizer = "gd"         # projected gradient descent, as the paper states it (v2 App. E)
+  c.solver.lam = 500.0  # v2 Table 2 (v1 used 10000)
+  c.solver.optimizer = "gd"  # projected gradient descent, as the paper states it (v2 App. E)
   c.solver.learning_rate = 1e-4
   c.solver.steps = 1000
   c.solver.schedule = "constant"

@@ -17,10 +17,10 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.workdir = "runs/grid"
-  c.model.layer = "layer2"           # 16×16×128, where the timings of benchmarks/README.md were measured
-  c.patches.n = 36                   # every cell of the 6×6 grid
-  c.patches.method = "center"        # with n = rows·cols this is all cells
-  c.solver.max_order = 2             # components of order ≤ 2: C(36, ≤2) = 667 minimal features
-  c.solver.composition = "max"       # 37 problems optimised (N and the 36 singletons)
+  c.model.layer = "layer2"  # 16×16×128, where the timings of benchmarks/README.md were measured
+  c.patches.n = 36  # every cell of the 6×6 grid
+  c.patches.method = "center"  # with n = rows·cols this is all cells
+  c.solver.max_order = 2  # components of order ≤ 2: C(36, ≤2) = 667 minimal features
+  c.solver.composition = "max"  # 37 problems optimised (N and the 36 singletons)
   c.solver.chunk_size = 16
   return c

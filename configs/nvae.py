@@ -20,19 +20,19 @@ def get_config():
   c = default.get_config()
   c.workdir = "runs/nvae"
   c.model.name = "nvae"
-  c.model.checkpoint = ""           # a directory written by `python -m ports.nvae.convert`
-  c.model.layer = "layer44"         # v2 §3 (dec_tower[44], 32×32×128); "layer66" for the paper's second layer
-  c.model.temperature = 0.7         # t of every latent group (evaluate.py --temp default)
-  c.model.output = "mean"           # DiscMixLogistic.mean(); "sample" draws with noise held in the codes
-  c.model.readjust_bn = False       # evaluate.py --readjust_bn: re-estimate BN statistics on samples
-  c.model.readjust_bn_iters = 500   # evaluate.py set_bn(..., iter=500)
+  c.model.checkpoint = ""  # a directory written by `python -m ports.nvae.convert`
+  c.model.layer = "layer44"  # v2 §3 (dec_tower[44], 32×32×128); "layer66" for the paper's second layer
+  c.model.temperature = 0.7  # t of every latent group (evaluate.py --temp default)
+  c.model.output = "mean"  # DiscMixLogistic.mean(); "sample" draws with noise held in the codes
+  c.model.readjust_bn = False  # evaluate.py --readjust_bn: re-estimate BN statistics on samples
+  c.model.readjust_bn_iters = 500  # evaluate.py set_bn(..., iter=500)
   c.model.readjust_bn_samples = 16  # evaluate.py's sampling mode: num_samples=16
-  c.model.readjust_bn_seed = 0      # the PRNG key of the re-estimation's samples
+  c.model.readjust_bn_seed = 0  # the PRNG key of the re-estimation's samples
 
   c.baseline.num_codes = 1000
   c.baseline.batch_size = 25
 
-  c.target.class_id = -1            # unconditional: no classes
+  c.target.class_id = -1  # unconditional: no classes
   c.target.seed = 0
 
   c.patches.rows = 6
@@ -40,8 +40,8 @@ def get_config():
   c.patches.n = 9
   c.patches.method = "random"
 
-  c.solver.lam = 200.0              # v2 Table 2
-  c.solver.optimizer = "gd"         # projected gradient descent, as the paper states it (v2 App. E)
+  c.solver.lam = 200.0  # v2 Table 2
+  c.solver.optimizer = "gd"  # projected gradient descent, as the paper states it (v2 App. E)
   c.solver.composition = "independent"  # the paper's procedure: every subset solved
   c.solver.lam_max = None
   c.denoise.enabled = True

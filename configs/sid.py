@@ -16,14 +16,14 @@ def get_config():
   c = default.get_config()
   c.workdir = "runs/sid"
   c.model.name = "sid"
-  c.model.checkpoint = ""           # a directory written by `python -m ports.sid.convert`
-  c.model.layer = "dec/32x32_up"    # v2 §3; any tap of ports.sid (enc/…, dec/…, layer{i})
-  c.model.sigma_init = 2.5          # SiD's generator input noise level (run_sid.sh --init_sigma 2.5)
+  c.model.checkpoint = ""  # a directory written by `python -m ports.sid.convert`
+  c.model.layer = "dec/32x32_up"  # v2 §3; any tap of ports.sid (enc/…, dec/…, layer{i})
+  c.model.sigma_init = 2.5  # SiD's generator input noise level (run_sid.sh --init_sigma 2.5)
 
   c.baseline.num_codes = 1000
   c.baseline.batch_size = 25
 
-  c.target.class_id = -1            # unconditional: no classes
+  c.target.class_id = -1  # unconditional: no classes
   c.target.seed = 0
 
   c.patches.rows = 6
@@ -31,8 +31,8 @@ def get_config():
   c.patches.n = 9
   c.patches.method = "random"
 
-  c.solver.lam = 200.0              # v2 Table 2
-  c.solver.optimizer = "gd"         # projected gradient descent, as the paper states it (v2 App. E)
+  c.solver.lam = 200.0  # v2 Table 2
+  c.solver.optimizer = "gd"  # projected gradient descent, as the paper states it (v2 App. E)
   c.solver.composition = "independent"  # the paper's procedure: every subset solved
   c.solver.lam_max = None
   c.denoise.enabled = True

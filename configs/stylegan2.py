@@ -21,16 +21,16 @@ def get_config():
   c = default.get_config()
   c.workdir = "runs/stylegan2"
   c.model.name = "stylegan2"
-  c.model.checkpoint = ""           # a directory written by `python -m ports.stylegan2.convert`
-  c.model.layer = "layer3"          # = b32, 32×32×512 (v2 §3); "layer6" (= b256) for the paper's second layer
-  c.model.truncation = 1.0          # ψ (generate.py's default; 0.7 gives more typical cats)
+  c.model.checkpoint = ""  # a directory written by `python -m ports.stylegan2.convert`
+  c.model.layer = "layer3"  # = b32, 32×32×512 (v2 §3); "layer6" (= b256) for the paper's second layer
+  c.model.truncation = 1.0  # ψ (generate.py's default; 0.7 gives more typical cats)
   c.model.truncation_cutoff = ml_collections.config_dict.placeholder(int)  # None: every w; e.g. 8: coarse layers only
-  c.model.noise_mode = "const"      # the stored noise inputs (generate.py's default)
+  c.model.noise_mode = "const"  # the stored noise inputs (generate.py's default)
 
   c.baseline.num_codes = 1000
-  c.baseline.batch_size = 8         # 512×512 images: small batches keep the baseline's memory low
+  c.baseline.batch_size = 8  # 512×512 images: small batches keep the baseline's memory low
 
-  c.target.class_id = -1            # unconditional: no classes
+  c.target.class_id = -1  # unconditional: no classes
   c.target.seed = 0
 
   c.patches.rows = 6
@@ -38,8 +38,8 @@ def get_config():
   c.patches.n = 9
   c.patches.method = "random"
 
-  c.solver.lam = 500.0              # v2 Table 2
-  c.solver.optimizer = "gd"         # projected gradient descent, as the paper states it (v2 App. E)
+  c.solver.lam = 500.0  # v2 Table 2
+  c.solver.optimizer = "gd"  # projected gradient descent, as the paper states it (v2 App. E)
   c.solver.composition = "independent"  # the paper's procedure: every subset solved
   c.solver.lam_max = None
   c.denoise.enabled = True
@@ -52,5 +52,5 @@ def get_config():
   # of all 512 subsets (2 GiB) this fits 24 GiB with room. A 24 GiB GPU holds chunks of ~60, an
   # 80 GiB one ~200 (or set solver.memory_budget_gb and let the solver choose). ports/stylegan2/README.md
   c.solver.chunk_size = 16
-  c.metrics.decode_batch = 4        # 512×512 decodes in the metrics
+  c.metrics.decode_batch = 4  # 512×512 decodes in the metrics
   return c

@@ -40,24 +40,24 @@ import io
 import pickle
 import struct
 import zipfile
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 __all__ = [
-    "KNOWN_CLASSES",
-    "audit_source",
-    "PersistentObject",
-    "UnsafePickleError",
-    "NVlabsPickleError",
-    "dump",
-    "dumps",
-    "load",
-    "loads",
-    "load_torch_checkpoint",
-    "TorchNamespace",
-    "container",
-    "persistent",
+  "KNOWN_CLASSES",
+  "audit_source",
+  "PersistentObject",
+  "UnsafePickleError",
+  "NVlabsPickleError",
+  "dump",
+  "dumps",
+  "load",
+  "loads",
+  "load_torch_checkpoint",
+  "TorchNamespace",
+  "container",
+  "persistent",
 ]
 
 #: torch.save's legacy-format magic number and protocol version (torch/serialization.py).
@@ -67,25 +67,50 @@ _PROTOCOL_VERSION = 1001
 #: Class names of the persistent network modules of NVlabs/edm
 #: training/networks.py and NVlabs/stylegan2-ada-pytorch / stylegan3
 #: training/networks*.py. Only these are accepted from a file.
-KNOWN_CLASSES = frozenset({
+KNOWN_CLASSES = frozenset(
+  {
     # EDM (and SiD, which reuses EDM's networks.py)
-    "Linear", "Conv2d", "GroupNorm", "UNetBlock", "PositionalEmbedding", "FourierEmbedding",
-    "SongUNet", "DhariwalUNet", "VPPrecond", "VEPrecond", "iDDPMPrecond", "EDMPrecond",
-    "VPLoss", "VELoss", "EDMLoss",
+    "Linear",
+    "Conv2d",
+    "GroupNorm",
+    "UNetBlock",
+    "PositionalEmbedding",
+    "FourierEmbedding",
+    "SongUNet",
+    "DhariwalUNet",
+    "VPPrecond",
+    "VEPrecond",
+    "iDDPMPrecond",
+    "EDMPrecond",
+    "VPLoss",
+    "VELoss",
+    "EDMLoss",
     # StyleGAN2-ADA / StyleGAN3
-    "FullyConnectedLayer", "Conv2dLayer", "MappingNetwork", "SynthesisLayer", "ToRGBLayer",
-    "SynthesisBlock", "SynthesisNetwork", "Generator", "SynthesisInput", "DiscriminatorBlock",
-    "MinibatchStdLayer", "DiscriminatorEpilogue", "Discriminator", "AugmentPipe",
-})
+    "FullyConnectedLayer",
+    "Conv2dLayer",
+    "MappingNetwork",
+    "SynthesisLayer",
+    "ToRGBLayer",
+    "SynthesisBlock",
+    "SynthesisNetwork",
+    "Generator",
+    "SynthesisInput",
+    "DiscriminatorBlock",
+    "MinibatchStdLayer",
+    "DiscriminatorEpilogue",
+    "Discriminator",
+    "AugmentPipe",
+  }
+)
 
 
 class NVlabsPickleError(ValueError):
-    """The file is not a readable NVlabs network pickle."""
+  """The file is not a readable NVlabs network pickle."""
 
 
 class UnsafePickleError(NVlabsPickleError):
-    """The file asks for something this reader does not allow (it is refused
-    before anything it names is called)."""
+  """The file asks for something this reader does not allow (it is refused
+  before anything it names is called)."""
 
 
 # ------------------------------------------------------------------ objects
@@ -102,7 +127,7 @@ class PersistentObject:
   """
 
   class_name: str
-  state: Dict[str, Any]
+  state: dict[str, Any]
   module_src: str = ""
   version: int = 6
 
@@ -117,7 +142,7 @@ class PersistentObject:
     args = self.state.get("_init_args")
     return tuple(args) if isinstance(args, (list, tuple)) else ()
 
-  def children(self) -> Dict[str, Any]:
+  def children(self) -> dict[str, Any]:
     mods = self.state.get("_modules") or {}
     return {k: v for k, v in mods.items() if v is not None}
 
@@ -153,17 +178,17 @@ def _as_array(v, name):
 
 # ---------------------------------------------------------- storages/tensors
 _STORAGE_DTYPES = {
-    "FloatStorage": np.dtype("<f4"),
-    "DoubleStorage": np.dtype("<f8"),
-    "HalfStorage": np.dtype("<f2"),
-    "BFloat16Storage": "bfloat16",
-    "LongStorage": np.dtype("<i8"),
-    "IntStorage": np.dtype("<i4"),
-    "ShortStorage": np.dtype("<i2"),
-    "CharStorage": np.dtype("i1"),
-    "ByteStorage": np.dtype("u1"),
-    "BoolStorage": np.dtype("?"),
-    "UntypedStorage": np.dtype("u1"),
+  "FloatStorage": np.dtype("<f4"),
+  "DoubleStorage": np.dtype("<f8"),
+  "HalfStorage": np.dtype("<f2"),
+  "BFloat16Storage": "bfloat16",
+  "LongStorage": np.dtype("<i8"),
+  "IntStorage": np.dtype("<i4"),
+  "ShortStorage": np.dtype("<i2"),
+  "CharStorage": np.dtype("i1"),
+  "ByteStorage": np.dtype("u1"),
+  "BoolStorage": np.dtype("?"),
+  "UntypedStorage": np.dtype("u1"),
 }
 
 
@@ -203,8 +228,10 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
     raise NVlabsPickleError("a tensor has a negative size, stride or offset")
   n = int(np.prod(size)) if size else 1
   if n and offset + sum((d - 1) * s for d, s in zip(size, stride)) >= flat.size:
-    raise NVlabsPickleError(f"a tensor of size {size} and stride {stride} overruns its storage "
-                            f"of {flat.size} elements (the file is corrupt or truncated)")
+    raise NVlabsPickleError(
+      f"a tensor of size {size} and stride {stride} overruns its storage "
+      f"of {flat.size} elements (the file is corrupt or truncated)"
+    )
   if n == 0:
     return np.zeros(size, flat.dtype)
   base = flat[offset:]
@@ -270,7 +297,7 @@ def _resolve(obj, data: Mapping[str, np.ndarray]):
     arr = data[obj.key]
     if obj.view is not None:
       _, off, nbytes = obj.view
-      arr = arr.view(np.uint8)[int(off):int(off) + int(nbytes)].view(arr.dtype)
+      arr = arr.view(np.uint8)[int(off) : int(off) + int(nbytes)].view(arr.dtype)
     return _Storage(arr)
   return obj
 
@@ -341,12 +368,12 @@ class TorchNamespace:
 
 
 _CHECKPOINT_ALLOWED = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("argparse", "Namespace"): TorchNamespace,
+  ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+  ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+  ("collections", "OrderedDict"): collections.OrderedDict,
+  ("argparse", "Namespace"): TorchNamespace,
 }
 
 
@@ -363,8 +390,9 @@ class _CheckpointUnpickler(pickle.Unpickler):
     fn = _CHECKPOINT_ALLOWED.get((module, name))
     if fn is None:
       raise UnsafePickleError(
-          f"refusing to load {module}.{name}: a checkpoint is read as tensors, containers and "
-          "argparse.Namespace only, so as never to run code from a file")
+        f"refusing to load {module}.{name}: a checkpoint is read as tensors, containers and "
+        "argparse.Namespace only, so as never to run code from a file"
+      )
     return fn
 
   def persistent_load(self, pid):
@@ -383,7 +411,7 @@ class _CheckpointUnpickler(pickle.Unpickler):
     return self.cache[key]
 
 
-def load_torch_checkpoint(path, source: Optional[str] = None):
+def load_torch_checkpoint(path, source: str | None = None):
   """Reads a ``torch.save`` zip file (e.g. ``{'state_dict': …, 'args': Namespace, …}``) without torch and
   without running code from it: tensors become numpy arrays, ``argparse.Namespace`` a
   :class:`TorchNamespace`; every other global raises :class:`UnsafePickleError`.
@@ -393,6 +421,7 @@ def load_torch_checkpoint(path, source: Optional[str] = None):
     NVlabsPickleError: not a torch zip file, or truncated/corrupt.
   """
   import os  # noqa: PLC0415
+
   path = os.fspath(path)
   source = source or path
   if not os.path.isfile(path):
@@ -435,10 +464,24 @@ def _np_scalar(dtype, data=None):
 
 # ----------------------------------------------------------- source audit
 #: Modules an NVlabs network source may import (EDM, StyleGAN2-ADA/3).
-_SOURCE_IMPORTS = frozenset({"numpy", "torch", "torch_utils", "dnnlib", "scipy", "math", "copy", "functools",
-                             "typing", "collections", "__future__"})
-_SOURCE_DECORATORS = frozenset({"persistence.persistent_class", "misc.profiled_function", "staticmethod",
-                                "classmethod", "property"})
+_SOURCE_IMPORTS = frozenset(
+  {
+    "numpy",
+    "torch",
+    "torch_utils",
+    "dnnlib",
+    "scipy",
+    "math",
+    "copy",
+    "functools",
+    "typing",
+    "collections",
+    "__future__",
+  }
+)
+_SOURCE_DECORATORS = frozenset(
+  {"persistence.persistent_class", "misc.profiled_function", "staticmethod", "classmethod", "property"}
+)
 
 
 def _literalish(node) -> bool:
@@ -451,8 +494,11 @@ def _literalish(node) -> bool:
     return all(k is None or _literalish(k) for k in node.keys) and all(_literalish(v) for v in node.values)
   if isinstance(node, ast.UnaryOp):
     return _literalish(node.operand)
-  if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("dict", "float", "list",
-                                                                                           "tuple", "int"):
+  if (
+    isinstance(node, ast.Call)
+    and isinstance(node.func, ast.Name)
+    and node.func.id in ("dict", "float", "list", "tuple", "int")
+  ):
     return all(_literalish(a) for a in node.args) and all(_literalish(k.value) for k in node.keywords)
   return False
 
@@ -492,8 +538,11 @@ def _audit_body(body, where):
         for d in list(a.defaults) + [d for d in a.kw_defaults if d is not None]:
           if not _literalish(d):
             return d, "a computed default argument"
-        annotations = [x.annotation for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
-                       if x is not None and x.annotation is not None] + ([n.returns] if n.returns else [])
+        annotations = [
+          x.annotation
+          for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]
+          if x is not None and x.annotation is not None
+        ] + ([n.returns] if n.returns else [])
         for ann in annotations:
           if any(isinstance(x, ast.Call) for x in ast.walk(ann)):
             return ann, "a computed annotation"
@@ -502,10 +551,10 @@ def _audit_body(body, where):
   return None
 
 
-_AUDITED: Dict[int, Optional[str]] = {}
+_AUDITED: dict[int, str | None] = {}
 
 
-def audit_source(src: str) -> Optional[str]:
+def audit_source(src: str) -> str | None:
   """Why running ``src`` as a module would do more than define classes and
   functions (None if it would not). Parses only; nothing is compiled or run.
 
@@ -522,8 +571,11 @@ def audit_source(src: str) -> Optional[str]:
       _AUDITED[key] = f"it does not parse ({type(e).__name__})"
     else:
       bad = _audit_body(tree.body, "<module>")
-      _AUDITED[key] = None if bad is None else (
-          f"line {getattr(bad[0], 'lineno', '?')}: {bad[1]} ({ast.unparse(bad[0]).splitlines()[0][:60]!r})")
+      _AUDITED[key] = (
+        None
+        if bad is None
+        else (f"line {getattr(bad[0], 'lineno', '?')}: {bad[1]} ({ast.unparse(bad[0]).splitlines()[0][:60]!r})")
+      )
   return _AUDITED[key]
 
 
@@ -538,8 +590,9 @@ def _reconstruct_persistent_obj(meta):
   name = meta.get("class_name")
   if name not in KNOWN_CLASSES:
     raise UnsafePickleError(
-        f"refusing persistent class {name!r}: it is not one of the known NVlabs network classes "
-        f"(its module source is never run; see ports.nvlabs_pickle.KNOWN_CLASSES)")
+      f"refusing persistent class {name!r}: it is not one of the known NVlabs network classes "
+      f"(its module source is never run; see ports.nvlabs_pickle.KNOWN_CLASSES)"
+    )
   state = meta.get("state")
   if state is None:
     state = {}
@@ -551,10 +604,15 @@ def _reconstruct_persistent_obj(meta):
   problem = audit_source(src) if src else None
   if problem:
     raise UnsafePickleError(
-        f"refusing persistent class {name!r}: its module source would run code when imported ({problem}); "
-        "this reader never runs it, and refuses files that carry such sources")
-  return PersistentObject(class_name=str(name), state=dict(state), module_src=src if isinstance(src, str) else "",
-                          version=int(meta.get("version", 0) or 0))
+      f"refusing persistent class {name!r}: its module source would run code when imported ({problem}); "
+      "this reader never runs it, and refuses files that carry such sources"
+    )
+  return PersistentObject(
+    class_name=str(name),
+    state=dict(state),
+    module_src=src if isinstance(src, str) else "",
+    version=int(meta.get("version", 0) or 0),
+  )
 
 
 def _codecs_encode(text, encoding="utf-8"):
@@ -569,7 +627,6 @@ def _container(name):
   a :class:`PersistentObject` whose state the unpickler fills in."""
 
   class _Container(PersistentObject):
-
     def __new__(cls, *args):
       obj = object.__new__(cls)
       obj.class_name, obj.state, obj.module_src, obj.version = name, {}, "", 0
@@ -592,24 +649,24 @@ class _EasyDict(dict):
 
 
 _ALLOWED = {
-    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-    ("dnnlib.util", "EasyDict"): _EasyDict,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,
-    ("_codecs", "encode"): _codecs_encode,
-    ("builtins", "frozenset"): frozenset,
-    ("__builtin__", "set"): set,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
-    ("numpy.core.multiarray", "scalar"): _np_scalar,
-    ("numpy._core.multiarray", "scalar"): _np_scalar,
-    ("numpy", "dtype"): _np_dtype,
-    ("torch.nn.modules.container", "ModuleDict"): _container("ModuleDict"),
-    ("torch.nn.modules.container", "ModuleList"): _container("ModuleList"),
-    ("torch.nn.modules.container", "Sequential"): _container("Sequential"),
+  ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+  ("dnnlib.util", "EasyDict"): _EasyDict,
+  ("collections", "OrderedDict"): collections.OrderedDict,
+  ("builtins", "set"): set,
+  ("_codecs", "encode"): _codecs_encode,
+  ("builtins", "frozenset"): frozenset,
+  ("__builtin__", "set"): set,
+  ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+  ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+  ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+  ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
+  ("numpy.core.multiarray", "scalar"): _np_scalar,
+  ("numpy._core.multiarray", "scalar"): _np_scalar,
+  ("numpy", "dtype"): _np_dtype,
+  ("torch.nn.modules.container", "ModuleDict"): _container("ModuleDict"),
+  ("torch.nn.modules.container", "ModuleList"): _container("ModuleList"),
+  ("torch.nn.modules.container", "Sequential"): _container("Sequential"),
 }
 
 
@@ -621,13 +678,13 @@ def _find(module: str, name: str, inner: bool = False):
   fn = None if inner else _ALLOWED.get((module, name))  # a nested torch file names only storage types
   if fn is None:
     raise UnsafePickleError(
-        f"refusing to load {module}.{name}: this reader only resolves the names an NVlabs network "
-        "pickle needs (persistent modules, tensors, dicts, numpy scalars), so as never to run code from a file")
+      f"refusing to load {module}.{name}: this reader only resolves the names an NVlabs network "
+      "pickle needs (persistent modules, tensors, dicts, numpy scalars), so as never to run code from a file"
+    )
   return fn
 
 
 class _SafeUnpickler(pickle.Unpickler):
-
   def find_class(self, module, name):
     return _find(module, name)
 
@@ -670,7 +727,7 @@ def loads(data: bytes, source: str = "the pickle"):
   return _plain(obj)
 
 
-def load(path, source: Optional[str] = None):
+def load(path, source: str | None = None):
   """Reads an NVlabs network pickle (e.g. ``{'ema': EDMPrecond}``) without
   running any code from it: persistent modules become
   :class:`PersistentObject`, tensors numpy arrays.
@@ -681,6 +738,7 @@ def load(path, source: Optional[str] = None):
     FileNotFoundError: no such file.
   """
   import os  # noqa: PLC0415
+
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"pickle file not found: {path}")
@@ -723,36 +781,64 @@ class _Persist:
     self.meta = meta
 
 
-def persistent(class_name: str, *, parameters: Mapping[str, Any] = (), buffers: Mapping[str, Any] = (),
-               modules: Mapping[str, Any] = (), attributes: Mapping[str, Any] = (), init_args: Iterable = (),
-               init_kwargs: Optional[Mapping[str, Any]] = None, module_src: str = "", training: bool = False,
-               non_persistent_buffers: Iterable[str] = ()):
+def persistent(
+  class_name: str,
+  *,
+  parameters: Mapping[str, Any] = (),
+  buffers: Mapping[str, Any] = (),
+  modules: Mapping[str, Any] = (),
+  attributes: Mapping[str, Any] = (),
+  init_args: Iterable = (),
+  init_kwargs: Mapping[str, Any] | None = None,
+  module_src: str = "",
+  training: bool = False,
+  non_persistent_buffers: Iterable[str] = (),
+):
   """A persistent module for :func:`dump`, with the state a ``torch.nn.Module``
   pickles: ``_parameters``/``_buffers``/``_modules`` (ordered), the hook
   dicts (empty), plain attributes, and ``_init_args``/``_init_kwargs``.
   Arrays may be ``None`` (an absent optional tensor)."""
   od = collections.OrderedDict
-  state = {"training": bool(training), "_parameters": od(parameters), "_buffers": od(buffers),
-           "_non_persistent_buffers_set": set(non_persistent_buffers)}
-  for hook in ("_backward_pre_hooks", "_backward_hooks", "_forward_hooks", "_forward_hooks_with_kwargs",
-               "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
-               "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
-               "_load_state_dict_post_hooks"):
+  state = {
+    "training": bool(training),
+    "_parameters": od(parameters),
+    "_buffers": od(buffers),
+    "_non_persistent_buffers_set": set(non_persistent_buffers),
+  }
+  for hook in (
+    "_backward_pre_hooks",
+    "_backward_hooks",
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_state_dict_hooks",
+    "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks",
+    "_load_state_dict_post_hooks",
+  ):
     state[hook] = od()
   state["_modules"] = od(modules)
   state.update(dict(attributes))
   state["_init_args"] = tuple(init_args)
   state["_init_kwargs"] = dict(init_kwargs or {})
-  return _Persist({"type": "class", "version": 6, "module_src": module_src, "class_name": class_name,
-                   "state": state})
+  return _Persist({"type": "class", "version": 6, "module_src": module_src, "class_name": class_name, "state": state})
 
 
 def _legacy_storage_bytes(arr: np.ndarray) -> bytes:
   """A torch.save legacy-format file holding one storage of ``arr``'s data."""
-  kinds = {np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage",
-           np.dtype("float16"): "HalfStorage", np.dtype("int64"): "LongStorage",
-           np.dtype("int32"): "IntStorage", np.dtype("int16"): "ShortStorage", np.dtype("int8"): "CharStorage",
-           np.dtype("uint8"): "ByteStorage", np.dtype("bool"): "BoolStorage"}
+  kinds = {
+    np.dtype("float32"): "FloatStorage",
+    np.dtype("float64"): "DoubleStorage",
+    np.dtype("float16"): "HalfStorage",
+    np.dtype("int64"): "LongStorage",
+    np.dtype("int32"): "IntStorage",
+    np.dtype("int16"): "ShortStorage",
+    np.dtype("int8"): "CharStorage",
+    np.dtype("uint8"): "ByteStorage",
+    np.dtype("bool"): "BoolStorage",
+  }
   if arr.dtype not in kinds:
     raise ValueError(f"cannot write a {arr.dtype} tensor")
   flat = np.ascontiguousarray(arr).reshape(-1)
@@ -761,8 +847,11 @@ def _legacy_storage_bytes(arr: np.ndarray) -> bytes:
   out = io.BytesIO()
   pickle.dump(_MAGIC, out, protocol=2)
   pickle.dump(_PROTOCOL_VERSION, out, protocol=2)
-  pickle.dump({"protocol_version": _PROTOCOL_VERSION, "little_endian": True,
-               "type_sizes": {"short": 2, "int": 4, "long": 4}}, out, protocol=2)
+  pickle.dump(
+    {"protocol_version": _PROTOCOL_VERSION, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+    out,
+    protocol=2,
+  )
   p = _Writer(out, protocol=2)
   p.pid = ("storage", _Global("torch", kinds[arr.dtype]), key, "cpu", int(flat.size), None)
   p.dump(_PID_MARK)
@@ -785,8 +874,7 @@ def _tensor_call(arr: np.ndarray, parameter: bool):
     acc *= d
   od = _Call(_Global("collections", "OrderedDict"), ())
   storage = _Call(_Global("torch.storage", "_load_from_bytes"), (_legacy_storage_bytes(arr),))
-  t = _Call(_Global("torch._utils", "_rebuild_tensor_v2"),
-            (storage, 0, tuple(arr.shape), tuple(stride), False, od))
+  t = _Call(_Global("torch._utils", "_rebuild_tensor_v2"), (storage, 0, tuple(arr.shape), tuple(stride), False, od))
   if parameter:
     return _Call(_Global("torch._utils", "_rebuild_parameter"), (t, False, od))
   return t
@@ -821,8 +909,11 @@ class _Writer(pickle._Pickler):  # the pure-Python pickler: its dispatch table c
     self.save_call(_tensor_call(obj, parameter=False))
 
   def save_numpy_scalar(self, obj):
-    dt = _Call(_Global("numpy", "dtype"), (obj.dtype.str[1:] if obj.dtype.str[0] in "<|" else obj.dtype.str, False, True),
-               state=(3, "<" if obj.dtype.itemsize > 1 else "|", None, None, None, -1, -1, 0))
+    dt = _Call(
+      _Global("numpy", "dtype"),
+      (obj.dtype.str[1:] if obj.dtype.str[0] in "<|" else obj.dtype.str, False, True),
+      state=(3, "<" if obj.dtype.itemsize > 1 else "|", None, None, None, -1, -1, 0),
+    )
     self.save_call(_Call(_Global("numpy.core.multiarray", "scalar"), (dt, obj.tobytes())))
 
   def save_newobj(self, obj):
@@ -853,18 +944,23 @@ def _prepare(obj):
     st = dict(obj.meta["state"])
     obj = _Persist(dict(obj.meta, state=st))
     st["_parameters"] = collections.OrderedDict(
-        (k, None if v is None else _tensor_call(np.asarray(v), parameter=True)) for k, v in st["_parameters"].items())
+      (k, None if v is None else _tensor_call(np.asarray(v), parameter=True)) for k, v in st["_parameters"].items()
+    )
     st["_modules"] = collections.OrderedDict((k, _prepare(v)) for k, v in st["_modules"].items())
     return obj
   if isinstance(obj, _NewObj):
     st = dict(obj.state)
     st["_parameters"] = collections.OrderedDict(
-        (k, None if v is None else _tensor_call(np.asarray(v), parameter=True)) for k, v in st["_parameters"].items())
+      (k, None if v is None else _tensor_call(np.asarray(v), parameter=True)) for k, v in st["_parameters"].items()
+    )
     st["_modules"] = collections.OrderedDict((k, _prepare(v)) for k, v in st["_modules"].items())
     return _NewObj(obj.cls, st)
   if isinstance(obj, Mapping):
-    return type(obj)((k, _prepare(v)) for k, v in obj.items()) if isinstance(obj, collections.OrderedDict) else {
-        k: _prepare(v) for k, v in obj.items()}
+    return (
+      type(obj)((k, _prepare(v)) for k, v in obj.items())
+      if isinstance(obj, collections.OrderedDict)
+      else {k: _prepare(v) for k, v in obj.items()}
+    )
   return obj
 
 

@@ -5,9 +5,19 @@ Ding, Lin, Zhang; arXiv 2410.04421). See docs/method.md for the conventions.
 """
 
 from regionjax import denoise, metrics, subsets
-from regionjax.components import (above, combine, component_norms, or_components, rank, reconstruct_feature,
-                                  region_query,
-                                  regional_pattern, regional_patterns, top_fraction, top_k)
+from regionjax.components import (
+  above,
+  combine,
+  component_norms,
+  or_components,
+  rank,
+  reconstruct_feature,
+  region_query,
+  regional_pattern,
+  regional_patterns,
+  top_fraction,
+  top_k,
+)
 from regionjax.generator import Generator, check_layer
 from regionjax.patches import cell_scores, patch_masks, select_patches, subset_masks
 from regionjax.solver import ChunkResult, SolverOptions, SolverResult, chunk_plan, solve_minimal_features
@@ -19,8 +29,40 @@ from regionjax.interactive import show
 __version__ = "0.1.0"
 
 __all__ = [
-    "ChunkResult", "Generator", "SolverResult", "above", "and_interactions", "cell_scores", "check_layer",
-    "chunk_plan", "combine", "component_norms", "mobius", "or_components", "or_interactions", "or_matching",
-    "from_flax", "from_functions", "patch_masks", "rank", "reconstruct_feature", "region_query", "regional_pattern", "regional_patterns", "select_patches", "show",
-    "solve_minimal_features", "SolverOptions", "solve_truncated", "SparseComponents", "TruncatedResult", "subset_masks", "subsets", "metrics", "denoise", "top_fraction", "top_k", "zeta",
+  "ChunkResult",
+  "Generator",
+  "SolverResult",
+  "above",
+  "and_interactions",
+  "cell_scores",
+  "check_layer",
+  "chunk_plan",
+  "combine",
+  "component_norms",
+  "mobius",
+  "or_components",
+  "or_interactions",
+  "or_matching",
+  "from_flax",
+  "from_functions",
+  "patch_masks",
+  "rank",
+  "reconstruct_feature",
+  "region_query",
+  "regional_pattern",
+  "regional_patterns",
+  "select_patches",
+  "show",
+  "solve_minimal_features",
+  "SolverOptions",
+  "solve_truncated",
+  "SparseComponents",
+  "TruncatedResult",
+  "subset_masks",
+  "subsets",
+  "metrics",
+  "denoise",
+  "top_fraction",
+  "top_k",
+  "zeta",
 ]

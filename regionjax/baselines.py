@@ -51,6 +51,7 @@ class Decomposition:
   ``declared``: the field each component claims by construction (bitmasks,
   ``(M,)``), or None when the method declares none (units, directions).
   """
+
   name: str
   f0: np.ndarray
   components: np.ndarray
@@ -60,23 +61,24 @@ class Decomposition:
 @dataclasses.dataclass(frozen=True)
 class Scores:
   """The axioms' numbers of one decomposition (docs/method.md §Baselines). ↓ lower is better, ↑ higher."""
+
   method: str
   num_components: int
-  completeness: float          # ↓ ‖f0 + Σ Δ_m − f‖ / ‖f − f0‖            (v2 Axiom 1)
-  image_rmse: float            # ↓ RMSE of g(f0 + Σ Δ_m) against x, whole image
-  image_rmse_players: float    # ↓ the same on the players' pixels (what eq. 5 constrains)
-  rho_image_top: float         # ↑ mean ρ over the whole image, strongest 10%  (v2 Axiom 2, §3.2.1)
-  rho_image_mean: float        # ↑ the same over every component with a non-zero pattern
+  completeness: float  # ↓ ‖f0 + Σ Δ_m − f‖ / ‖f − f0‖            (v2 Axiom 1)
+  image_rmse: float  # ↓ RMSE of g(f0 + Σ Δ_m) against x, whole image
+  image_rmse_players: float  # ↓ the same on the players' pixels (what eq. 5 constrains)
+  rho_image_top: float  # ↑ mean ρ over the whole image, strongest 10%  (v2 Axiom 2, §3.2.1)
+  rho_image_mean: float  # ↑ the same over every component with a non-zero pattern
   rho_declared_top: float | None  # ↑ ρ_image of the strongest 10% against their declared fields (∅ left out)
-  breach_max: float            # ↓ boundary breach (v2 §3.2.2)
+  breach_max: float  # ↓ boundary breach (v2 §3.2.2)
   breach_mean: float
   others_final_mean: float
-  inconsistency_mean: float    # ↓ (v2 Axiom 3, §3.3)
-  near_zero_share: float       # ↑ sparsity (v2 §2.3)
-  additivity: float            # ↓ aggregate relative error of the top-K OR surrogate vs u (v2 §3.1)
+  inconsistency_mean: float  # ↓ (v2 Axiom 3, §3.3)
+  near_zero_share: float  # ↑ sparsity (v2 §2.3)
+  additivity: float  # ↓ aggregate relative error of the top-K OR surrogate vs u (v2 §3.1)
   k: int
-  mean_field_size: float       # players per field, strongest 10%
-  empty_fields: int            # components that move no player by the rule (field ∅)
+  mean_field_size: float  # players per field, strongest 10%
+  empty_fields: int  # components that move no player by the rule (field ∅)
   seconds: float
 
   def to_dict(self) -> dict:
@@ -145,7 +147,7 @@ def feature_owners(masks, spatial_shape: tuple[int, int]) -> np.ndarray:
   h, w = spatial_shape
   rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)
   cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
-  hit = masks[:, rows][:, :, cols]                                    # (n, h, w)
+  hit = masks[:, rows][:, :, cols]  # (n, h, w)
   return np.where(hit.any(0), hit.argmax(0), -1).astype(np.int64)
 
 
@@ -209,7 +211,7 @@ def _rho(patterns, masks, fields) -> tuple[np.ndarray, np.ndarray]:
   per, _ = metrics_lib.patch_sq_error(patterns, np.zeros_like(patterns[0]), masks)
   inside = np.stack([metrics_lib.bits_of(s, n) for s in fields]) if len(fields) else np.zeros((0, n), bool)
   e_in = (per * inside).sum(-1)
-  e_image = (patterns ** 2).reshape(len(fields), -1).sum(-1)
+  e_image = (patterns**2).reshape(len(fields), -1).sum(-1)
   empty = e_image == 0
   return np.where(empty, 1.0, metrics_lib.safe_ratio(e_in, e_image)), empty
 
@@ -223,8 +225,9 @@ def _with_f0(dec: Decomposition) -> np.ndarray:
   return np.concatenate([np.asarray(dec.f0, np.float32)[None], np.asarray(dec.components, np.float32)])
 
 
-def boundary_breach(decode, stacked, fields, masks, norms, *, fractions=metrics_lib.DEFAULT_FRACTIONS,
-                    batch_size: int | None = None) -> dict:
+def boundary_breach(
+  decode, stacked, fields, masks, norms, *, fractions=metrics_lib.DEFAULT_FRACTIONS, batch_size: int | None = None
+) -> dict:
   """``metrics.boundary_breach`` for a list: ``Ω_i = {m : i ∉ field(m)}``, strongest first, growing fractions."""
   n = masks.shape[0]
   num = len(fields)
@@ -245,18 +248,33 @@ def boundary_breach(decode, stacked, fields, masks, norms, *, fractions=metrics_
   member = np.repeat(np.eye(n, dtype=bool), num_f, axis=0)
   rmse_patch = metrics_lib.union_rmse(per, count, member).reshape(n, num_f)
   rmse_others = metrics_lib.union_rmse(per, count, ~member).reshape(n, num_f)
-  return {"rmse_patch": rmse_patch, "rmse_others": rmse_others, "breach_max": float(rmse_patch.max()),
-          "breach_mean": float(rmse_patch.mean()), "others_final_mean": float(rmse_others[:, -1].mean())}
+  return {
+    "rmse_patch": rmse_patch,
+    "rmse_others": rmse_others,
+    "breach_max": float(rmse_patch.max()),
+    "breach_mean": float(rmse_patch.mean()),
+    "others_final_mean": float(rmse_others[:, -1].mean()),
+  }
 
 
-def consistency(decode, stacked, fields, norms, n: int, *, num_contexts: int = 8, top: int = 10, seed: int = 0,
-                batch_size: int | None = None) -> dict:
+def consistency(
+  decode,
+  stacked,
+  fields,
+  norms,
+  n: int,
+  *,
+  num_contexts: int = 8,
+  top: int = 10,
+  seed: int = 0,
+  batch_size: int | None = None,
+) -> dict:
   """``metrics.consistency`` for a list: the ``top`` strongest non-zero components, contexts ``T ⊆ N \\ field``.
 
   ``Ω_T`` = the other components whose field meets ``T`` and not the tested one's.
   """
   num = len(fields)
-  chosen = _ranked(norms, np.arange(num))[:min(int(top), num)]
+  chosen = _ranked(norms, np.arange(num))[: min(int(top), num)]
   chosen = chosen[norms[chosen] > 0]
   rng = np.random.default_rng(seed)
   full = subsets_lib.full_set(n)
@@ -282,15 +300,19 @@ def consistency(decode, stacked, fields, norms, n: int, *, num_contexts: int = 8
   batch = np.concatenate([weights.reshape(-1, num + 1), with_s.reshape(-1, num + 1), ref_w.reshape(-1, num + 1)])
   images = np.asarray(metrics_lib.decode_combinations(decode, jnp.asarray(stacked), batch, batch_size), np.float64)
   k = len(chosen) * num_contexts
-  p_ctx = (images[k:2 * k] - images[:k]).reshape((len(chosen), num_contexts) + images.shape[1:])
-  p_ref = images[2 * k + len(chosen):] - images[2 * k:2 * k + len(chosen)]
+  p_ctx = (images[k : 2 * k] - images[:k]).reshape((len(chosen), num_contexts) + images.shape[1:])
+  p_ref = images[2 * k + len(chosen) :] - images[2 * k : 2 * k + len(chosen)]
   ref_norm = np.linalg.norm(p_ref.reshape(len(chosen), -1), axis=1)
   diff = np.linalg.norm((p_ctx - p_ref[:, None]).reshape(len(chosen), num_contexts, -1), axis=-1)
   used = contexts != 0
   per_context = np.where(used, metrics_lib.safe_ratio(diff, ref_norm[:, None]), 0.0)
   inconsistency = metrics_lib.safe_ratio(per_context.sum(1), used.sum(1))
-  return {"fields": chosen, "inconsistency": inconsistency, "inconsistency_mean": float(inconsistency.mean()),
-          "inconsistency_max": float(inconsistency.max())}
+  return {
+    "fields": chosen,
+    "inconsistency": inconsistency,
+    "inconsistency_mean": float(inconsistency.mean()),
+    "inconsistency_max": float(inconsistency.max()),
+  }
 
 
 def sparsity(components, eps: float = 1e-2) -> float:
@@ -313,7 +335,7 @@ def additivity(stacked, fields, norms, u, k: int) -> float:
   """
   u = np.asarray(u, np.float64)
   n = metrics_lib.num_players(u)
-  keep = _ranked(norms, np.arange(len(fields)))[:min(int(k), len(fields))]
+  keep = _ranked(norms, np.arange(len(fields)))[: min(int(k), len(fields))]
   grouped = np.zeros((1 << n,) + np.shape(stacked)[1:], np.float64)
   grouped[0] = np.asarray(stacked[0], np.float64)
   for m in keep:
@@ -322,13 +344,27 @@ def additivity(stacked, fields, norms, u, k: int) -> float:
   h = np.asarray(transforms.or_matching(jnp.asarray(grouped, jnp.float32)), np.float64)
   miss = np.linalg.norm((h - u).reshape(1 << n, -1), axis=1)
   size = np.linalg.norm((u - u[:1]).reshape(1 << n, -1), axis=1)
-  return float(metrics_lib.safe_ratio(np.sqrt((miss ** 2).sum()), np.sqrt((size ** 2).sum())))
+  return float(metrics_lib.safe_ratio(np.sqrt((miss**2).sum()), np.sqrt((size**2).sum())))
 
 
-def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = metrics_lib.ADDITIVITY_TOP_K, top_fraction: float = 0.1,
-          threshold: float = FIELD_THRESHOLD, consistency_contexts: int = 8, consistency_top: int = 10,
-          sparsity_eps: float = 1e-2, seed: int = 0, batch_size: int | None = None,
-          fields=None) -> tuple[Scores, dict]:
+def score(
+  dec: Decomposition,
+  decode,
+  f,
+  image,
+  masks,
+  u,
+  *,
+  k: int = metrics_lib.ADDITIVITY_TOP_K,
+  top_fraction: float = 0.1,
+  threshold: float = FIELD_THRESHOLD,
+  consistency_contexts: int = 8,
+  consistency_top: int = 10,
+  sparsity_eps: float = 1e-2,
+  seed: int = 0,
+  batch_size: int | None = None,
+  fields=None,
+) -> tuple[Scores, dict]:
   """Every axiom's number for one decomposition (docs/method.md §Baselines): ``(Scores, raw)``.
 
   Fields come from :func:`field_by_ablation` unless ``fields`` is given
@@ -357,29 +393,56 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = metrics_li
   rho, empty = _rho(patterns, masks, fields)
   ranked = _ranked(norms, np.arange(num))
   ranked = ranked[norms[ranked] > 0]
-  top = ranked[:max(1, math.ceil(top_fraction * num))]
+  top = ranked[: max(1, math.ceil(top_fraction * num))]
   rho_declared = None
   if dec.declared is not None:  # the strongest 10% of the components that claim a player (a claim of ∅ is vacuous)
     declared = np.asarray(dec.declared, np.int64)
     claim = ranked[declared[ranked] != 0]
-    claim = claim[:max(1, math.ceil(top_fraction * int((declared != 0).sum())))]
+    claim = claim[: max(1, math.ceil(top_fraction * int((declared != 0).sum())))]
     rho_declared = float(np.mean(_rho(patterns[claim], masks, declared[claim])[0])) if claim.size else None
   breach = boundary_breach(decode, stacked, fields, masks, norms, batch_size=batch_size)
-  cons = consistency(decode, stacked, fields, norms, n, num_contexts=consistency_contexts, top=consistency_top,
-                     seed=seed, batch_size=batch_size)
+  cons = consistency(
+    decode,
+    stacked,
+    fields,
+    norms,
+    n,
+    num_contexts=consistency_contexts,
+    top=consistency_top,
+    seed=seed,
+    batch_size=batch_size,
+  )
   add = additivity(stacked, fields, norms, u, k)
   sizes = metrics_lib.field_sizes(fields[top]) if top.size else np.zeros(1)
-  out = Scores(method=dec.name, num_components=num, completeness=completeness, image_rmse=image_rmse,
-               image_rmse_players=image_rmse_players,
-               rho_image_top=float(rho[top].mean()) if top.size else 1.0,
-               rho_image_mean=float(rho[~empty].mean()) if (~empty).any() else 1.0,
-               rho_declared_top=rho_declared, breach_max=breach["breach_max"], breach_mean=breach["breach_mean"],
-               others_final_mean=breach["others_final_mean"], inconsistency_mean=cons["inconsistency_mean"],
-               near_zero_share=sparsity(comps, sparsity_eps), additivity=add, k=min(int(k), num),
-               mean_field_size=float(sizes.mean()), empty_fields=int(((fields == 0) & ~empty).sum()),
-               seconds=time.perf_counter() - t0)
-  raw = {"fields": fields, "rho_image": rho, "empty": empty, "top": top, "norms": norms, "breach": breach,
-         "consistency": cons}
+  out = Scores(
+    method=dec.name,
+    num_components=num,
+    completeness=completeness,
+    image_rmse=image_rmse,
+    image_rmse_players=image_rmse_players,
+    rho_image_top=float(rho[top].mean()) if top.size else 1.0,
+    rho_image_mean=float(rho[~empty].mean()) if (~empty).any() else 1.0,
+    rho_declared_top=rho_declared,
+    breach_max=breach["breach_max"],
+    breach_mean=breach["breach_mean"],
+    others_final_mean=breach["others_final_mean"],
+    inconsistency_mean=cons["inconsistency_mean"],
+    near_zero_share=sparsity(comps, sparsity_eps),
+    additivity=add,
+    k=min(int(k), num),
+    mean_field_size=float(sizes.mean()),
+    empty_fields=int(((fields == 0) & ~empty).sum()),
+    seconds=time.perf_counter() - t0,
+  )
+  raw = {
+    "fields": fields,
+    "rho_image": rho,
+    "empty": empty,
+    "top": top,
+    "norms": norms,
+    "breach": breach,
+    "consistency": cons,
+  }
   return out, raw
 
 
@@ -389,22 +452,23 @@ def score(dec: Decomposition, decode, f, image, masks, u, *, k: int = metrics_li
 
 #: (column head naming the paper's axiom, Scores attribute, format)
 COLUMNS = (
-    ("components", "num_components", "d"),
-    ("Axiom 1 completeness ‖f0+ΣΔ−f‖/‖f−f0‖ ↓", "completeness", ".3f"),
-    ("Axiom 1 RMSE of g(f0+ΣΔ) on the players ↓", "image_rmse_players", ".4f"),
-    ("Axiom 2 boundedness ρ image, top 10% ↑", "rho_image_top", ".3f"),
-    ("Axiom 2 ρ image, all ↑", "rho_image_mean", ".3f"),
-    ("Axiom 2 ρ, declared field ↑", "rho_declared_top", ".3f"),
-    ("Axiom 2 boundary breach, mean RMSE ↓", "breach_mean", ".4f"),
-    ("Axiom 3 consistency, inconsistency ↓", "inconsistency_mean", ".3f"),
-    ("sparsity, near-zero share ↑", "near_zero_share", ".3f"),
-    ("additivity top-K ↓", "additivity", ".3f"),
-    ("mean field size, top 10%", "mean_field_size", ".2f"),
+  ("components", "num_components", "d"),
+  ("Axiom 1 completeness ‖f0+ΣΔ−f‖/‖f−f0‖ ↓", "completeness", ".3f"),
+  ("Axiom 1 RMSE of g(f0+ΣΔ) on the players ↓", "image_rmse_players", ".4f"),
+  ("Axiom 2 boundedness ρ image, top 10% ↑", "rho_image_top", ".3f"),
+  ("Axiom 2 ρ image, all ↑", "rho_image_mean", ".3f"),
+  ("Axiom 2 ρ, declared field ↑", "rho_declared_top", ".3f"),
+  ("Axiom 2 boundary breach, mean RMSE ↓", "breach_mean", ".4f"),
+  ("Axiom 3 consistency, inconsistency ↓", "inconsistency_mean", ".3f"),
+  ("sparsity, near-zero share ↑", "near_zero_share", ".3f"),
+  ("additivity top-K ↓", "additivity", ".3f"),
+  ("mean field size, top 10%", "mean_field_size", ".2f"),
 )
 
 
 def markdown_table(rows: list[Scores]) -> str:
   """Method × metric, the column heads naming the paper's axioms (— where a method declares no field)."""
+
   def cell(r, attr, fmt):
     v = getattr(r, attr)
     return "—" if v is None else format(v, fmt)
@@ -420,8 +484,9 @@ def markdown_table(rows: list[Scores]) -> str:
 # ---------------------------------------------------------------------------
 
 
-def decompositions(f, f0, components, masks, features, *, num_directions: int | None = None,
-                   denoised=None) -> list[Decomposition]:
+def decompositions(
+  f, f0, components, masks, features, *, num_directions: int | None = None, denoised=None
+) -> list[Decomposition]:
   """Units, directions, spatial cells (a feature with two spatial axes then channels) and ours.
 
   ``features`` ``(B, *shape)``: the feature of many codes, for the principal
@@ -453,5 +518,11 @@ def compare(decs: list[Decomposition], decode, f, image, masks, u, **score_kw) -
 def score_settings(config) -> dict:
   """The :func:`score` keywords of a run's ``config.metrics`` (the same K, contexts, ε as its metrics)."""
   mc = config.metrics
-  return dict(k=mc.top_k, consistency_contexts=mc.consistency_contexts, consistency_top=mc.consistency_top,
-              sparsity_eps=mc.sparsity_eps, seed=config.seed, batch_size=mc.decode_batch)
+  return dict(
+    k=mc.top_k,
+    consistency_contexts=mc.consistency_contexts,
+    consistency_top=mc.consistency_top,
+    sparsity_eps=mc.sparsity_eps,
+    seed=config.seed,
+    batch_size=mc.decode_batch,
+  )

@@ -35,9 +35,11 @@ def round_trip(gen, codes, layers) -> dict:
   for layer in layers:
     f = gen.encode(codes, layer)
     y = np.asarray(gen.decode(codes, layer, f))
-    out[layer] = {"shape": tuple(np.shape(f))[1:],
-                  "max_abs": float(np.max(np.abs(y - x))) if y.shape == x.shape else math.inf,
-                  "image_shape": tuple(x.shape[1:])}
+    out[layer] = {
+      "shape": tuple(np.shape(f))[1:],
+      "max_abs": float(np.max(np.abs(y - x))) if y.shape == x.shape else math.inf,
+      "image_shape": tuple(x.shape[1:]),
+    }
   return out
 
 
@@ -57,9 +59,16 @@ def solver_cost(gen, codes, layer: str, *, steps: int = 10, repeats: int = 2) ->
   m1 = solver_lib.chunk_memory_bytes(decode, f, image, 1)
   m3 = solver_lib.chunk_memory_bytes(decode, f, image, 3)
   per_subset = None if m1 is None or m3 is None else max((m3 - m1) / 2, 0.0)
-  problem = solver_lib.Problem(decode=decode, f=f, f0=jnp.zeros_like(f), target=image,
-                               masks=jnp.ones((1,) + image.shape[:2], bool), lam=100.0, optimizer=optax.adam(1e-2),
-                               steps=int(steps))
+  problem = solver_lib.Problem(
+    decode=decode,
+    f=f,
+    f0=jnp.zeros_like(f),
+    target=image,
+    masks=jnp.ones((1,) + image.shape[:2], bool),
+    lam=100.0,
+    optimizer=optax.adam(1e-2),
+    steps=int(steps),
+  )
   run = jax.jit(lambda a, s: solver_lib._run_chunk(problem, a, s))
   alpha, ids = jnp.ones((1,) + f.shape, f.dtype), jnp.ones((1,), jnp.int32)
   jax.block_until_ready(run(alpha, ids))  # compile
@@ -68,8 +77,12 @@ def solver_cost(gen, codes, layer: str, *, steps: int = 10, repeats: int = 2) ->
     t0 = time.perf_counter()
     jax.block_until_ready(run(alpha, ids))
     best = min(best, time.perf_counter() - t0)
-  return {"memory_per_subset": per_subset, "memory_one_subset": m1, "seconds_per_step": best / steps,
-          "feature_size": int(np.size(f))}
+  return {
+    "memory_per_subset": per_subset,
+    "memory_one_subset": m1,
+    "seconds_per_step": best / steps,
+    "feature_size": int(np.size(f)),
+  }
 
 
 def _mib(b) -> str:
@@ -78,14 +91,16 @@ def _mib(b) -> str:
   return f"{b / 2**20:.2f} MiB" if b >= 2**20 else f"{b / 2**10:.1f} KiB"
 
 
-def check(gen, layer: str, *, seed: int = 0, num: int = 2, tolerance: float = 1e-4, steps: int = 10,
-          print_fn: Callable = print) -> bool:
+def check(
+  gen, layer: str, *, seed: int = 0, num: int = 2, tolerance: float = 1e-4, steps: int = 10, print_fn: Callable = print
+) -> bool:
   """Prints the report of the module docstring; True when every round trip is within ``tolerance``."""
   from regionjax.generator import Generator, check_layer
 
   if not isinstance(gen, Generator):
-    raise ValueError(f"{type(gen).__name__} does not implement the regionjax.Generator protocol "
-                     f"(docs/adding_a_generator.md)")
+    raise ValueError(
+      f"{type(gen).__name__} does not implement the regionjax.Generator protocol (docs/adding_a_generator.md)"
+    )
   check_layer(gen, layer)
   nc = gen.num_classes
   codes = gen.sample_codes(jax.random.PRNGKey(seed), num, classes=np.arange(num) % nc if nc else None)
@@ -97,8 +112,10 @@ def check(gen, layer: str, *, seed: int = 0, num: int = 2, tolerance: float = 1e
       print_fn(f"  {path:40s} {str(tuple(shape)):22s} {np.dtype(dtype).name}{note}")
   trips = round_trip(gen, codes, list(gen.layers))
   ok = True
-  print_fn(f"layers of the generator, round trip max |decode(encode(z)) − generate(z)| over {num} codes "
-           f"(tolerance {tolerance:g}):")
+  print_fn(
+    f"layers of the generator, round trip max |decode(encode(z)) − generate(z)| over {num} codes "
+    f"(tolerance {tolerance:g}):"
+  )
   for name, t in trips.items():
     good = t["max_abs"] <= tolerance
     ok &= good
@@ -109,9 +126,11 @@ def check(gen, layer: str, *, seed: int = 0, num: int = 2, tolerance: float = 1e
     print_fn("solver cost not measured: fix the round trip first")
     return False
   cost = solver_cost(gen, codes, layer, steps=steps)
-  print_fn(f"solver at {layer!r}: feature size D = {cost['feature_size']}; memory per subset "
-           f"{_mib(cost['memory_per_subset'])} (one-subset chunk {_mib(cost['memory_one_subset'])}); "
-           f"{cost['seconds_per_step'] * 1e3:.2f} ms per step of one subset on {jax.devices()[0].platform}")
+  print_fn(
+    f"solver at {layer!r}: feature size D = {cost['feature_size']}; memory per subset "
+    f"{_mib(cost['memory_per_subset'])} (one-subset chunk {_mib(cost['memory_one_subset'])}); "
+    f"{cost['seconds_per_step'] * 1e3:.2f} ms per step of one subset on {jax.devices()[0].platform}"
+  )
   return ok
 
 
@@ -137,13 +156,19 @@ def main(argv=None, make_generator: Callable | None = None) -> int:
     config = config_flag.value
     if config is None:
       return cli.error("pass --config=FILE (a config file of configs/, or your own)")
-    ok = check((make_generator or _default_make_generator)(config.model), config.model.layer,
-               seed=config.get("seed", 0), tolerance=fv.tolerance, steps=fv.steps)
+    ok = check(
+      (make_generator or _default_make_generator)(config.model),
+      config.model.layer,
+      seed=config.get("seed", 0),
+      tolerance=fv.tolerance,
+      steps=fv.steps,
+    )
   except (ValueError, OSError, KeyError, AttributeError, flags.Error) as e:
     return cli.error(str(e))
   if not ok:
-    print("error: decode(encode(z)) differs from generate(z); see docs/adding_a_generator.md §The protocol",
-          file=sys.stderr)
+    print(
+      "error: decode(encode(z)) differs from generate(z); see docs/adding_a_generator.md §The protocol", file=sys.stderr
+    )
     return 1
   return 0
 

@@ -23,6 +23,7 @@ def _close_progress_bars() -> None:
   """Ends open progress bars so that a message starts on a line of its own."""
   try:
     from tqdm import tqdm
+
     for bar in list(getattr(tqdm, "_instances", ())):
       bar.close()
   except Exception:  # never let a progress bar hide the message
@@ -53,6 +54,7 @@ def with_config_arg(argv: list[str], default_path: str, name: str = "config") ->
 def parse_flags(argv: list[str], flag_values=None):
   """absl flag parsing, with one clear line (exit 2) instead of a traceback."""
   from absl import flags
+
   try:
     return (flags.FLAGS if flag_values is None else flag_values)(argv)
   except Exception as e:  # unknown config keys surface as AttributeError/KeyError, bad values as flags errors
@@ -68,6 +70,7 @@ def resume_command(argv: list[str] | None = None) -> str:
 def run(get_config: Callable, make_generator: Callable, argv: list[str] | None = None) -> int:
   """Loads the config, runs the pipeline; returns the exit code (see module docstring)."""
   from regionjax import pipeline
+
   try:
     config = get_config()
     config.keys()  # the file is loaded lazily: fail here, with one line
@@ -78,8 +81,12 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
   except pipeline.Interrupted as e:
     _close_progress_bars()
     where = f" in {os.path.abspath(e.workdir)}" if e.workdir else ""
-    print(f"interrupted: {e.signame}; every finished chunk is checkpointed{where}; resume with the same command: "
-          f"{resume_command(argv)}", file=sys.stderr, flush=True)
+    print(
+      f"interrupted: {e.signame}; every finished chunk is checkpointed{where}; resume with the same command: "
+      f"{resume_command(argv)}",
+      file=sys.stderr,
+      flush=True,
+    )
     return e.exit_code
   except (ValueError, FileNotFoundError) as e:  # config checks, busy workdir, WriteError, missing inputs
     return error(str(e))

@@ -45,7 +45,7 @@ def max_components(f0: jax.Array, delta: jax.Array, alpha_singletons: jax.Array)
   a = jnp.asarray(alpha_singletons)
   n = a.shape[0]
   flat = a.reshape(n, -1)
-  order = jnp.argsort(-flat, axis=0)                                     # (n, D) players by α, largest first
+  order = jnp.argsort(-flat, axis=0)  # (n, D) players by α, largest first
   sorted_a = jnp.take_along_axis(flat, order, axis=0)
   steps = sorted_a - jnp.concatenate([sorted_a[1:], jnp.zeros_like(sorted_a[:1])], axis=0)
   prefix = jnp.cumsum(jnp.left_shift(1, order.astype(jnp.int32)), axis=0)  # bitmask of P_k
@@ -59,7 +59,7 @@ def max_components(f0: jax.Array, delta: jax.Array, alpha_singletons: jax.Array)
 def component_norms(components: jax.Array) -> np.ndarray:
   """``‖Δf_S‖₂`` for every ``S``; the entry of ``∅`` (the baseline) is 0."""
   c = np.asarray(components, np.float64).reshape(components.shape[0], -1)
-  norms = np.sqrt((c ** 2).sum(-1))
+  norms = np.sqrt((c**2).sum(-1))
   norms[0] = 0.0
   return norms
 
@@ -90,7 +90,7 @@ def top_fraction(components: jax.Array, fraction: float) -> np.ndarray:
   if not 0.0 <= fraction <= 1.0:
     raise ValueError(f"fraction must be in [0, 1], got {fraction}")
   order = rank(components)
-  return order[:int(round(fraction * order.size))]
+  return order[: int(round(fraction * order.size))]
 
 
 def keep_mask(n: int, kept) -> np.ndarray:
@@ -179,14 +179,21 @@ def region_query(result, region, *, min_inside: float = 1.0, batch_size: int | N
   base = result.decode(f)
   removed = metrics_lib.decode_batch(result.decode, f[None] - comps[np.asarray(fields)], batch_size)
   pats = np.asarray(base[None] - removed, np.float64)
-  energy = (pats ** 2).sum(-1)
+  energy = (pats**2).sum(-1)
   total = energy.sum((1, 2))
   within = (energy * region).sum((1, 2))
   names = getattr(result, "names", None)
   out = []
   for k, s in enumerate(fields):
     players = subsets_lib.to_indices(int(s))
-    out.append({"field": int(s), "players": players, "names": [names[i] for i in players] if names else None,
-                "norm": float(norms[s]), "inside_share": float(inside[s]),
-                "breach": float(1.0 - within[k] / total[k]) if total[k] > 0 else 0.0})
+    out.append(
+      {
+        "field": int(s),
+        "players": players,
+        "names": [names[i] for i in players] if names else None,
+        "norm": float(norms[s]),
+        "inside_share": float(inside[s]),
+        "breach": float(1.0 - within[k] / total[k]) if total[k] > 0 else 0.0,
+      }
+    )
   return out

@@ -34,6 +34,7 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Check:
   """``ok(value)`` is True for good values; ``expect`` completes "KEY must be …"."""
+
   ok: Callable[[Any], bool]
   expect: str
 
@@ -58,8 +59,14 @@ def integer(lo: int | None = None, hi: int | None = None, expect: str | None = N
   return Check(lambda v: _is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), expect)
 
 
-def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False,
-           expect: str | None = None) -> Check:
+def number(
+  lo: float | None = None,
+  hi: float | None = None,
+  *,
+  lo_open: bool = False,
+  hi_open: bool = False,
+  expect: str | None = None,
+) -> Check:
   """A finite real number (int or float, not a bool, not NaN/inf) in the given range."""
   if expect is None:
     parts = []
@@ -84,8 +91,9 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
 
 def choice(*options) -> Check:
   """One of ``options`` (compared with ==, type included: True is not 1)."""
-  return Check(lambda v: any(type(v) is type(o) and v == o for o in options),
-               "one of " + ", ".join(repr(o) for o in options))
+  return Check(
+    lambda v: any(type(v) is type(o) and v == o for o in options), "one of " + ", ".join(repr(o) for o in options)
+  )
 
 
 def boolean() -> Check:
@@ -93,8 +101,10 @@ def boolean() -> Check:
 
 
 def string(nonempty: bool = False, expect: str | None = None) -> Check:
-  return Check(lambda v: isinstance(v, str) and (bool(v.strip()) or not nonempty) and "\x00" not in v,
-               expect or ("a non-empty string" if nonempty else "a string"))
+  return Check(
+    lambda v: isinstance(v, str) and (bool(v.strip()) or not nonempty) and "\x00" not in v,
+    expect or ("a non-empty string" if nonempty else "a string"),
+  )
 
 
 def int_sequence(expect: str = "a tuple of integers") -> Check:
@@ -106,94 +116,105 @@ def any_of(*checks: Check, expect: str) -> Check:
 
 
 SEED = integer(0, 2**31 - 1)  # jax.random.PRNGKey and numpy's generators; offsets are added to it
-COUNT = 10**7                 # generous upper bounds: a typo such as 1e9 steps fails at once, not after hours
+COUNT = 10**7  # generous upper bounds: a typo such as 1e9 steps fails at once, not after hours
 
 # Every knob of configs/*.py. Keep it sorted by block; one line per knob.
 SCHEMA: dict[str, Check] = {
-    "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
-    "seed": SEED,
-
-    "model.name": string(nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae' or 'planted')"),
-    "model.checkpoint": string(),
-    "model.layer": string(nonempty=True, expect="the name of one of the generator's layers"),
-    "model.truncation": number(0, 10, lo_open=True),
-
-    "baseline.num_codes": integer(1, COUNT),
-    "baseline.batch_size": integer(1, 10**5),
-    "baseline.seed": SEED,
-
-    "target.seed": SEED,
-    "target.class_id": any_of(integer(-1, 10**6), choice(None),
-                              expect="a class id >= 0, or -1 for a random class per image"),
-    "target.num_images": integer(1, 10**4),
-
-    "patches.rows": integer(1, 4096),
-    "patches.cols": integer(1, 4096),
-    "patches.n": integer(1, 62),  # ≤ subsets.MAX_PLAYERS unless solver.max_order > 0 (cross check)
-    "patches.method": choice("indices", "difference", "random", "center", "mask", "saliency", "regions"),
-    "patches.regions_path": string(expect="a path to a JSON file of named regions (method 'regions'), or ''"),
-    "patches.mask_path": string(expect="a path to a PNG mask (method 'mask'), or ''"),
-    "patches.indices": int_sequence("a tuple of grid cell indices, e.g. (0,1,2)"),
-    "patches.foreground_fraction": number(0, 1, lo_open=True),
-    "patches.seed": SEED,
-    "patches.shared": boolean(),
-
-    "solver.lam": number(0, lo_open=True, expect="> 0 and finite"),
-    "solver.learning_rate": number(0, lo_open=True, expect="> 0 and finite"),
-    "solver.steps": integer(1, 10**6, expect="a positive integer (at most 1000000)"),
-    "solver.tau": number(0, lo_open=True, expect="> 0 and finite (an RMSE bound on the pixels of S)"),
-    "solver.chunk_size": integer(1, 2**20),
-    "solver.schedule": choice("constant", "cosine"),
-    "solver.dtype": choice("float32", "float64"),
-    "solver.decode_dtype": choice(None, "float32", "bfloat16", "float16"),
-    "solver.remat": any_of(boolean(), choice("dots", "nothing"), expect="True, False, 'dots' or 'nothing'"),
-    "solver.memory_budget_gb": any_of(number(0, 1e6, lo_open=True), choice(None),
-                                      expect="None (use solver.chunk_size) or a finite number of GiB > 0"),
-    "solver.steps_per_call": any_of(integer(0, 10**6), choice(None),
-                                    expect="None (5 on CPU, all on accelerators) or an integer >= 0"),
-    "solver.stop_tol": any_of(number(0, 1, lo_open=True, hi_open=True), choice(None),
-                              expect="None (no early stopping) or a relative change in (0, 1)"),
-    "solver.shard": boolean(),
-    "solver.optimizer": choice("adam", "gd"),
-    "solver.composition": choice("independent", "max"),
-    "solver.lam_max": any_of(number(0, lo_open=True), choice(None), expect="None (no λ continuation) or a finite number > 0"),
-    "solver.lam_growth": number(1, 1e6, lo_open=True),
-    "solver.refine_steps": integer(0, 10**6),
-    "solver.max_order": integer(0, 62),
-
-    "distributed.coordinator_address": string(expect="'host:port' or ''"),
-    "distributed.num_processes": integer(1, 10**5),
-    "distributed.process_id": integer(0, 10**5),
-    "distributed.auto": boolean(),
-
-    "metrics.top_k": integer(1, COUNT),
-    "metrics.salient_fraction": number(0, 1, lo_open=True),
-    "metrics.salient_rel_tol": number(0, lo_open=True),
-    "metrics.sparsity_eps": number(0, 1, lo_open=True),
-    "metrics.consistency_contexts": integer(1, 10**4),
-    "metrics.consistency_top": integer(1, COUNT),
-    "metrics.transfer_k": integer(1, COUNT),
-    "metrics.decode_batch": integer(1, 10**5),
-
-    "denoise.enabled": boolean(),
-    "denoise.tau_q_relative": number(0, lo_open=True),
-    "denoise.steps": integer(1, 10**6),
-
-    "report.interactive": boolean(),
-    "report.thumbnail_size": integer(8, 1024),
-    "report.thumbnail_format": choice("jpeg", "png"),
-    "report.baselines": boolean(),
-    "report.baselines_codes": integer(2, 10**6),
+  "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
+  "seed": SEED,
+  "model.name": string(
+    nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae' or 'planted')"
+  ),
+  "model.checkpoint": string(),
+  "model.layer": string(nonempty=True, expect="the name of one of the generator's layers"),
+  "model.truncation": number(0, 10, lo_open=True),
+  "baseline.num_codes": integer(1, COUNT),
+  "baseline.batch_size": integer(1, 10**5),
+  "baseline.seed": SEED,
+  "target.seed": SEED,
+  "target.class_id": any_of(
+    integer(-1, 10**6), choice(None), expect="a class id >= 0, or -1 for a random class per image"
+  ),
+  "target.num_images": integer(1, 10**4),
+  "patches.rows": integer(1, 4096),
+  "patches.cols": integer(1, 4096),
+  "patches.n": integer(1, 62),  # ≤ subsets.MAX_PLAYERS unless solver.max_order > 0 (cross check)
+  "patches.method": choice("indices", "difference", "random", "center", "mask", "saliency", "regions"),
+  "patches.regions_path": string(expect="a path to a JSON file of named regions (method 'regions'), or ''"),
+  "patches.mask_path": string(expect="a path to a PNG mask (method 'mask'), or ''"),
+  "patches.indices": int_sequence("a tuple of grid cell indices, e.g. (0,1,2)"),
+  "patches.foreground_fraction": number(0, 1, lo_open=True),
+  "patches.seed": SEED,
+  "patches.shared": boolean(),
+  "solver.lam": number(0, lo_open=True, expect="> 0 and finite"),
+  "solver.learning_rate": number(0, lo_open=True, expect="> 0 and finite"),
+  "solver.steps": integer(1, 10**6, expect="a positive integer (at most 1000000)"),
+  "solver.tau": number(0, lo_open=True, expect="> 0 and finite (an RMSE bound on the pixels of S)"),
+  "solver.chunk_size": integer(1, 2**20),
+  "solver.schedule": choice("constant", "cosine"),
+  "solver.dtype": choice("float32", "float64"),
+  "solver.decode_dtype": choice(None, "float32", "bfloat16", "float16"),
+  "solver.remat": any_of(boolean(), choice("dots", "nothing"), expect="True, False, 'dots' or 'nothing'"),
+  "solver.memory_budget_gb": any_of(
+    number(0, 1e6, lo_open=True), choice(None), expect="None (use solver.chunk_size) or a finite number of GiB > 0"
+  ),
+  "solver.steps_per_call": any_of(
+    integer(0, 10**6), choice(None), expect="None (5 on CPU, all on accelerators) or an integer >= 0"
+  ),
+  "solver.stop_tol": any_of(
+    number(0, 1, lo_open=True, hi_open=True),
+    choice(None),
+    expect="None (no early stopping) or a relative change in (0, 1)",
+  ),
+  "solver.shard": boolean(),
+  "solver.optimizer": choice("adam", "gd"),
+  "solver.composition": choice("independent", "max"),
+  "solver.lam_max": any_of(
+    number(0, lo_open=True), choice(None), expect="None (no λ continuation) or a finite number > 0"
+  ),
+  "solver.lam_growth": number(1, 1e6, lo_open=True),
+  "solver.refine_steps": integer(0, 10**6),
+  "solver.max_order": integer(0, 62),
+  "distributed.coordinator_address": string(expect="'host:port' or ''"),
+  "distributed.num_processes": integer(1, 10**5),
+  "distributed.process_id": integer(0, 10**5),
+  "distributed.auto": boolean(),
+  "metrics.top_k": integer(1, COUNT),
+  "metrics.salient_fraction": number(0, 1, lo_open=True),
+  "metrics.salient_rel_tol": number(0, lo_open=True),
+  "metrics.sparsity_eps": number(0, 1, lo_open=True),
+  "metrics.consistency_contexts": integer(1, 10**4),
+  "metrics.consistency_top": integer(1, COUNT),
+  "metrics.transfer_k": integer(1, COUNT),
+  "metrics.decode_batch": integer(1, 10**5),
+  "denoise.enabled": boolean(),
+  "denoise.tau_q_relative": number(0, lo_open=True),
+  "denoise.steps": integer(1, 10**6),
+  "report.interactive": boolean(),
+  "report.thumbnail_size": integer(8, 1024),
+  "report.thumbnail_format": choice("jpeg", "png"),
+  "report.baselines": boolean(),
+  "report.baselines_codes": integer(2, 10**6),
 }
 
 
 #: Knobs only some configs have (a port's own options); absent is fine.
-OPTIONAL = {"model.sigma_init", "model.truncation_cutoff", "model.noise_mode", "model.temperature", "model.output",
-            "model.readjust_bn", "model.readjust_bn_iters", "model.readjust_bn_samples", "model.readjust_bn_seed",
-            "model.remat_blocks"}
+OPTIONAL = {
+  "model.sigma_init",
+  "model.truncation_cutoff",
+  "model.noise_mode",
+  "model.temperature",
+  "model.output",
+  "model.readjust_bn",
+  "model.readjust_bn_iters",
+  "model.readjust_bn_samples",
+  "model.readjust_bn_seed",
+  "model.remat_blocks",
+}
 SCHEMA["model.sigma_init"] = number(0, 1e3, lo_open=True, expect="SiD's input noise level σ_init > 0 (2.5)")
-SCHEMA["model.truncation_cutoff"] = any_of(integer(0, 64), choice(None),
-                                          expect="None (truncate every w) or the number of w vectors to truncate")
+SCHEMA["model.truncation_cutoff"] = any_of(
+  integer(0, 64), choice(None), expect="None (truncate every w) or the number of w vectors to truncate"
+)
 SCHEMA["model.noise_mode"] = choice("const", "none", "random")
 SCHEMA["model.remat_blocks"] = boolean()
 SCHEMA["model.temperature"] = number(0, 10, lo_open=True, expect="NVAE's sampling temperature t in (0, 10] (0.7)")
@@ -211,8 +232,9 @@ def _grid(c):
     return None
   cells = p.rows * p.cols
   if p.n > cells:
-    return (f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; use a finer grid or a "
-            f"smaller patches.n")
+    return (
+      f"patches.n={p.n} but the {p.rows}×{p.cols} grid has only {cells} cells; use a finer grid or a smaller patches.n"
+    )
   return None
 
 
@@ -242,8 +264,10 @@ def _processes(c):
 def _players(c):
   p = c.patches
   if not c.solver.get("max_order", 0) and p.n > subsets_lib.MAX_PLAYERS:
-    return (f"patches.n={p.n}: all 2**n minimal features of more than {subsets_lib.MAX_PLAYERS} players do not fit; "
-            f"use fewer patches or solver.max_order = k (components up to order k)")
+    return (
+      f"patches.n={p.n}: all 2**n minimal features of more than {subsets_lib.MAX_PLAYERS} players do not fit; "
+      f"use fewer patches or solver.max_order = k (components up to order k)"
+    )
   return None
 
 

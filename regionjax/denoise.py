@@ -47,6 +47,7 @@ class DenoiseResult:
   ``Σ_{S≠∅} ‖I_or(S)‖₁`` before step ``t``; ``l1_before`` / ``l1_after`` the
   objective of eq. 16 at ``q = 0`` and at the returned ``q``.
   """
+
   u: jax.Array
   q: jax.Array
   components: jax.Array
@@ -82,7 +83,7 @@ def _solve_chunk(u, free, tau_q, *, optimizer, steps):
     q, state = carry
     value, grad = jax.value_and_grad(loss)(q)
     updates, state = optimizer.update(grad, state, q)
-    q = jnp.clip(optax.apply_updates(q, updates), -box, box)   # projection onto the box (0 where fixed)
+    q = jnp.clip(optax.apply_updates(q, updates), -box, box)  # projection onto the box (0 where fixed)
     return (q, state), value
 
   q0 = jnp.zeros_like(u)
@@ -90,8 +91,16 @@ def _solve_chunk(u, free, tau_q, *, optimizer, steps):
   return q, history
 
 
-def denoise(u, *, tau_q: float, steps: int = 300, learning_rate: float | None = None, fix_full: bool = True,
-            chunk_size: int | None = 1 << 16, schedule: str = "cosine") -> DenoiseResult:
+def denoise(
+  u,
+  *,
+  tau_q: float,
+  steps: int = 300,
+  learning_rate: float | None = None,
+  fix_full: bool = True,
+  chunk_size: int | None = 1 << 16,
+  schedule: str = "cosine",
+) -> DenoiseResult:
   """Solves v1 eq. 16 for ``q`` (see the module docstring).
 
   Args:
@@ -130,8 +139,15 @@ def denoise(u, *, tau_q: float, steps: int = 300, learning_rate: float | None = 
   before = float(or_l1(flat))
   if tau_q == 0 or not free.any() or dim == 0:
     comps = transforms.or_interactions(u)
-    return DenoiseResult(u=u, q=jnp.zeros_like(u), components=comps, history=jnp.full((steps,), before, u.dtype),
-                         l1_before=before, l1_after=before, tau_q=float(tau_q))
+    return DenoiseResult(
+      u=u,
+      q=jnp.zeros_like(u),
+      components=comps,
+      history=jnp.full((steps,), before, u.dtype),
+      l1_before=before,
+      l1_after=before,
+      tau_q=float(tau_q),
+    )
   if schedule not in ("cosine", "constant"):
     raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
   optimizer = solver_lib.make_optimizer(lr, steps, schedule, "adam")  # the solver's (cached) optimiser
@@ -140,24 +156,40 @@ def denoise(u, *, tau_q: float, steps: int = 300, learning_rate: float | None = 
 
   def run(x):
     return _solve_chunk(x, free_j, tau_j, optimizer=optimizer, steps=steps)
+
   qs, history = [], jnp.zeros((steps,), u.dtype)
   for start in range(0, dim, width):
-    cols = flat[:, start:start + width]
+    cols = flat[:, start : start + width]
     pad = width - cols.shape[1]
     if pad:  # padded columns are zero: their objective and gradient stay 0
       cols = jnp.pad(cols, ((0, 0), (0, pad)))
     q, h = run(cols)
-    qs.append(q[:, :width - pad])
+    qs.append(q[:, : width - pad])
     history = history + h
   q = jnp.concatenate(qs, axis=1).reshape(u.shape)
   new_u = u + q
   comps = transforms.or_interactions(new_u)
-  return DenoiseResult(u=new_u, q=q, components=comps, history=history, l1_before=before,
-                       l1_after=float(jnp.sum(jnp.abs(comps[1:]))), tau_q=float(tau_q))
+  return DenoiseResult(
+    u=new_u,
+    q=q,
+    components=comps,
+    history=history,
+    l1_before=before,
+    l1_after=float(jnp.sum(jnp.abs(comps[1:]))),
+    tau_q=float(tau_q),
+  )
 
 
-def denoise_report(decode: Callable[[jax.Array], jax.Array], u_before, u_after, image, masks, *,
-                   eps: float = 1e-2, batch_size: int | None = None) -> dict:
+def denoise_report(
+  decode: Callable[[jax.Array], jax.Array],
+  u_before,
+  u_after,
+  image,
+  masks,
+  *,
+  eps: float = 1e-2,
+  batch_size: int | None = None,
+) -> dict:
   """Sparsity and reconstruction quality before and after denoising (v1 App. G).
 
   For each of ``before`` / ``after``: ``l1`` (eq. 16 objective),
@@ -180,10 +212,17 @@ def denoise_report(decode: Callable[[jax.Array], jax.Array], u_before, u_after, 
     rec = metrics_lib.reconstruction_errors(decode, u, image, masks, batch_size=batch_size)
     x = np.abs(np.asarray(comps[1:], np.float64)).reshape(-1)
     common = float(np.mean(x < eps * ref_max)) if ref_max > 0 else 1.0
-    out[name] = {"l1": sp["l1"], "near_zero_share": sp["near_zero_share"], "shares": sp["shares"],
-                 "near_zero_share_common": common, "recon_rmse": rec,
-                 "recon_rmse_mean": float(rec[1:].mean()) if rec.size > 1 else 0.0,
-                 "recon_rmse_max": float(rec[1:].max()) if rec.size > 1 else 0.0,
-                 "full_rmse": float(rec[-1]), "sparsity_curve": sp["curve"], "sparsity_curve_rank": sp["curve_rank"]}
+    out[name] = {
+      "l1": sp["l1"],
+      "near_zero_share": sp["near_zero_share"],
+      "shares": sp["shares"],
+      "near_zero_share_common": common,
+      "recon_rmse": rec,
+      "recon_rmse_mean": float(rec[1:].mean()) if rec.size > 1 else 0.0,
+      "recon_rmse_max": float(rec[1:].max()) if rec.size > 1 else 0.0,
+      "full_rmse": float(rec[-1]),
+      "sparsity_curve": sp["curve"],
+      "sparsity_curve_rank": sp["curve_rank"],
+    }
   out["eps"] = float(eps)
   return out

@@ -53,8 +53,14 @@ from regionjax import solver as solver_lib
 
 SUBSET_AXIS = "subsets"
 
-_DEFAULTS = dict(coordinator_address=None, num_processes=None, process_id=None, local_device_ids=None, auto=True,
-                 initialization_timeout=300)
+_DEFAULTS = dict(
+  coordinator_address=None,
+  num_processes=None,
+  process_id=None,
+  local_device_ids=None,
+  auto=True,
+  initialization_timeout=300,
+)
 
 
 def _as_dict(config: Any) -> dict:
@@ -105,17 +111,20 @@ def initialize(config: Any = None) -> bool:
     pid = cfg["process_id"]
     if nproc is not None and pid is not None and not 0 <= int(pid) < int(nproc):
       raise ValueError(f"process_id {pid} is outside 0 … {int(nproc) - 1}")
-    jax.distributed.initialize(coordinator_address=str(address),
-                               num_processes=None if nproc is None else int(nproc),
-                               process_id=None if pid is None else int(pid),
-                               local_device_ids=cfg["local_device_ids"],
-                               initialization_timeout=int(cfg["initialization_timeout"]))
+    jax.distributed.initialize(
+      coordinator_address=str(address),
+      num_processes=None if nproc is None else int(nproc),
+      process_id=None if pid is None else int(pid),
+      local_device_ids=cfg["local_device_ids"],
+      initialization_timeout=int(cfg["initialization_timeout"]),
+    )
     return jax.process_count() > 1
   if cfg["num_processes"] not in (None, 1):
     raise ValueError(f"num_processes={cfg['num_processes']} needs a coordinator_address (host:port of process 0)")
   if cfg["auto"] and detect_cluster() is not None:
-    jax.distributed.initialize(local_device_ids=cfg["local_device_ids"],
-                               initialization_timeout=int(cfg["initialization_timeout"]))
+    jax.distributed.initialize(
+      local_device_ids=cfg["local_device_ids"], initialization_timeout=int(cfg["initialization_timeout"])
+    )
     return jax.process_count() > 1
   return False
 
@@ -139,8 +148,9 @@ def process_chunks(num_chunks: int, process_index: int | None = None, num_proces
   return [i for i in range(1, num_chunks) if (i - 1) % nproc == p]
 
 
-def _pack(setup: solver_lib.Setup, results: Mapping[int, solver_lib.ChunkResult], indices: Sequence[int],
-          slots: int) -> dict:
+def _pack(
+  setup: solver_lib.Setup, results: Mapping[int, solver_lib.ChunkResult], indices: Sequence[int], slots: int
+) -> dict:
   """This process's chunks as fixed-shape arrays (``slots`` chunks of width)."""
   width = setup.width
   fshape = setup.problem.f.shape
@@ -158,7 +168,9 @@ def _pack(setup: solver_lib.Setup, results: Mapping[int, solver_lib.ChunkResult]
   return dict(subsets=subsets, alpha=alpha, history=history, error=error)
 
 
-def gather_chunks(setup: solver_lib.Setup, results: Mapping[int, solver_lib.ChunkResult]) -> dict[int, solver_lib.ChunkResult]:
+def gather_chunks(
+  setup: solver_lib.Setup, results: Mapping[int, solver_lib.ChunkResult]
+) -> dict[int, solver_lib.ChunkResult]:
   """All processes' chunk results (≥ 1), on every process, via one allgather.
 
   Each process passes the chunks it solved (``process_chunks``); the chunk
@@ -182,8 +194,10 @@ def gather_chunks(setup: solver_lib.Setup, results: Mapping[int, solver_lib.Chun
       m = len(setup.plan[i])
       subsets = np.asarray(packed["subsets"][p, k, :m])
       if not np.array_equal(subsets, setup.plan[i]):
-        raise RuntimeError(f"gathered chunk {i} from process {p} holds subsets {subsets[:4]}…, expected "
-                           f"{setup.plan[i][:4]}…: the processes planned different chunks")
+        raise RuntimeError(
+          f"gathered chunk {i} from process {p} holds subsets {subsets[:4]}…, expected "
+          f"{setup.plan[i][:4]}…: the processes planned different chunks"
+        )
       out[i] = solver_lib.ChunkResult.from_dict({key: packed[key][p, k, :m] for key in solver_lib.ChunkResult.KEYS})
   return out
 
@@ -191,17 +205,29 @@ def gather_chunks(setup: solver_lib.Setup, results: Mapping[int, solver_lib.Chun
 def _broadcast_chunk0(setup: solver_lib.Setup, chunk: solver_lib.ChunkResult | None) -> solver_lib.ChunkResult:
   fshape = setup.problem.f.shape
   if chunk is None:  # not process 0: a placeholder of the right shape
-    chunk = solver_lib.ChunkResult(subsets=setup.plan[0], alpha=np.zeros((1,) + fshape, np.dtype(setup.dtype)),
-                                   history=np.zeros((1, setup.problem.steps), np.float32),
-                                   error=np.zeros((1,), np.float32))
+    chunk = solver_lib.ChunkResult(
+      subsets=setup.plan[0],
+      alpha=np.zeros((1,) + fshape, np.dtype(setup.dtype)),
+      history=np.zeros((1, setup.problem.steps), np.float32),
+      error=np.zeros((1,), np.float32),
+    )
   tree = multihost_utils.broadcast_one_to_all(chunk.to_dict())
   return solver_lib.ChunkResult.from_dict({**tree, "subsets": setup.plan[0]})
 
 
-def solve_minimal_features(decode, f, f0, target, masks, options: solver_lib.SolverOptions | None = None, *,
-                           mesh=None, done: Mapping[int, solver_lib.ChunkResult] | None = None,
-                           on_chunk: Callable[[int, int, solver_lib.ChunkResult], None] | None = None,
-                           **settings) -> solver_lib.SolverResult:
+def solve_minimal_features(
+  decode,
+  f,
+  f0,
+  target,
+  masks,
+  options: solver_lib.SolverOptions | None = None,
+  *,
+  mesh=None,
+  done: Mapping[int, solver_lib.ChunkResult] | None = None,
+  on_chunk: Callable[[int, int, solver_lib.ChunkResult], None] | None = None,
+  **settings,
+) -> solver_lib.SolverResult:
   """:func:`regionjax.solve_minimal_features`, split over all processes.
 
   Every process calls it with the same arguments (``mesh`` must hold only
@@ -215,11 +241,14 @@ def solve_minimal_features(decode, f, f0, target, masks, options: solver_lib.Sol
   if mesh is not None and nproc > 1:
     foreign = [d for d in mesh.devices.flat if d.process_index != jax.process_index()]
     if foreign:
-      raise ValueError(f"the mesh holds {len(foreign)} devices of other processes; each process solves its chunks "
-                       "on its own devices — pass regionjax.distributed.local_mesh()")
+      raise ValueError(
+        f"the mesh holds {len(foreign)} devices of other processes; each process solves its chunks "
+        "on its own devices — pass regionjax.distributed.local_mesh()"
+      )
   if nproc == 1:
-    return solver_lib.solve_minimal_features(decode, f, f0, target, masks, options, mesh=mesh, done=done,
-                                             on_chunk=on_chunk)
+    return solver_lib.solve_minimal_features(
+      decode, f, f0, target, masks, options, mesh=mesh, done=done, on_chunk=on_chunk
+    )
   setup = solver_lib.prepare(decode, f, f0, target, masks, options, mesh=mesh)
   done = dict(done or {})
   first = None

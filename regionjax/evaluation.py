@@ -41,6 +41,7 @@ class ImageEvaluation:
     strips: images of Algorithm 2 for ``strip_sets`` × ``STRIP_FRACTIONS``.
     strip_titles: one title per strip image.
   """
+
   metrics: dict
   raw: dict
   top: np.ndarray
@@ -52,6 +53,7 @@ class ImageEvaluation:
 @dataclasses.dataclass(frozen=True)
 class BatchEvaluation:
   """Batch mode: the per-image evaluations and what needs several images."""
+
   images: list
   aggregate: dict
   transferability: dict
@@ -64,7 +66,7 @@ def evaluate_image(config, res) -> ImageEvaluation:
   comps = res.components
   n = res.masks.shape[0]
   ranked = components_lib.rank(comps)
-  top = ranked[:max(1, math.ceil(0.1 * ranked.size))]
+  top = ranked[: max(1, math.ceil(0.1 * ranked.size))]
   patterns = np.asarray(components_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
   salient = raw["salient"]["top_fraction_fields"].tolist()
   strip_sets = [1 << i for i in range(min(n, 3))] + [subsets_lib.full_set(n)]
@@ -75,9 +77,12 @@ def evaluate_image(config, res) -> ImageEvaluation:
 def evaluate_batch(config, results, per_image: list[ImageEvaluation]) -> BatchEvaluation:
   """Transferability over same-class pairs and mean ± std of every scalar over images."""
   metrics = [e.metrics for e in per_image]
-  return BatchEvaluation(images=per_image, aggregate=aggregate(metrics),
-                         transferability=transfer_pairs(results, config.metrics.transfer_k),
-                         faithfulness=_mean_faithfulness([m["faithfulness"] for m in metrics]))
+  return BatchEvaluation(
+    images=per_image,
+    aggregate=aggregate(metrics),
+    transferability=transfer_pairs(results, config.metrics.transfer_k),
+    faithfulness=_mean_faithfulness([m["faithfulness"] for m in metrics]),
+  )
 
 
 def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[str]]:
@@ -90,7 +95,7 @@ def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[s
     cover = sorted((s for s in kept if s & target), key=lambda s: -norms[s])
     for p in STRIP_FRACTIONS:
       w = np.zeros(1 << n, np.float32)
-      w[cover[:int(round(p * len(cover)))]] = 1.0
+      w[cover[: int(round(p * len(cover)))]] = 1.0
       weights.append(w)
       name = "N" if target == subsets_lib.full_set(n) else subsets_lib.format_subset(target)
       titles.append(f"Ŝ={name} p={p:g}")
@@ -109,22 +114,45 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   bs = mc.decode_batch
   raw = {}
   steps = [
-      ("completeness", lambda: metrics_lib.completeness(comps, res.f, u=u, decode=decode, image=res.image, masks=masks)),
-      ("additivity", lambda: metrics_lib.additivity(comps, u, k=mc.top_k)),
-      ("sparsity", lambda: metrics_lib.sparsity(comps, eps=mc.sparsity_eps)),
-      ("boundedness", lambda: metrics_lib.boundedness(decode, res.f, comps, masks, batch_size=bs)),
-      ("boundary_breach", lambda: metrics_lib.boundary_breach(decode, comps, masks, batch_size=bs)),
-      ("consistency", lambda: metrics_lib.consistency(decode, comps, num_contexts=mc.consistency_contexts,
-                                            top=mc.consistency_top, seed=config.seed, batch_size=bs)),
-      ("consistency_paper", lambda: metrics_lib.consistency(decode, comps, num_contexts=mc.consistency_contexts,
-                                                  top=mc.consistency_top, seed=config.seed, batch_size=bs,
-                                                  paper_literal=True)),
-      ("controllable", lambda: metrics_lib.controllable_reconstruction(
-          decode, comps, res.image, masks, [1 << i for i in range(n)] + [subsets_lib.full_set(n)], batch_size=bs)),
-      ("sequential", lambda: metrics_lib.sequential_reconstruction(decode, comps, res.image, masks, seed=config.seed,
-                                                         batch_size=bs)),
-      ("salient", lambda: metrics_lib.salient_set(decode, comps, masks, fraction=mc.salient_fraction,
-                                        rel_tol=mc.salient_rel_tol, image=res.image, batch_size=bs)),
+    ("completeness", lambda: metrics_lib.completeness(comps, res.f, u=u, decode=decode, image=res.image, masks=masks)),
+    ("additivity", lambda: metrics_lib.additivity(comps, u, k=mc.top_k)),
+    ("sparsity", lambda: metrics_lib.sparsity(comps, eps=mc.sparsity_eps)),
+    ("boundedness", lambda: metrics_lib.boundedness(decode, res.f, comps, masks, batch_size=bs)),
+    ("boundary_breach", lambda: metrics_lib.boundary_breach(decode, comps, masks, batch_size=bs)),
+    (
+      "consistency",
+      lambda: metrics_lib.consistency(
+        decode, comps, num_contexts=mc.consistency_contexts, top=mc.consistency_top, seed=config.seed, batch_size=bs
+      ),
+    ),
+    (
+      "consistency_paper",
+      lambda: metrics_lib.consistency(
+        decode,
+        comps,
+        num_contexts=mc.consistency_contexts,
+        top=mc.consistency_top,
+        seed=config.seed,
+        batch_size=bs,
+        paper_literal=True,
+      ),
+    ),
+    (
+      "controllable",
+      lambda: metrics_lib.controllable_reconstruction(
+        decode, comps, res.image, masks, [1 << i for i in range(n)] + [subsets_lib.full_set(n)], batch_size=bs
+      ),
+    ),
+    (
+      "sequential",
+      lambda: metrics_lib.sequential_reconstruction(decode, comps, res.image, masks, seed=config.seed, batch_size=bs),
+    ),
+    (
+      "salient",
+      lambda: metrics_lib.salient_set(
+        decode, comps, masks, fraction=mc.salient_fraction, rel_tol=mc.salient_rel_tol, image=res.image, batch_size=bs
+      ),
+    ),
   ]
   steps.append(("headline", lambda: metrics_lib.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
   # Algorithm 2 on the salient set (v1 App. E/H): random multi-patch targets, so p = 1 is a real test
@@ -142,45 +170,68 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   ranked = components_lib.rank(comps)
   norms = components_lib.component_norms(comps)
   scalars = {
-      "completeness": {k: raw["completeness"][k] for k in raw["completeness"] if np.ndim(raw["completeness"][k]) == 0},
-      "additivity": {"k": raw["additivity"]["k"], "error_mean": raw["additivity"]["error_mean"],
-                     "error_max": raw["additivity"]["error_max"],
-                     "error_all_components": _additivity_all(comps, u)},
-      "sparsity": {"near_zero_share": raw["sparsity"]["near_zero_share"], "eps": raw["sparsity"]["eps"],
-                   "shares": dict(zip([str(t) for t in raw["sparsity"]["thresholds"]], raw["sparsity"]["shares"])),
-                   "num_elements": raw["sparsity"]["num_elements"]},
-      "boundedness": {k: raw["boundedness"][k] for k in ("rho_mean", "rho_min", "rho_max", "rho_image_mean")},
-      "boundedness_top10pct": _top_rho(raw["boundedness"], max(1, math.ceil(0.1 * ranked.size))),
-      "boundary_breach": {k: raw["boundary_breach"][k] for k in ("breach_max", "breach_mean", "others_final_mean")},
-      "consistency": {k: raw["consistency"][k] for k in ("inconsistency_mean", "inconsistency_max")},
-      "consistency_paper": {k: raw["consistency_paper"][k] for k in ("inconsistency_mean", "inconsistency_max")},
-      "salient_algorithm2": raw["salient_algorithm2"]["scalars"],
-      "controllable": {k: raw["controllable"][k] for k in ("initial_rmse_mean", "final_rmse_mean")},
-      "sequential": {k: raw["sequential"][k] for k in ("new_rmse_mean", "final_rmse")},
-      "salient": {"num_salient": raw["salient"]["num_salient"], "fraction_salient": raw["salient"]["fraction_salient"],
-                  "num_components": raw["salient"]["num_components"],
-                  "num_top_fraction": raw["salient"]["num_top_fraction"], "fraction": raw["salient"]["fraction"],
-                  "rmse_salient_only": raw["salient"].get("rmse_salient_only"),
-                  "rmse_top_fraction_only": raw["salient"].get("rmse_top_fraction_only")},
-      "solver": {"subsets": int(err.size), "met_tau": int(err.size - unmet.size), "tau": float(res.solution.tau),
-                 "unmet": [subsets_lib.format_subset(s) for s in unmet[:50]], "num_unmet": int(unmet.size),
-                 "max_error": float(err.max()), "median_error": float(np.median(err[1:])),
-                 "seconds": float(res.seconds), "composition": config.solver.composition,
-                 "optimizer": config.solver.optimizer,
-                 "problems_solved": int(np.sum(res.solution.solved)) if res.solution.solved is not None else None,
-                 "lam_final_max": float(np.nanmax(res.solution.lam)) if res.solution.lam is not None else None,
-                 "continued": int(np.sum(res.solution.lam > config.solver.lam)) if res.solution.lam is not None
-                 else 0},
-      "alpha": metrics_lib.alpha_movement(res.solution.alpha),
-      "faithfulness": _faithfulness(raw["headline"], err.size - unmet.size, err.size),
-      "top_components": [{"field": subsets_lib.format_subset(s), "players": subsets_lib.to_indices(s),
-                          "norm": float(norms[s])} for s in ranked[:20]],
+    "completeness": {k: raw["completeness"][k] for k in raw["completeness"] if np.ndim(raw["completeness"][k]) == 0},
+    "additivity": {
+      "k": raw["additivity"]["k"],
+      "error_mean": raw["additivity"]["error_mean"],
+      "error_max": raw["additivity"]["error_max"],
+      "error_all_components": _additivity_all(comps, u),
+    },
+    "sparsity": {
+      "near_zero_share": raw["sparsity"]["near_zero_share"],
+      "eps": raw["sparsity"]["eps"],
+      "shares": dict(zip([str(t) for t in raw["sparsity"]["thresholds"]], raw["sparsity"]["shares"])),
+      "num_elements": raw["sparsity"]["num_elements"],
+    },
+    "boundedness": {k: raw["boundedness"][k] for k in ("rho_mean", "rho_min", "rho_max", "rho_image_mean")},
+    "boundedness_top10pct": _top_rho(raw["boundedness"], max(1, math.ceil(0.1 * ranked.size))),
+    "boundary_breach": {k: raw["boundary_breach"][k] for k in ("breach_max", "breach_mean", "others_final_mean")},
+    "consistency": {k: raw["consistency"][k] for k in ("inconsistency_mean", "inconsistency_max")},
+    "consistency_paper": {k: raw["consistency_paper"][k] for k in ("inconsistency_mean", "inconsistency_max")},
+    "salient_algorithm2": raw["salient_algorithm2"]["scalars"],
+    "controllable": {k: raw["controllable"][k] for k in ("initial_rmse_mean", "final_rmse_mean")},
+    "sequential": {k: raw["sequential"][k] for k in ("new_rmse_mean", "final_rmse")},
+    "salient": {
+      "num_salient": raw["salient"]["num_salient"],
+      "fraction_salient": raw["salient"]["fraction_salient"],
+      "num_components": raw["salient"]["num_components"],
+      "num_top_fraction": raw["salient"]["num_top_fraction"],
+      "fraction": raw["salient"]["fraction"],
+      "rmse_salient_only": raw["salient"].get("rmse_salient_only"),
+      "rmse_top_fraction_only": raw["salient"].get("rmse_top_fraction_only"),
+    },
+    "solver": {
+      "subsets": int(err.size),
+      "met_tau": int(err.size - unmet.size),
+      "tau": float(res.solution.tau),
+      "unmet": [subsets_lib.format_subset(s) for s in unmet[:50]],
+      "num_unmet": int(unmet.size),
+      "max_error": float(err.max()),
+      "median_error": float(np.median(err[1:])),
+      "seconds": float(res.seconds),
+      "composition": config.solver.composition,
+      "optimizer": config.solver.optimizer,
+      "problems_solved": int(np.sum(res.solution.solved)) if res.solution.solved is not None else None,
+      "lam_final_max": float(np.nanmax(res.solution.lam)) if res.solution.lam is not None else None,
+      "continued": int(np.sum(res.solution.lam > config.solver.lam)) if res.solution.lam is not None else 0,
+    },
+    "alpha": metrics_lib.alpha_movement(res.solution.alpha),
+    "faithfulness": _faithfulness(raw["headline"], err.size - unmet.size, err.size),
+    "top_components": [
+      {"field": subsets_lib.format_subset(s), "players": subsets_lib.to_indices(s), "norm": float(norms[s])}
+      for s in ranked[:20]
+    ],
   }
   if "denoise" in raw:
     d = raw["denoise"]
-    scalars["denoise"] = {side: {k: d[side][k] for k in ("l1", "near_zero_share", "near_zero_share_common",
-                                                         "recon_rmse_mean", "full_rmse") if k in d[side]}
-                          for side in ("before", "after")}
+    scalars["denoise"] = {
+      side: {
+        k: d[side][k]
+        for k in ("l1", "near_zero_share", "near_zero_share_common", "recon_rmse_mean", "full_rmse")
+        if k in d[side]
+      }
+      for side in ("before", "after")
+    }
     scalars["denoise"]["tau_q"] = float(d["tau_q"])
   return metrics_lib.summary(scalars), raw
 
@@ -192,13 +243,21 @@ TARGETS = {"rho_image_top10": 0.8, "additivity_top30": 0.3, "transferability": m
 def _faithfulness(h: dict, met: int, total: int) -> dict:
   """The headline figures of one image, each with its target and whether it is met."""
   return {
-      "subsets_meeting_tau": {"value": int(met), "of": int(total), "met": bool(met == total)},
-      "rho_image_top10": {"value": h["rho_image_top"], "target": TARGETS["rho_image_top10"],
-                          "met": bool(h["rho_image_top"] >= TARGETS["rho_image_top10"]),
-                          "players_denominator": h["rho_players_top"], "num_components": h["num_top"]},
-      "additivity_top30": {"value": h["additivity_aggregate"], "k": h["k"], "target": TARGETS["additivity_top30"],
-                           "met": bool(h["additivity_aggregate"] <= TARGETS["additivity_top30"])},
-      "top30_mean_field_size": h["top_k_mean_field_size"],
+    "subsets_meeting_tau": {"value": int(met), "of": int(total), "met": bool(met == total)},
+    "rho_image_top10": {
+      "value": h["rho_image_top"],
+      "target": TARGETS["rho_image_top10"],
+      "met": bool(h["rho_image_top"] >= TARGETS["rho_image_top10"]),
+      "players_denominator": h["rho_players_top"],
+      "num_components": h["num_top"],
+    },
+    "additivity_top30": {
+      "value": h["additivity_aggregate"],
+      "k": h["k"],
+      "target": TARGETS["additivity_top30"],
+      "met": bool(h["additivity_aggregate"] <= TARGETS["additivity_top30"]),
+    },
+    "top30_mean_field_size": h["top_k_mean_field_size"],
   }
 
 
@@ -208,12 +267,17 @@ def _mean_faithfulness(per: list[dict]) -> dict:
   add = float(np.mean([p["additivity_top30"]["value"] for p in per]))
   met = int(sum(p["subsets_meeting_tau"]["value"] for p in per))
   total = int(sum(p["subsets_meeting_tau"]["of"] for p in per))
-  return {"subsets_meeting_tau": {"value": met, "of": total, "met": met == total},
-          "rho_image_top10": {"value": rho, "target": TARGETS["rho_image_top10"],
-                              "met": rho >= TARGETS["rho_image_top10"]},
-          "additivity_top30": {"value": add, "k": per[0]["additivity_top30"]["k"],
-                               "target": TARGETS["additivity_top30"], "met": add <= TARGETS["additivity_top30"]},
-          "top30_mean_field_size": float(np.mean([p["top30_mean_field_size"] for p in per]))}
+  return {
+    "subsets_meeting_tau": {"value": met, "of": total, "met": met == total},
+    "rho_image_top10": {"value": rho, "target": TARGETS["rho_image_top10"], "met": rho >= TARGETS["rho_image_top10"]},
+    "additivity_top30": {
+      "value": add,
+      "k": per[0]["additivity_top30"]["k"],
+      "target": TARGETS["additivity_top30"],
+      "met": add <= TARGETS["additivity_top30"],
+    },
+    "top30_mean_field_size": float(np.mean([p["top30_mean_field_size"] for p in per])),
+  }
 
 
 def random_target_sets(n: int, count: int, seed: int) -> np.ndarray:
@@ -232,14 +296,23 @@ def _salient_algorithm2(config, res, salient) -> dict:
   n = masks.shape[0]
   targets = random_target_sets(n, 8, config.seed)
   ctl = metrics_lib.controllable_reconstruction(res.decode, comps, res.image, masks, targets, kept=kept, batch_size=bs)
-  seq = metrics_lib.sequential_reconstruction(res.decode, comps, res.image, masks, seed=config.seed, kept=kept, batch_size=bs)
+  seq = metrics_lib.sequential_reconstruction(
+    res.decode, comps, res.image, masks, seed=config.seed, kept=kept, batch_size=bs
+  )
   br = metrics_lib.boundary_breach(res.decode, comps, masks, kept=kept, batch_size=bs)
-  return {"raw": {"controllable": ctl, "sequential": seq, "breach": br},
-          "scalars": {"num_kept": int(kept.size), "targets": [subsets_lib.format_subset(t) for t in targets],
-                      "controllable_initial_rmse_mean": ctl["initial_rmse_mean"],
-                      "controllable_final_rmse_mean": ctl["final_rmse_mean"],
-                      "sequential_new_rmse_mean": seq["new_rmse_mean"], "sequential_final_rmse": seq["final_rmse"],
-                      "breach_max": br["breach_max"], "breach_mean": br["breach_mean"]}}
+  return {
+    "raw": {"controllable": ctl, "sequential": seq, "breach": br},
+    "scalars": {
+      "num_kept": int(kept.size),
+      "targets": [subsets_lib.format_subset(t) for t in targets],
+      "controllable_initial_rmse_mean": ctl["initial_rmse_mean"],
+      "controllable_final_rmse_mean": ctl["final_rmse_mean"],
+      "sequential_new_rmse_mean": seq["new_rmse_mean"],
+      "sequential_final_rmse": seq["final_rmse"],
+      "breach_max": br["breach_max"],
+      "breach_mean": br["breach_mean"],
+    },
+  }
 
 
 def baseline_scores(config, res, features) -> list[dict]:
@@ -248,12 +321,14 @@ def baseline_scores(config, res, features) -> list[dict]:
   denoised = None
   if config.denoise.enabled:
     d = config.denoise
-    out = denoise_lib.denoise(jnp.asarray(res.solution.u), tau_q=d.tau_q_relative * float(np.abs(res.f - res.f0).max()),
-                              steps=d.steps)
+    out = denoise_lib.denoise(
+      jnp.asarray(res.solution.u), tau_q=d.tau_q_relative * float(np.abs(res.f - res.f0).max()), steps=d.steps
+    )
     denoised = np.asarray(out.components)
   decs = baselines_lib.decompositions(res.f, res.f0, res.components, res.masks, features, denoised=denoised)
-  rows = baselines_lib.compare(decs, res.decode, res.f, res.image, res.masks, np.asarray(res.solution.u),
-                               **baselines_lib.score_settings(config))
+  rows = baselines_lib.compare(
+    decs, res.decode, res.f, res.image, res.masks, np.asarray(res.solution.u), **baselines_lib.score_settings(config)
+  )
   return [r.to_dict() for r in rows]
 
 
@@ -264,7 +339,11 @@ def _additivity_all(comps, u) -> float:
 
 def _top_rho(b, k) -> dict:
   rho = np.asarray(b["rho"])[:k]
-  return {"k": int(rho.size), "mean": float(rho.mean()) if rho.size else 1.0, "min": float(rho.min()) if rho.size else 1.0}
+  return {
+    "k": int(rho.size),
+    "mean": float(rho.mean()) if rho.size else 1.0,
+    "min": float(rho.min()) if rho.size else 1.0,
+  }
 
 
 def _denoise(config, res) -> dict:
@@ -272,8 +351,9 @@ def _denoise(config, res) -> dict:
   scale = float(np.abs(res.f - res.f0).max())
   tau_q = d.tau_q_relative * scale
   out = denoise_lib.denoise(jnp.asarray(res.solution.u), tau_q=tau_q, steps=d.steps)
-  rep = denoise_lib.denoise_report(res.decode, res.solution.u, out.u, res.image, res.masks,
-                                   batch_size=config.metrics.decode_batch)
+  rep = denoise_lib.denoise_report(
+    res.decode, res.solution.u, out.u, res.image, res.masks, batch_size=config.metrics.decode_batch
+  )
   rep["tau_q"] = tau_q
   rep["components_after"] = np.asarray(out.components)
   rep["sparsity_after"] = metrics_lib.sparsity(rep["components_after"], eps=config.metrics.sparsity_eps)
@@ -303,16 +383,31 @@ def transfer_pairs(results, k: int) -> dict:
   for a, b in itertools.combinations(results, 2):
     if a.class_id == b.class_id and np.array_equal(a.players, b.players):
       t = metrics_lib.transferability(a.components, b.components, k)
-      pairs.append({"a": a.index, "b": b.index, "class_id": a.class_id, "ratio": t["ratio"], "k": t["k"],
-                    "chance_size_matched": t["chance_size_matched"], "chance_uniform": t["chance_uniform"]})
+      pairs.append(
+        {
+          "a": a.index,
+          "b": b.index,
+          "class_id": a.class_id,
+          "ratio": t["ratio"],
+          "k": t["k"],
+          "chance_size_matched": t["chance_size_matched"],
+          "chance_uniform": t["chance_uniform"],
+        }
+      )
   ratios = [p["ratio"] for p in pairs]
   chance = [p["chance_size_matched"] for p in pairs]
   mean = float(np.mean(ratios)) if ratios else None
-  out = {"pairs": pairs, "k": k, "mean": mean, "std": float(np.std(ratios)) if ratios else None,
-         "chance_size_matched_mean": float(np.mean(chance)) if chance else None,
-         "chance_uniform": pairs[0]["chance_uniform"] if pairs else None,
-         "paper_nvae": metrics_lib.TRANSFERABILITY_NVAE, "paper_sid": metrics_lib.TRANSFERABILITY_SID,
-         "target": TARGETS["transferability"]}
+  out = {
+    "pairs": pairs,
+    "k": k,
+    "mean": mean,
+    "std": float(np.std(ratios)) if ratios else None,
+    "chance_size_matched_mean": float(np.mean(chance)) if chance else None,
+    "chance_uniform": pairs[0]["chance_uniform"] if pairs else None,
+    "paper_nvae": metrics_lib.TRANSFERABILITY_NVAE,
+    "paper_sid": metrics_lib.TRANSFERABILITY_SID,
+    "target": TARGETS["transferability"],
+  }
   if ratios:
     # target: the paper's SiD figure and twice the chance of two random top-K lists; the stricter,
     # size-matched chance is shown beside it with κ = (ratio − chance) / (1 − chance)
@@ -320,5 +415,3 @@ def transfer_pairs(results, k: int) -> dict:
     c = out["chance_size_matched_mean"]
     out["kappa_size_matched"] = float((mean - c) / (1 - c)) if c < 1 else None
   return out
-
-

@@ -28,8 +28,16 @@ def png(fig) -> bytes:
 def _outline(ax, mask, color, lw=2.0):
   ys, xs = np.nonzero(mask)
   if ys.size:
-    ax.add_patch(plt.Rectangle((xs.min() - 0.5, ys.min() - 0.5), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1,
-                               fill=False, edgecolor=color, linewidth=lw))
+    ax.add_patch(
+      plt.Rectangle(
+        (xs.min() - 0.5, ys.min() - 0.5),
+        xs.max() - xs.min() + 1,
+        ys.max() - ys.min() + 1,
+        fill=False,
+        edgecolor=color,
+        linewidth=lw,
+      )
+    )
 
 
 def target_with_grid(image, cells, players, baseline_image=None) -> bytes:
@@ -44,8 +52,16 @@ def target_with_grid(image, cells, players, baseline_image=None) -> bytes:
   for k, c in enumerate(players):
     _outline(ax, cells[c], "red", 2.0)
     ys, xs = np.nonzero(cells[c])
-    ax.text(xs.min() + 0.5, ys.min() + 0.5, str(k), color="yellow", fontsize=8, va="top", ha="left",
-            bbox=dict(facecolor="black", alpha=0.5, pad=0.5, lw=0))
+    ax.text(
+      xs.min() + 0.5,
+      ys.min() + 0.5,
+      str(k),
+      color="yellow",
+      fontsize=8,
+      va="top",
+      ha="left",
+      bbox=dict(facecolor="black", alpha=0.5, pad=0.5, lw=0),
+    )
   ax.set_title("target x = g(f), players in red")
   if baseline_image is not None:
     axes[1].imshow(to_rgb(baseline_image), interpolation="nearest")
@@ -112,8 +128,7 @@ def action_fields(image, masks, fields, norms, max_panels=16, l1_norms=None) -> 
   ax = axes.flat[0]
   ax.imshow(to_rgb(image) * 0.5)
   im = ax.imshow(np.ma.masked_where(count == 0, count), cmap="inferno", alpha=0.75)
-  ax.set_title(f"action regions of top {len(fields)}" + (" (L1/|S|, exp)" if l1_norms is not None else ""),
-               fontsize=7)
+  ax.set_title(f"action regions of top {len(fields)}" + (" (L1/|S|, exp)" if l1_norms is not None else ""), fontsize=7)
   fig.colorbar(im, ax=ax, fraction=0.046)
   for k, s in enumerate(fields):
     ax = axes.flat[k + 1]
@@ -151,7 +166,7 @@ def curve(xs, ys_list, labels, xlabel, ylabel, title, logy=False, refs=None) -> 
   fig, ax = plt.subplots(figsize=(4.2, 3.0))
   for ys, lab in zip(ys_list, labels):
     ax.plot(xs, ys, label=lab)
-  for value, lab in (refs or []):
+  for value, lab in refs or []:
     ax.axhline(value, ls="--", color="gray", lw=0.8)
     ax.text(ax.get_xlim()[0], value, lab, fontsize=6, va="bottom", color="gray")
   if logy:

@@ -110,18 +110,26 @@ def slider_weights(norms: np.ndarray, n: int, fractions: Sequence[float]) -> np.
   """``(F, 2**n − 1, 2**n)`` Algorithm 2 weights: row ``(k, Ŝ − 1)`` keeps the strongest
   ``round(p_k · |Ω_Ŝ|)`` components whose field meets ``Ŝ`` (``Ω_Ŝ``; ties by bitmask)."""
   size = 1 << n
-  order = np.argsort(-np.asarray(norms)[1:], kind="stable") + 1          # strongest first, as components.rank
+  order = np.argsort(-np.asarray(norms)[1:], kind="stable") + 1  # strongest first, as components.rank
   out = np.zeros((len(fractions), size - 1, size), np.float32)
   for target in range(1, size):
     cover = order[(order & target) != 0]
     for k, p in enumerate(fractions):
-      out[k, target - 1, cover[:int(round(p * cover.size))]] = 1.0
+      out[k, target - 1, cover[: int(round(p * cover.size))]] = 1.0
   return out
 
 
-def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
-          fractions: Sequence[float] = SLIDER_FRACTIONS, names: Sequence[str] | None = None,
-          batch_size: int | None = 64, list_max: int = LIST_MAX) -> dict:
+def build(
+  res,
+  *,
+  thumb_size: int = 64,
+  fmt: str = "jpeg",
+  quality: int = 85,
+  fractions: Sequence[float] = SLIDER_FRACTIONS,
+  names: Sequence[str] | None = None,
+  batch_size: int | None = 64,
+  list_max: int = LIST_MAX,
+) -> dict:
   """The data of the view: thumbnails, norms, fields, masks and slider images of one image.
 
   Args:
@@ -161,7 +169,7 @@ def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
       slider[f"{p:g}"] = [None] + [img(x) for x in images[k]]
 
   ranked = components_lib.rank(comps)
-  top = ranked[:min(ranked.size, max(MIN_PATTERNS, math.ceil(PATTERN_FRACTION * ranked.size)))]
+  top = ranked[: min(ranked.size, max(MIN_PATTERNS, math.ceil(PATTERN_FRACTION * ranked.size)))]
   # every component the list can show (the list_max strongest meeting some Ŝ) gets its pattern too
   listed = {int(s) for target in range(1, size) for s in ranked[(ranked & target) != 0][:list_max]}
   top = np.asarray(sorted(set(top.tolist()) | listed, key=lambda s: -norms[s]), np.int64)
@@ -172,24 +180,38 @@ def build(res, *, thumb_size: int = 64, fmt: str = "jpeg", quality: int = 85,
     patterns = {str(int(s)): img(pattern_pixels(p, scale)) for s, p in zip(top, pats)}
   th, tw = thumb_shape(res.image.shape[0], res.image.shape[1], thumb_size)
   return {
-      "n": n, "names": names, "thumb_height": th, "thumb_width": tw,
-      "image_height": int(res.image.shape[0]), "image_width": int(res.image.shape[1]),
-      "masks": [pack_mask(m, (th, tw)) for m in res.masks],
-      "players": [int(p) for p in np.asarray(res.players)] if getattr(res, "players", None) is not None else None,
-      "target": img(to_uint8(res.image)), "baseline": baseline, "thumbs": thumbs,
-      "norms": [float(v) for v in norms], "fields": [subsets_lib.format_subset(s) for s in range(size)],
-      "fractions": fractions, "slider": slider, "patterns": patterns,
-      "pattern_note": f"regional patterns p_S = g(f) − g(f − Δf_S) of {top.size} components (the strongest "
-                      f"10 % and every component the list can show; mean over channels, red: brighter)",
-      "format": fmt, "list_max": int(list_max),
+    "n": n,
+    "names": names,
+    "thumb_height": th,
+    "thumb_width": tw,
+    "image_height": int(res.image.shape[0]),
+    "image_width": int(res.image.shape[1]),
+    "masks": [pack_mask(m, (th, tw)) for m in res.masks],
+    "players": [int(p) for p in np.asarray(res.players)] if getattr(res, "players", None) is not None else None,
+    "target": img(to_uint8(res.image)),
+    "baseline": baseline,
+    "thumbs": thumbs,
+    "norms": [float(v) for v in norms],
+    "fields": [subsets_lib.format_subset(s) for s in range(size)],
+    "fractions": fractions,
+    "slider": slider,
+    "patterns": patterns,
+    "pattern_note": f"regional patterns p_S = g(f) − g(f − Δf_S) of {top.size} components (the strongest "
+    f"10 % and every component the list can show; mean over channels, red: brighter)",
+    "format": fmt,
+    "list_max": int(list_max),
   }
 
 
 def payload_size(data: dict) -> dict:
   """Bytes of the embedded images, by kind, and of the whole JSON payload."""
   count = lambda uris: sum(len(u) for u in uris if u)  # noqa: E731
-  return {"thumbs": count(data["thumbs"]), "slider": sum(count(v) for v in data["slider"].values()),
-          "patterns": count(data["patterns"].values()), "total": len(_json(data))}
+  return {
+    "thumbs": count(data["thumbs"]),
+    "slider": sum(count(v) for v in data["slider"].values()),
+    "patterns": count(data["patterns"].values()),
+    "total": len(_json(data)),
+  }
 
 
 def _json(data: dict) -> str:
@@ -362,8 +384,10 @@ def _from_report(path: str) -> str:
     raise ValueError(f"cannot read {path!r}: {e}") from None
   m = re.search(r'<div class="rjx" id="[^"]*">.*?</script>\n</div>', text, re.S)
   if not m:
-    raise ValueError(f"{path} has no interactive view (a run with report.interactive = False, or a batch index: "
-                     f"pass images/NNN/ of a batch run)")
+    raise ValueError(
+      f"{path} has no interactive view (a run with report.interactive = False, or a batch index: "
+      f"pass images/NNN/ of a batch run)"
+    )
   return m.group(0)
 
 
@@ -396,8 +420,16 @@ def show(result, **options):
 
 
 # ------------------------------------------------------- batch: one field across images
-def build_comparison(results, reports: Sequence[str], *, top: int = 8, thumb_size: int = 64, fmt: str = "jpeg",
-                     quality: int = 85, batch_size: int | None = 64) -> dict | None:
+def build_comparison(
+  results,
+  reports: Sequence[str],
+  *,
+  top: int = 8,
+  thumb_size: int = 64,
+  fmt: str = "jpeg",
+  quality: int = 85,
+  batch_size: int | None = 64,
+) -> dict | None:
   """One action field across the images of a batch: its norm, rank and regional pattern in each image.
 
   The fields offered are the union of every image's ``top`` strongest; the
@@ -414,18 +446,31 @@ def build_comparison(results, reports: Sequence[str], *, top: int = 8, thumb_siz
     rank_of[order] = np.arange(1, order.size + 1)
     ranks.append(rank_of)
     norms_all.append(components_lib.component_norms(r.components))
-  fields = sorted({int(s) for r in results for s in components_lib.rank(r.components)[:top]},
-                  key=lambda s: -float(np.mean([nm[s] for nm in norms_all])))
+  fields = sorted(
+    {int(s) for r in results for s in components_lib.rank(r.components)[:top]},
+    key=lambda s: -float(np.mean([nm[s] for nm in norms_all])),
+  )
   images = []
   for r, rank_of, norms, report in zip(results, ranks, norms_all, reports):
     pats = np.asarray(components_lib.regional_patterns(r.decode, jnp.asarray(r.f), jnp.asarray(r.components), fields))
     scale = float(np.abs(pats.mean(-1)).max())
-    images.append({"report": report, "target": encode_image(to_uint8(r.image), thumb_size, fmt, quality),
-                   "norms": [float(norms[s]) for s in fields], "ranks": [int(rank_of[s]) for s in fields],
-                   "patterns": [encode_image(pattern_pixels(p, scale), thumb_size, fmt, quality) for p in pats]})
+    images.append(
+      {
+        "report": report,
+        "target": encode_image(to_uint8(r.image), thumb_size, fmt, quality),
+        "norms": [float(norms[s]) for s in fields],
+        "ranks": [int(rank_of[s]) for s in fields],
+        "patterns": [encode_image(pattern_pixels(p, scale), thumb_size, fmt, quality) for p in pats],
+      }
+    )
   names = getattr(results[0], "names", None)
-  return {"fields": fields, "labels": [subsets_lib.format_subset(s, names) for s in fields], "images": images,
-          "num_components": (1 << n) - 1, "top": int(top)}
+  return {
+    "fields": fields,
+    "labels": [subsets_lib.format_subset(s, names) for s in fields],
+    "images": images,
+    "num_components": (1 << n) - 1,
+    "top": int(top),
+  }
 
 
 def render_comparison(data: dict, element_id: str = "rjx-compare") -> str:

@@ -46,8 +46,10 @@ def write_error(path: str, err: OSError, needed: int | None = None) -> WriteErro
   if free is not None:
     sizes.append(f"{free} free")
   hint = "free some space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "check the permissions"
-  return WriteError(f"could not write {path}: {what}{' (' + ', '.join(sizes) + ')' if sizes else ''}; {hint} and "
-                    f"rerun the same command: finished work is kept")
+  return WriteError(
+    f"could not write {path}: {what}{' (' + ', '.join(sizes) + ')' if sizes else ''}; {hint} and "
+    f"rerun the same command: finished work is kept"
+  )
 
 
 def _open_temporary(directory: str, name: str) -> tuple[int, str]:
@@ -117,8 +119,9 @@ def ensure_writable(workdir: str) -> None:
     probe = tempfile.NamedTemporaryFile(dir=workdir, prefix=".probe-", delete=True)
     probe.close()
   except OSError as e:
-    raise ValueError(f"workdir {workdir!r} is not writable ({e.strerror}); pass --config.workdir=DIR with a "
-                     f"directory you can write to") from None
+    raise ValueError(
+      f"workdir {workdir!r} is not writable ({e.strerror}); pass --config.workdir=DIR with a directory you can write to"
+    ) from None
 
 
 def diff_configs(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
@@ -175,10 +178,14 @@ def check_workdir(workdir: str, fingerprint: Mapping) -> bool:
   if not diff:
     return True
   if holds_results(workdir):
-    raise ValueError(f"workdir {workdir} holds a run of a different config ({'; '.join(diff[:4])}"
-                     f"{' …' if len(diff) > 4 else ''}); use another --config.workdir or delete it")
-  warn(f"workdir {workdir} held the record of another config's run with no results ({'; '.join(diff[:2])}"
-       f"{' …' if len(diff) > 2 else ''}); starting over")
+    raise ValueError(
+      f"workdir {workdir} holds a run of a different config ({'; '.join(diff[:4])}"
+      f"{' …' if len(diff) > 4 else ''}); use another --config.workdir or delete it"
+    )
+  warn(
+    f"workdir {workdir} held the record of another config's run with no results ({'; '.join(diff[:2])}"
+    f"{' …' if len(diff) > 2 else ''}); starting over"
+  )
   for name in (CONFIG_FILE, "baseline.npz"):
     if os.path.exists(os.path.join(workdir, name)):
       os.unlink(os.path.join(workdir, name))
@@ -229,8 +236,12 @@ class WorkdirLock:
 
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, LOCK_FILE)
-    self.info = {"pid": os.getpid(), "host": socket.gethostname(),
-                 "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "argv": list(sys.argv)}
+    self.info = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+      "argv": list(sys.argv),
+    }
     self.held = False
 
   def _read(self) -> dict | None:
@@ -271,11 +282,15 @@ class WorkdirLock:
           continue
         who = "an unreadable lock file"
       elif host != socket.gethostname():
-        raise WorkdirBusy(f"workdir {os.path.dirname(self.path)} is in use by {who}; wait for that run or use "
-                          f"another --config.workdir (if that run is dead, delete {self.path})")
+        raise WorkdirBusy(
+          f"workdir {os.path.dirname(self.path)} is in use by {who}; wait for that run or use "
+          f"another --config.workdir (if that run is dead, delete {self.path})"
+        )
       elif _alive(pid) and pid != os.getpid():
-        raise WorkdirBusy(f"workdir {os.path.dirname(self.path)} is in use by {who}; wait for it to finish or "
-                          f"use another --config.workdir")
+        raise WorkdirBusy(
+          f"workdir {os.path.dirname(self.path)} is in use by {who}; wait for it to finish or "
+          f"use another --config.workdir"
+        )
       # stale: move it aside atomically (only one of several takers wins the rename), then retry
       stale = f"{self.path}.stale-{secrets.token_hex(4)}"
       try:
@@ -326,6 +341,7 @@ class ChunkStore:
 
   def __init__(self, directory: str):
     import orbax.checkpoint as ocp  # imported lazily: slow to import
+
     self.directory = directory
     try:
       os.makedirs(directory, exist_ok=True)
@@ -372,8 +388,9 @@ class ChunkStore:
     os.makedirs(aside, exist_ok=True)
     dest = os.path.join(aside, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}")
     os.replace(os.path.join(self.directory, name), dest)
-    warn(f"checkpoint {os.path.join(self.directory, name)} does not restore ({reason}); moved to {dest}, "
-         f"recomputing it")
+    warn(
+      f"checkpoint {os.path.join(self.directory, name)} does not restore ({reason}); moved to {dest}, recomputing it"
+    )
 
   def _check_files(self, name: str) -> None:
     """Compares the chunk's files with the digests written after its save, so that a damaged file is
@@ -456,4 +473,4 @@ def _os_error_in(e: BaseException) -> OSError | None:
 def _short(e: BaseException, limit: int = 160) -> str:
   text = " ".join(str(e).split())
   text = f"{type(e).__name__}: {text}" if text else type(e).__name__
-  return text if len(text) <= limit else text[:limit - 1] + "…"
+  return text if len(text) <= limit else text[: limit - 1] + "…"

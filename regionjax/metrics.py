@@ -59,13 +59,15 @@ DEFAULT_FRACTIONS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2).tolist())
 #: §3.2.1 ("all the ρ values ... were greater than ...") and the K and n of
 #: v2 §3.4 are lost in the extracted text, so they are not given here.
 PAPER_REFERENCE = {
-    "transferability_nvae": {"value": TRANSFERABILITY_NVAE, "source": "v2 §3.4, Fig. 8"},
-    "transferability_sid": {"value": TRANSFERABILITY_SID, "source": "v2 §3.4, Fig. 8"},
-    "additivity_top_k": {"value": ADDITIVITY_TOP_K, "source": "v2 §3.1, App. E (top-30 of 512)"},
-    "salient_fraction": {"value": SALIENT_FRACTION, "source": "v1 App. H (top 60% salient)"},
-    "low_strength_share": {"value": LOW_STRENGTH_SHARE, "source": "v1 App. H (about 40% low strength, Fig. 6)"},
-    "boundedness_rho": {"value": None, "source": "v2 §3.2.1, Fig. 6: a lower bound on all ρ is stated, "
-                                                 "but the number is lost in the text we have"},
+  "transferability_nvae": {"value": TRANSFERABILITY_NVAE, "source": "v2 §3.4, Fig. 8"},
+  "transferability_sid": {"value": TRANSFERABILITY_SID, "source": "v2 §3.4, Fig. 8"},
+  "additivity_top_k": {"value": ADDITIVITY_TOP_K, "source": "v2 §3.1, App. E (top-30 of 512)"},
+  "salient_fraction": {"value": SALIENT_FRACTION, "source": "v1 App. H (top 60% salient)"},
+  "low_strength_share": {"value": LOW_STRENGTH_SHARE, "source": "v1 App. H (about 40% low strength, Fig. 6)"},
+  "boundedness_rho": {
+    "value": None,
+    "source": "v2 §3.2.1, Fig. 6: a lower bound on all ρ is stated, but the number is lost in the text we have",
+  },
 }
 
 _TINY = 1e-30
@@ -153,7 +155,7 @@ def decode_combinations(decode: Decode, components, weights, batch_size: int | N
       return jax.vmap(one)(w)
     return jax.lax.map(one, w, batch_size=int(batch_size))
 
-  return jax.jit(run)(comps, weights)   # components are an argument, not a baked-in constant
+  return jax.jit(run)(comps, weights)  # components are an argument, not a baked-in constant
 
 
 def patch_sq_error(images, reference, masks) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +163,7 @@ def patch_sq_error(images, reference, masks) -> tuple[np.ndarray, np.ndarray]:
   images = np.asarray(images, np.float64)
   reference = np.asarray(reference, np.float64)
   masks = np.asarray(masks, bool)
-  sq = ((images - reference) ** 2).sum(-1)                       # (B, H, W)
+  sq = ((images - reference) ** 2).sum(-1)  # (B, H, W)
   per = np.einsum("bhw,nhw->bn", sq, masks.astype(np.float64))
   count = masks.reshape(masks.shape[0], -1).sum(-1) * images.shape[-1]
   return per, count
@@ -183,7 +185,9 @@ def bits_of(s: int, n: int) -> np.ndarray:
 def _check_masks(masks, n: int, image_shape=None) -> np.ndarray:
   masks = np.asarray(masks)
   if masks.ndim != 3 or masks.shape[0] != n or masks.dtype != bool:
-    raise ValueError(f"masks must be boolean (n, H, W) with n={n} (from the subset axis), got {masks.dtype} {masks.shape}")
+    raise ValueError(
+      f"masks must be boolean (n, H, W) with n={n} (from the subset axis), got {masks.dtype} {masks.shape}"
+    )
   if image_shape is not None and tuple(masks.shape[1:]) != tuple(image_shape[:2]):
     raise ValueError(f"masks cover {masks.shape[1:]} pixels but the image is {tuple(image_shape[:2])}")
   return masks
@@ -313,10 +317,18 @@ def additivity(components, u, k: int = ADDITIVITY_TOP_K) -> dict:
   size = np.linalg.norm(u_flat - u_flat[0], axis=1)
   rel = safe_ratio(miss, size)
   # one number for all Ŝ: √(Σ_Ŝ ‖h_K(Ŝ) − u(Ŝ)‖² / Σ_Ŝ ‖u(Ŝ) − f0‖²)
-  aggregate = float(safe_ratio(np.sqrt((miss.astype(np.float64) ** 2).sum()),
-                               np.sqrt((size.astype(np.float64) ** 2).sum())))
-  out = {"errors": errors, "u_norms": u_norms, "order": np.argsort(u_norms, kind="stable"),
-         "relative_errors": rel, "kept": kept, "k": int(len(kept)), "aggregate_relative_error": aggregate}
+  aggregate = float(
+    safe_ratio(np.sqrt((miss.astype(np.float64) ** 2).sum()), np.sqrt((size.astype(np.float64) ** 2).sum()))
+  )
+  out = {
+    "errors": errors,
+    "u_norms": u_norms,
+    "order": np.argsort(u_norms, kind="stable"),
+    "relative_errors": rel,
+    "kept": kept,
+    "k": int(len(kept)),
+    "aggregate_relative_error": aggregate,
+  }
   out.update(_stats(errors, "error"))
   return out
 
@@ -368,11 +380,11 @@ def boundedness(decode: Decode, f, components, masks, fields=None, *, batch_size
   feats = f[None] - comps[jnp.asarray(fields)]
   base = np.asarray(jax.jit(decode)(f), np.float64)
   patterns = base[None] - np.asarray(decode_batch(decode, feats, batch_size), np.float64)
-  per, _ = patch_sq_error(patterns, np.zeros_like(base), masks)          # (F, n) energy per patch
-  inside = np.stack([bits_of(s, n) for s in fields])                   # (F, n)
+  per, _ = patch_sq_error(patterns, np.zeros_like(base), masks)  # (F, n) energy per patch
+  inside = np.stack([bits_of(s, n) for s in fields])  # (F, n)
   e_in = (per * inside).sum(-1)
   e_players = per.sum(-1)
-  e_image = (patterns ** 2).reshape(len(fields), -1).sum(-1)
+  e_image = (patterns**2).reshape(len(fields), -1).sum(-1)
   empty = e_image == 0
   rho = np.where(empty, 1.0, safe_ratio(e_in, e_players))
   rho_image = np.where(empty, 1.0, safe_ratio(e_in, e_image))
@@ -387,8 +399,16 @@ def boundedness(decode: Decode, f, components, masks, fields=None, *, batch_size
 # ---------------------------------------------------------------------------
 
 
-def boundary_breach(decode: Decode, components, masks, players=None, *, fractions=DEFAULT_FRACTIONS, kept=None,
-                    batch_size: int | None = None) -> dict:
+def boundary_breach(
+  decode: Decode,
+  components,
+  masks,
+  players=None,
+  *,
+  fractions=DEFAULT_FRACTIONS,
+  kept=None,
+  batch_size: int | None = None,
+) -> dict:
   """RMSE of a patch while the components whose fields exclude it are added (v2 §3.2.2, Fig. 5).
 
   For patch ``i``: ``Ω_i = {S ≠ ∅ : i ∉ S}`` (restricted to ``kept``), ranked
@@ -438,11 +458,15 @@ def boundary_breach(decode: Decode, components, masks, players=None, *, fraction
   rmse_patch = union_rmse(per, count, member).reshape(len(players), num_f)
   rmse_others = union_rmse(per, count, ~member).reshape(len(players), num_f)
   return {
-      "players": players, "fractions": np.asarray(fractions, np.float64), "counts": np.stack(counts),
-      "rmse_patch": rmse_patch, "rmse_others": rmse_others,
-      "rmse_per_patch": per_rmse.reshape(len(players), num_f, n),
-      "breach_max": float(rmse_patch.max()), "breach_mean": float(rmse_patch.mean()),
-      "others_final_mean": float(rmse_others[:, -1].mean()),
+    "players": players,
+    "fractions": np.asarray(fractions, np.float64),
+    "counts": np.stack(counts),
+    "rmse_patch": rmse_patch,
+    "rmse_others": rmse_others,
+    "rmse_per_patch": per_rmse.reshape(len(players), num_f, n),
+    "breach_max": float(rmse_patch.max()),
+    "breach_mean": float(rmse_patch.mean()),
+    "others_final_mean": float(rmse_others[:, -1].mean()),
   }
 
 
@@ -451,8 +475,18 @@ def boundary_breach(decode: Decode, components, masks, players=None, *, fraction
 # ---------------------------------------------------------------------------
 
 
-def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 8, seed: int = 0, top: int = 10,
-                kept=None, batch_size: int | None = None, paper_literal: bool = False) -> dict:
+def consistency(
+  decode: Decode,
+  components,
+  fields=None,
+  *,
+  num_contexts: int = 8,
+  seed: int = 0,
+  top: int = 10,
+  kept=None,
+  batch_size: int | None = None,
+  paper_literal: bool = False,
+) -> dict:
   """Inconsistency of the regional pattern of ``Δf_S`` across contexts (v2 §3.3, Fig. 7).
 
   A context is a random set of patches ``T ⊆ N \\ S`` (non-empty, uniform,
@@ -496,7 +530,7 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
   all_s = subsets_lib.all_subsets(n)
   full = subsets_lib.full_set(n)
   contexts = np.zeros((len(fields), num_contexts), np.int64)
-  weights = []   # per field: reference base, then each context base (weights without S)
+  weights = []  # per field: reference base, then each context base (weights without S)
   for a, s in enumerate(fields):
     outside = full ^ int(s)
     choices = subsets_lib.subsets_of(outside)[1:]  # non-empty T ⊆ N \ S
@@ -507,8 +541,14 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
       w = (keep & ((all_s & int(t)) != 0) & clear).astype(np.float32)
       weights.append(w)
   if not len(fields):
-    out = {"fields": fields, "inconsistency": np.zeros(0), "per_context": np.zeros((0, num_contexts)),
-           "contexts": contexts, "num_contexts": np.zeros(0, np.int64), "reference_norm": np.zeros(0)}
+    out = {
+      "fields": fields,
+      "inconsistency": np.zeros(0),
+      "per_context": np.zeros((0, num_contexts)),
+      "contexts": contexts,
+      "num_contexts": np.zeros(0, np.int64),
+      "reference_norm": np.zeros(0),
+    }
     out.update(_stats(np.zeros(0), "inconsistency"))
     return out
   weights = np.stack(weights).reshape(len(fields), num_contexts, 1 << n)
@@ -520,16 +560,22 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
   batch = np.concatenate([weights.reshape(-1, 1 << n), with_s.reshape(-1, 1 << n), ref_w.reshape(-1, 1 << n)])
   images = np.asarray(decode_combinations(decode, comps, batch, batch_size), np.float64)
   m = len(fields) * num_contexts
-  p_ctx = (images[m:2 * m] - images[:m]).reshape((len(fields), num_contexts) + images.shape[1:])
-  p_ref = images[2 * m + len(fields):] - images[2 * m:2 * m + len(fields)]
+  p_ctx = (images[m : 2 * m] - images[:m]).reshape((len(fields), num_contexts) + images.shape[1:])
+  p_ref = images[2 * m + len(fields) :] - images[2 * m : 2 * m + len(fields)]
   ref_norm = np.linalg.norm(p_ref.reshape(len(fields), -1), axis=1)
   diff = np.linalg.norm((p_ctx - p_ref[:, None]).reshape(len(fields), num_contexts, -1), axis=-1)
   used = contexts != 0
   per_context = np.where(used, safe_ratio(diff, ref_norm[:, None]), 0.0)
   num_used = used.sum(1)
   inconsistency = safe_ratio(per_context.sum(1), num_used)
-  out = {"fields": fields, "inconsistency": inconsistency, "per_context": per_context, "contexts": contexts,
-         "num_contexts": num_used, "reference_norm": ref_norm}
+  out = {
+    "fields": fields,
+    "inconsistency": inconsistency,
+    "per_context": per_context,
+    "contexts": contexts,
+    "num_contexts": num_used,
+    "reference_norm": ref_norm,
+  }
   out.update(_stats(inconsistency, "inconsistency"))
   return out
 
@@ -539,8 +585,17 @@ def consistency(decode: Decode, components, fields=None, *, num_contexts: int = 
 # ---------------------------------------------------------------------------
 
 
-def controllable_reconstruction(decode: Decode, components, image, masks, target_sets, *,
-                                fractions=DEFAULT_FRACTIONS, kept=None, batch_size: int | None = None) -> dict:
+def controllable_reconstruction(
+  decode: Decode,
+  components,
+  image,
+  masks,
+  target_sets,
+  *,
+  fractions=DEFAULT_FRACTIONS,
+  kept=None,
+  batch_size: int | None = None,
+) -> dict:
   """RMSE of target patches as the covering components are added (v1 Fig. 7; v2 App. F, Fig. 9–10).
 
   For a target set ``Ŝ``: ``Ω_Ŝ = {S ≠ ∅ : S ∩ Ŝ ≠ ∅}`` (restricted to
@@ -582,15 +637,20 @@ def controllable_reconstruction(decode: Decode, components, image, masks, target
   rmse_target = union_rmse(per, count, member).reshape(len(targets), num_f)
   rmse_others = union_rmse(per, count, ~member).reshape(len(targets), num_f)
   return {
-      "target_sets": targets, "fractions": np.asarray(fractions, np.float64), "counts": np.stack(counts),
-      "rmse_target": rmse_target, "rmse_others": rmse_others,
-      "rmse_per_patch": np.sqrt(safe_ratio(per, count[None])).reshape(len(targets), num_f, n),
-      "final_rmse_mean": float(rmse_target[:, -1].mean()), "initial_rmse_mean": float(rmse_target[:, 0].mean()),
+    "target_sets": targets,
+    "fractions": np.asarray(fractions, np.float64),
+    "counts": np.stack(counts),
+    "rmse_target": rmse_target,
+    "rmse_others": rmse_others,
+    "rmse_per_patch": np.sqrt(safe_ratio(per, count[None])).reshape(len(targets), num_f, n),
+    "final_rmse_mean": float(rmse_target[:, -1].mean()),
+    "initial_rmse_mean": float(rmse_target[:, 0].mean()),
   }
 
 
-def sequential_reconstruction(decode: Decode, components, image, masks, order=None, *, seed: int = 0, kept=None,
-                              batch_size: int | None = None) -> dict:
+def sequential_reconstruction(
+  decode: Decode, components, image, masks, order=None, *, seed: int = 0, kept=None, batch_size: int | None = None
+) -> dict:
   """Patches regenerated one by one (v2 App. F, Fig. 11–12; v1 Fig. 4).
 
   Step ``k`` (``k = 0 … n``) targets ``Ŝ_k = {o_1, …, o_k}`` and decodes
@@ -628,9 +688,14 @@ def sequential_reconstruction(decode: Decode, components, image, masks, order=No
   rmse_new = union_rmse(per, count, new)
   rmse_rest = union_rmse(per, count, ~added)
   return {
-      "order": order, "rmse_per_patch": np.sqrt(safe_ratio(per, count[None])), "rmse_added": rmse_added,
-      "rmse_new": rmse_new, "rmse_rest": rmse_rest, "num_components": weights.sum(1).astype(np.int64),
-      "new_rmse_mean": float(rmse_new[1:].mean()), "final_rmse": float(rmse_added[-1]),
+    "order": order,
+    "rmse_per_patch": np.sqrt(safe_ratio(per, count[None])),
+    "rmse_added": rmse_added,
+    "rmse_new": rmse_new,
+    "rmse_rest": rmse_rest,
+    "num_components": weights.sum(1).astype(np.int64),
+    "new_rmse_mean": float(rmse_new[1:].mean()),
+    "final_rmse": float(rmse_added[-1]),
   }
 
 
@@ -667,10 +732,16 @@ def transferability(components_a, components_b, k: int) -> dict:
 
   fa, fb = top(components_a), top(components_b)
   transferable = np.isin(fa, fb)
-  return {"ratio": float(transferable.sum() / k), "k": k, "fields_a": fa, "fields_b": fb,
-          "common": fa[transferable], "transferable": transferable,
-          "chance_uniform": float(min(k, fa.size) * min(k, fb.size) / ((1 << na) - 1) / k),
-          "chance_size_matched": transfer_chance(fa, fb, na, k)}
+  return {
+    "ratio": float(transferable.sum() / k),
+    "k": k,
+    "fields_a": fa,
+    "fields_b": fb,
+    "common": fa[transferable],
+    "transferable": transferable,
+    "chance_uniform": float(min(k, fa.size) * min(k, fb.size) / ((1 << na) - 1) / k),
+    "chance_size_matched": transfer_chance(fa, fb, na, k),
+  }
 
 
 def transfer_chance(fields_a, fields_b, n: int, k: int) -> float:
@@ -694,8 +765,9 @@ def transfer_chance(fields_a, fields_b, n: int, k: int) -> float:
 # ---------------------------------------------------------------------------
 
 
-def sparsity(components, *, eps: float = 1e-2, thresholds: Iterable[float] = (1e-1, 1e-2, 1e-3),
-             max_points: int = 2048) -> dict:
+def sparsity(
+  components, *, eps: float = 1e-2, thresholds: Iterable[float] = (1e-1, 1e-2, 1e-3), max_points: int = 2048
+) -> dict:
   """Sparsity of all elements of all components (v2 §2.3, Fig. 3; v1 Fig. 6).
 
   All elements of all ``Δf_S`` (``S ≠ ∅``; ``f0`` is not a component) sorted
@@ -716,9 +788,18 @@ def sparsity(components, *, eps: float = 1e-2, thresholds: Iterable[float] = (1e
   thresholds = tuple(float(t) for t in thresholds)
   norms = np.sort(components_lib.component_norms(comps)[1:])[::-1]
   if x.size == 0:
-    return {"curve": np.zeros(0), "curve_rank": np.zeros(0), "near_zero_share": 0.0, "eps": float(eps),
-            "thresholds": thresholds, "shares": [0.0] * len(thresholds), "max_abs": 0.0, "num_elements": 0,
-            "norms_sorted": norms, "l1": 0.0}
+    return {
+      "curve": np.zeros(0),
+      "curve_rank": np.zeros(0),
+      "near_zero_share": 0.0,
+      "eps": float(eps),
+      "thresholds": thresholds,
+      "shares": [0.0] * len(thresholds),
+      "max_abs": 0.0,
+      "num_elements": 0,
+      "norms_sorted": norms,
+      "l1": 0.0,
+    }
   xs = np.sort(x)[::-1]
   top = xs[0]
   idx = np.unique(np.round(np.linspace(0, xs.size - 1, min(max_points, xs.size))).astype(np.int64))
@@ -727,9 +808,18 @@ def sparsity(components, *, eps: float = 1e-2, thresholds: Iterable[float] = (1e
     # all elements are "near zero" when every element is exactly 0
     return float(np.mean(x < e * top)) if top > 0 else 1.0
 
-  return {"curve": xs[idx], "curve_rank": idx / max(xs.size - 1, 1), "near_zero_share": share(eps),
-          "eps": float(eps), "thresholds": thresholds, "shares": [share(t) for t in thresholds],
-          "max_abs": float(top), "num_elements": int(x.size), "norms_sorted": norms, "l1": float(x.sum())}
+  return {
+    "curve": xs[idx],
+    "curve_rank": idx / max(xs.size - 1, 1),
+    "near_zero_share": share(eps),
+    "eps": float(eps),
+    "thresholds": thresholds,
+    "shares": [share(t) for t in thresholds],
+    "max_abs": float(top),
+    "num_elements": int(x.size),
+    "norms_sorted": norms,
+    "l1": float(x.sum()),
+  }
 
 
 # ---------------------------------------------------------------------------
@@ -737,8 +827,16 @@ def sparsity(components, *, eps: float = 1e-2, thresholds: Iterable[float] = (1e
 # ---------------------------------------------------------------------------
 
 
-def salient_set(decode: Decode, components, masks=None, *, fraction: float = SALIENT_FRACTION, rel_tol: float = 0.05,
-                image=None, batch_size: int | None = None) -> dict:
+def salient_set(
+  decode: Decode,
+  components,
+  masks=None,
+  *,
+  fraction: float = SALIENT_FRACTION,
+  rel_tol: float = 0.05,
+  image=None,
+  batch_size: int | None = None,
+) -> dict:
   """Salient components by the removal criterion of v1 App. H, and the top-60% set.
 
   v1 App. H: "we ranked those feature components by their L-2 norm. In order
@@ -789,10 +887,18 @@ def salient_set(decode: Decode, components, masks=None, *, fraction: float = SAL
   hit = np.nonzero(d <= rel_tol * d[0])[0]
   k_star = int(hit[0]) if hit.size else m
   salient = order[:k_star]
-  out = {"num_salient": k_star, "fraction_salient": float(k_star / m), "salient_fields": salient,
-         "num_components": m, "top_fraction_fields": top_fields, "num_top_fraction": int(top_fields.size),
-         "fraction": float(fraction), "rel_tol": float(rel_tol), "removed": np.arange(m + 1),
-         "rmse_to_baseline": d}
+  out = {
+    "num_salient": k_star,
+    "fraction_salient": float(k_star / m),
+    "salient_fields": salient,
+    "num_components": m,
+    "top_fraction_fields": top_fields,
+    "num_top_fraction": int(top_fields.size),
+    "fraction": float(fraction),
+    "rel_tol": float(rel_tol),
+    "removed": np.arange(m + 1),
+    "rmse_to_baseline": d,
+  }
   if image is not None:
     image = np.asarray(image, np.float64)
     sel = np.zeros((2, 1 << n), np.float32)
@@ -842,8 +948,11 @@ def alpha_movement(alpha) -> dict:
   sizes = np.array([bin(s).count("1") for s in range(a.shape[0])])
   means = a.mean(-1)
   by_size = [float(means[sizes == k].mean()) for k in range(1, n + 1)]
-  return {"max_one_minus_alpha_full": float(np.abs(1.0 - a[-1]).max()),
-          "mean_alpha_full": float(means[-1]), "mean_by_size": by_size}
+  return {
+    "max_one_minus_alpha_full": float(np.abs(1.0 - a[-1]).max()),
+    "mean_alpha_full": float(means[-1]),
+    "mean_by_size": by_size,
+  }
 
 
 def field_sizes(fields) -> np.ndarray:
@@ -851,8 +960,17 @@ def field_sizes(fields) -> np.ndarray:
   return np.array([bin(int(s)).count("1") for s in fields], dtype=np.int64)
 
 
-def headline(decode: Decode, f, components, u, masks, *, k: int = ADDITIVITY_TOP_K, top_fraction: float = 0.1,
-             batch_size: int | None = None) -> dict:
+def headline(
+  decode: Decode,
+  f,
+  components,
+  u,
+  masks,
+  *,
+  k: int = ADDITIVITY_TOP_K,
+  top_fraction: float = 0.1,
+  batch_size: int | None = None,
+) -> dict:
   """The paper-literal figures of one decomposition.
 
   * ``rho_image_top``: mean over the strongest ``top_fraction`` of components
@@ -866,11 +984,15 @@ def headline(decode: Decode, f, components, u, masks, *, k: int = ADDITIVITY_TOP
   ranked = components_lib.rank(comps)
   norms = components_lib.component_norms(comps)
   ranked = ranked[norms[ranked] > 0]
-  top = ranked[:max(1, math.ceil(top_fraction * ((1 << n) - 1)))]
+  top = ranked[: max(1, math.ceil(top_fraction * ((1 << n) - 1)))]
   b = boundedness(decode, f, comps, masks, fields=top, batch_size=batch_size)
   add = additivity(comps, u, k=k)
-  return {"rho_image_top": float(np.mean(b["rho_image"])) if top.size else 1.0,
-          "rho_players_top": float(np.mean(b["rho"])) if top.size else 1.0,
-          "top_fraction": top_fraction, "num_top": int(top.size),
-          "additivity_aggregate": add["aggregate_relative_error"], "k": add["k"],
-          "top_k_mean_field_size": float(field_sizes(add["kept"]).mean()) if add["kept"].size else 0.0}
+  return {
+    "rho_image_top": float(np.mean(b["rho_image"])) if top.size else 1.0,
+    "rho_players_top": float(np.mean(b["rho"])) if top.size else 1.0,
+    "top_fraction": top_fraction,
+    "num_top": int(top.size),
+    "additivity_aggregate": add["aggregate_relative_error"],
+    "k": add["k"],
+    "top_k_mean_field_size": float(field_sizes(add["kept"]).mean()) if add["kept"].size else 0.0,
+  }

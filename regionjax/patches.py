@@ -36,7 +36,7 @@ def patch_masks(height: int, width: int, rows: int, cols: int) -> np.ndarray:
   masks = np.zeros((rows * cols, height, width), dtype=bool)
   for r in range(rows):
     for c in range(cols):
-      masks[r * cols + c, re[r]:re[r + 1], ce[c]:ce[c + 1]] = True
+      masks[r * cols + c, re[r] : re[r + 1], ce[c] : ce[c + 1]] = True
   return masks
 
 
@@ -62,8 +62,10 @@ def mask_scores(masks: np.ndarray, mask_image: np.ndarray) -> np.ndarray:
   """Share of each cell covered by a boolean ``mask_image`` (H, W)."""
   mask_image = np.asarray(mask_image, bool)
   if mask_image.shape != masks.shape[1:]:
-    raise ValueError(f"the mask image is {mask_image.shape[1]}×{mask_image.shape[0]} pixels but the generator's "
-                     f"images are {masks.shape[2]}×{masks.shape[1]}")
+    raise ValueError(
+      f"the mask image is {mask_image.shape[1]}×{mask_image.shape[0]} pixels but the generator's "
+      f"images are {masks.shape[2]}×{masks.shape[1]}"
+    )
   return np.array([mask_image[m].mean() for m in masks])
 
 
@@ -98,24 +100,24 @@ def saliency_scores(masks: np.ndarray, image: np.ndarray, sigma: float = 0.35) -
   gx = np.zeros_like(x)
   gy[1:-1] = (x[2:] - x[:-2]) / 2
   gx[:, 1:-1] = (x[:, 2:] - x[:, :-2]) / 2
-  grad = np.sqrt((gx ** 2 + gy ** 2).sum(-1))
+  grad = np.sqrt((gx**2 + gy**2).sum(-1))
   h, w = grad.shape
   yy, xx = np.mgrid[0:h, 0:w]
   r2 = ((yy + 0.5) / h - 0.5) ** 2 + ((xx + 0.5) / w - 0.5) ** 2
-  weight = grad * np.exp(-r2 / (2 * sigma ** 2))
+  weight = grad * np.exp(-r2 / (2 * sigma**2))
   return np.array([weight[m].mean() for m in masks])
 
 
 def select_patches(
-    method: str,
-    n: int,
-    num_cells: int,
-    *,
-    indices: Sequence[int] | None = None,
-    scores: np.ndarray | None = None,
-    foreground: Sequence[int] | np.ndarray | None = None,
-    foreground_fraction: float = 0.5,
-    seed: int = 0,
+  method: str,
+  n: int,
+  num_cells: int,
+  *,
+  indices: Sequence[int] | None = None,
+  scores: np.ndarray | None = None,
+  foreground: Sequence[int] | np.ndarray | None = None,
+  foreground_fraction: float = 0.5,
+  seed: int = 0,
 ) -> np.ndarray:
   """Chooses the ``n`` player cells (indices into the grid, in player order).
 
@@ -134,7 +136,9 @@ def select_patches(
   if n < 1:
     raise ValueError(f"the number of patches n must be at least 1, got {n}")
   if n > num_cells:
-    raise ValueError(f"cannot choose n={n} patches from a grid of only {num_cells} cells; use a finer grid or a smaller n")
+    raise ValueError(
+      f"cannot choose n={n} patches from a grid of only {num_cells} cells; use a finer grid or a smaller n"
+    )
   if method == "indices":
     if indices is None:
       raise ValueError("patch selection 'indices' needs the list of cell indices")
@@ -170,7 +174,7 @@ def subset_masks(player_masks: np.ndarray) -> np.ndarray:
   out = np.zeros((1 << n,) + player_masks.shape[1:], dtype=bool)
   for i in range(n):
     block = 1 << i
-    out[block:2 * block] = out[:block] | player_masks[i]
+    out[block : 2 * block] = out[:block] | player_masks[i]
   return out
 
 
@@ -210,8 +214,13 @@ def load_regions(path: str, height: int, width: int) -> tuple[list[str], np.ndar
       raise ValueError(f"{path}: two regions are named {name!r}")
     if "polygon" in r:
       pts = r["polygon"]
-      ok = isinstance(pts, list) and len(pts) >= 3 and all(
-          isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p) for p in pts)
+      ok = (
+        isinstance(pts, list)
+        and len(pts) >= 3
+        and all(
+          isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p) for p in pts
+        )
+      )
       if not ok:
         raise ValueError(f"{path}: region {name!r}: \"polygon\" must be at least 3 [x, y] pairs (fractions)")
       im = Image.new("L", (width, height), 0)

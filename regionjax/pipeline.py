@@ -34,7 +34,6 @@ from regionjax import truncated
 from regionjax.generator import check_layer
 
 
-
 # --------------------------------------------------------------------- config
 def validate_config(config) -> None:
   """Checks every knob before any work (:mod:`regionjax.config_check`);
@@ -62,8 +61,10 @@ def _sample(gen, rng, num: int, classes):
 def _check_finite(name: str, x) -> None:
   x = np.asarray(x)
   if not np.isfinite(x).all():
-    raise ValueError(f"the generator returned NaN or Inf in {name} ({int((~np.isfinite(x)).sum())} values); "
-                     f"check the checkpoint and model.truncation")
+    raise ValueError(
+      f"the generator returned NaN or Inf in {name} ({int((~np.isfinite(x)).sum())} values); "
+      f"check the checkpoint and model.truncation"
+    )
 
 
 def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_classes: int | None):
@@ -87,28 +88,30 @@ def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_
 @dataclasses.dataclass
 class Target:
   """One target image ``x = g(f)`` and what the solver needs of it."""
+
   index: int
   class_id: Any
-  image: np.ndarray          # (H, W, 3)
-  baseline_image: np.ndarray # g(f0) with this image's codes
+  image: np.ndarray  # (H, W, 3)
+  baseline_image: np.ndarray  # g(f0) with this image's codes
   f: np.ndarray
-  decode: Callable           # one feature -> one image, for this image's codes
+  decode: Callable  # one feature -> one image, for this image's codes
 
 
 @dataclasses.dataclass
 class ImageResult:
   """Everything computed for one target image (host arrays)."""
+
   index: int
   class_id: Any
   image: np.ndarray
   baseline_image: np.ndarray
   f: np.ndarray
   f0: np.ndarray
-  cells: np.ndarray          # (rows*cols, H, W) grid masks
-  players: np.ndarray        # (n,) chosen cell indices
-  masks: np.ndarray          # (n, H, W)
+  cells: np.ndarray  # (rows*cols, H, W) grid masks
+  players: np.ndarray  # (n,) chosen cell indices
+  masks: np.ndarray  # (n, H, W)
   solution: solver_lib.SolverResult
-  components: np.ndarray     # (2**n, *feature_shape)
+  components: np.ndarray  # (2**n, *feature_shape)
   decode: Callable
   seconds: float
   names: list | None = None  # a name per player (patches.method = 'regions'), else None
@@ -127,8 +130,9 @@ def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target
 
   baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
   _check_finite("the baseline image g(f0)", baseline_image)
-  return Target(index=index, class_id=_class_of(gen, codes1), image=image, baseline_image=baseline_image, f=f,
-                decode=decode)
+  return Target(
+    index=index, class_id=_class_of(gen, codes1), image=image, baseline_image=baseline_image, f=f, decode=decode
+  )
 
 
 def player_names(config, image_shape) -> tuple[list[str], np.ndarray] | None:
@@ -138,8 +142,10 @@ def player_names(config, image_shape) -> tuple[list[str], np.ndarray] | None:
     return None
   names, masks = patches_lib.load_regions(p.regions_path, image_shape[0], image_shape[1])
   if len(names) != p.n:
-    raise ValueError(f"patches.regions_path {p.regions_path!r} names {len(names)} regions but patches.n={p.n}; "
-                     f"set --config.patches.n={len(names)}")
+    raise ValueError(
+      f"patches.regions_path {p.regions_path!r} names {len(names)} regions but patches.n={p.n}; "
+      f"set --config.patches.n={len(names)}"
+    )
   return names, masks
 
 
@@ -175,13 +181,20 @@ def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset
   if p.method == "regions":  # every named region is a player, in file order
     return np.arange(cells.shape[0])
   scores = cell_scores(config, cells, targets)
-  return patches_lib.select_patches(p.method, p.n, cells.shape[0], indices=list(p.indices) or None,
-                                    scores=scores, foreground_fraction=p.foreground_fraction,
-                                    seed=p.seed + seed_offset)
+  return patches_lib.select_patches(
+    p.method,
+    p.n,
+    cells.shape[0],
+    indices=list(p.indices) or None,
+    scores=scores,
+    foreground_fraction=p.foreground_fraction,
+    seed=p.seed + seed_offset,
+  )
 
 
-def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, players: np.ndarray, ckpt_dir: str,
-                 mesh=None) -> ImageResult:
+def solve_target(
+  config, target: Target, f0: np.ndarray, cells: np.ndarray, players: np.ndarray, ckpt_dir: str, mesh=None
+) -> ImageResult:
   """All minimal features and OR components of one target, checkpointed by chunk."""
   masks = cells[players]
   s = config.solver
@@ -199,15 +212,34 @@ def solve_target(config, target: Target, f0: np.ndarray, cells: np.ndarray, play
     bar.set_postfix(chunk=f"{i + 1}/{total}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  solution = distributed.solve_minimal_features(target.decode, target.f, f0, target.image, masks,
-                                                solver_lib.SolverOptions.from_config(s), mesh=mesh, done=done,
-                                                on_chunk=on_chunk)
+  solution = distributed.solve_minimal_features(
+    target.decode,
+    target.f,
+    f0,
+    target.image,
+    masks,
+    solver_lib.SolverOptions.from_config(s),
+    mesh=mesh,
+    done=done,
+    on_chunk=on_chunk,
+  )
   bar.close()
   components = np.asarray(components_lib.or_components(solution.u))
-  return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
-                     baseline_image=target.baseline_image, f=target.f, f0=f0, cells=cells, players=players,
-                     masks=masks, solution=solution, components=components, decode=target.decode,
-                     seconds=time.time() - t0)
+  return ImageResult(
+    index=target.index,
+    class_id=target.class_id,
+    image=target.image,
+    baseline_image=target.baseline_image,
+    f=target.f,
+    f0=f0,
+    cells=cells,
+    players=players,
+    masks=masks,
+    solution=solution,
+    components=components,
+    decode=target.decode,
+    seconds=time.time() - t0,
+  )
 
 
 def _class_of(gen, codes1):
@@ -348,8 +380,14 @@ def run(config, make_generator: Callable) -> dict:
   workdir = config.workdir
   io_lib.ensure_writable(workdir)
   dist = config.distributed
-  distributed.initialize({"coordinator_address": dist.coordinator_address or None,
-                          "num_processes": dist.num_processes, "process_id": dist.process_id, "auto": dist.auto})
+  distributed.initialize(
+    {
+      "coordinator_address": dist.coordinator_address or None,
+      "num_processes": dist.num_processes,
+      "process_id": dist.process_id,
+      "auto": dist.auto,
+    }
+  )
   # process 0 owns the workdir for a multi-process run; the others write only their own chunks
   lock = io_lib.WorkdirLock(workdir) if distributed.is_writer() else contextlib.nullcontext()
   try:
@@ -367,6 +405,7 @@ def _run(config, make_generator: Callable) -> dict:
     solve, report_lib = truncated_report.solve_target, truncated_report
   else:
     from regionjax import report as report_lib
+
     solve = solve_target
 
   workdir = config.workdir
@@ -399,15 +438,24 @@ def _run(config, make_generator: Callable) -> dict:
   base_path = os.path.join(workdir, "baseline.npz")
   f0 = _load_baseline(base_path)
   if f0 is None:
-    f0 = compute_baseline(gen, layer, config.baseline.num_codes, config.baseline.batch_size,
-                          jax.random.PRNGKey(config.baseline.seed), num_classes)
+    f0 = compute_baseline(
+      gen,
+      layer,
+      config.baseline.num_codes,
+      config.baseline.batch_size,
+      jax.random.PRNGKey(config.baseline.seed),
+      num_classes,
+    )
     if writer:
       io_lib.atomic_savez(base_path, f0=f0)
   num_images = config.target.num_images
   classes = None
   if num_classes:
-    classes = np.full(num_images, class_id) if class_id is not None and class_id >= 0 else (
-        np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
+    classes = (
+      np.full(num_images, class_id)
+      if class_id is not None and class_id >= 0
+      else (np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
+    )
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]

@@ -24,6 +24,7 @@ from regionjax import figures
 from regionjax import io as io_lib
 from regionjax import metrics as metrics_lib
 
+
 def _uri(png: bytes) -> str:
   return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -45,49 +46,109 @@ def image_figures(config, res, ev: evaluation.ImageEvaluation, samples_png) -> d
   norms = components_lib.component_norms(comps)
   ranked = components_lib.rank(comps)
   top, patterns, strips, titles = ev.top, ev.patterns, ev.strips, ev.strip_titles
-  add, sp, br, co, ctl, seq = (raw[k] for k in ("additivity", "sparsity", "boundary_breach", "consistency",
-                                                "controllable", "sequential"))
+  add, sp, br, co, ctl, seq = (
+    raw[k] for k in ("additivity", "sparsity", "boundary_breach", "consistency", "controllable", "sequential")
+  )
   order = add["order"]
   figs = {
-      "target": figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image),
-      "loss": figures.loss_curves(_solved_history(res.solution), res.solution.error, res.solution.tau),
-      "fields": figures.action_fields(res.image, res.masks, ranked[:16], norms,
-                                      l1_norms=np.abs(np.asarray(comps).reshape(comps.shape[0], -1)).sum(-1)),
-      "norms": figures.curve(np.arange(1, ranked.size + 1), [np.maximum(norms[ranked], 1e-12)], ["‖Δf_S‖₂"], "rank",
-                             "‖Δf_S‖₂", "component strength by rank", logy=True),
-      "patterns": figures.patterns(patterns, top.tolist(), res.masks),
-      "strips": figures.image_grid(strips, titles, cols=len(evaluation.STRIP_FRACTIONS), size=1.3,
-                                   suptitle="incremental reconstruction (v1 Fig. 4, 7)"),
-      "sparsity": figures.curve(sp["curve_rank"], [np.maximum(sp["curve"], 1e-12)], ["|element|"],
-                                "rank of element (fraction)", "|element|", "sorted elements of all components (v2 Fig. 3)",
-                                logy=True),
-      "additivity": figures.curve(np.arange(order.size), [add["u_norms"][order], add["errors"][order] * math.sqrt(res.f.size)],
-                                  ["‖u(Ŝ)‖₂", f"‖h_K(Ŝ) − u(Ŝ)‖₂, K={add['k']}"], "Ŝ sorted by ‖u(Ŝ)‖",
-                                  "L2 norm", "additivity with the top-K components (v2 Fig. 4)"),
-      "boundedness": figures.histogram(raw["boundedness"]["rho"], "ρ_S", "boundedness ratio of every component (v2 Fig. 6)"),
-      "curves": figures.curves_panel([
-          {"x": br["fractions"], "ys": [br["rmse_patch"].mean(0), br["rmse_others"].mean(0)],
-           "labels": ["patch i (excluded)", "other patches"], "xlabel": "fraction p of components excluding i",
-           "ylabel": "RMSE vs g(f0)", "title": "boundary breach (v2 Fig. 5)"},
-          {"x": ctl["fractions"], "ys": [ctl["rmse_target"][:-1].mean(0), ctl["rmse_others"][:-1].mean(0)],
-           "labels": ["target patch", "other patches"], "xlabel": "fraction p of covering components",
-           "ylabel": "RMSE vs x", "title": "controllable reconstruction (v1 Fig. 7)"},
-          {"x": np.arange(seq["rmse_new"].size), "ys": [seq["rmse_new"], seq["rmse_rest"]],
-           "labels": ["patch just added", "patches not yet added"], "xlabel": "patches added",
-           "ylabel": "RMSE vs x", "title": "sequential reconstruction (v2 Fig. 11)"},
-          {"x": np.arange(co["inconsistency"].size), "ys": [co["inconsistency"]], "labels": ["inconsistency"],
-           "xlabel": "component (by strength)", "ylabel": "mean relative change",
-           "title": "consistency of regional patterns (v2 Fig. 7)"},
-      ]),
+    "target": figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image),
+    "loss": figures.loss_curves(_solved_history(res.solution), res.solution.error, res.solution.tau),
+    "fields": figures.action_fields(
+      res.image, res.masks, ranked[:16], norms, l1_norms=np.abs(np.asarray(comps).reshape(comps.shape[0], -1)).sum(-1)
+    ),
+    "norms": figures.curve(
+      np.arange(1, ranked.size + 1),
+      [np.maximum(norms[ranked], 1e-12)],
+      ["‖Δf_S‖₂"],
+      "rank",
+      "‖Δf_S‖₂",
+      "component strength by rank",
+      logy=True,
+    ),
+    "patterns": figures.patterns(patterns, top.tolist(), res.masks),
+    "strips": figures.image_grid(
+      strips,
+      titles,
+      cols=len(evaluation.STRIP_FRACTIONS),
+      size=1.3,
+      suptitle="incremental reconstruction (v1 Fig. 4, 7)",
+    ),
+    "sparsity": figures.curve(
+      sp["curve_rank"],
+      [np.maximum(sp["curve"], 1e-12)],
+      ["|element|"],
+      "rank of element (fraction)",
+      "|element|",
+      "sorted elements of all components (v2 Fig. 3)",
+      logy=True,
+    ),
+    "additivity": figures.curve(
+      np.arange(order.size),
+      [add["u_norms"][order], add["errors"][order] * math.sqrt(res.f.size)],
+      ["‖u(Ŝ)‖₂", f"‖h_K(Ŝ) − u(Ŝ)‖₂, K={add['k']}"],
+      "Ŝ sorted by ‖u(Ŝ)‖",
+      "L2 norm",
+      "additivity with the top-K components (v2 Fig. 4)",
+    ),
+    "boundedness": figures.histogram(
+      raw["boundedness"]["rho"], "ρ_S", "boundedness ratio of every component (v2 Fig. 6)"
+    ),
+    "curves": figures.curves_panel(
+      [
+        {
+          "x": br["fractions"],
+          "ys": [br["rmse_patch"].mean(0), br["rmse_others"].mean(0)],
+          "labels": ["patch i (excluded)", "other patches"],
+          "xlabel": "fraction p of components excluding i",
+          "ylabel": "RMSE vs g(f0)",
+          "title": "boundary breach (v2 Fig. 5)",
+        },
+        {
+          "x": ctl["fractions"],
+          "ys": [ctl["rmse_target"][:-1].mean(0), ctl["rmse_others"][:-1].mean(0)],
+          "labels": ["target patch", "other patches"],
+          "xlabel": "fraction p of covering components",
+          "ylabel": "RMSE vs x",
+          "title": "controllable reconstruction (v1 Fig. 7)",
+        },
+        {
+          "x": np.arange(seq["rmse_new"].size),
+          "ys": [seq["rmse_new"], seq["rmse_rest"]],
+          "labels": ["patch just added", "patches not yet added"],
+          "xlabel": "patches added",
+          "ylabel": "RMSE vs x",
+          "title": "sequential reconstruction (v2 Fig. 11)",
+        },
+        {
+          "x": np.arange(co["inconsistency"].size),
+          "ys": [co["inconsistency"]],
+          "labels": ["inconsistency"],
+          "xlabel": "component (by strength)",
+          "ylabel": "mean relative change",
+          "title": "consistency of regional patterns (v2 Fig. 7)",
+        },
+      ]
+    ),
   }
   if "denoise" in raw:
     d = raw["denoise"]
     after = d["sparsity_after"]
-    figs["denoise"] = figures.curves_panel([{
-        "x": after["curve_rank"], "ys": [np.maximum(np.interp(after["curve_rank"], sp["curve_rank"], sp["curve"]), 1e-12),
-                                          np.maximum(after["curve"], 1e-12)],
-        "labels": ["before", "after"], "xlabel": "rank of element (fraction)", "ylabel": "|element|", "logy": True,
-        "title": "sparsity before/after denoising (v1 App. G)"}])
+    figs["denoise"] = figures.curves_panel(
+      [
+        {
+          "x": after["curve_rank"],
+          "ys": [
+            np.maximum(np.interp(after["curve_rank"], sp["curve_rank"], sp["curve"]), 1e-12),
+            np.maximum(after["curve"], 1e-12),
+          ],
+          "labels": ["before", "after"],
+          "xlabel": "rank of element (fraction)",
+          "ylabel": "|element|",
+          "logy": True,
+          "title": "sparsity before/after denoising (v1 App. G)",
+        }
+      ]
+    )
   if samples_png is not None:
     figs["samples"] = samples_png
   return {k: _uri(v) for k, v in figs.items()}
@@ -95,8 +156,9 @@ def image_figures(config, res, ev: evaluation.ImageEvaluation, samples_png) -> d
 
 # -------------------------------------------------------------------- outputs
 def render(template: str, **ctx) -> str:
-  env = jinja2.Environment(loader=jinja2.PackageLoader("regionjax", "templates"),
-                           autoescape=jinja2.select_autoescape(["html", "j2"]))
+  env = jinja2.Environment(
+    loader=jinja2.PackageLoader("regionjax", "templates"), autoescape=jinja2.select_autoescape(["html", "j2"])
+  )
   return env.get_template(template).render(**ctx)
 
 
@@ -104,61 +166,129 @@ def metric_rows(m: dict) -> list[dict]:
   """The metrics table: our value, the paper's value or claim, one-line meaning."""
   f = lambda x: "—" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
   rows = [
-      ("completeness ‖f0+ΣΔf−f‖/‖f−f0‖", f(m["completeness"]["feature_error"]), "0 when u(N) = f (v2 Axiom 1)",
-       "how far the components' sum is from f (the L1 term shrinks u(N))"),
-      ("transform identity ‖f0+ΣΔf−u(N)‖/‖u(N)−f0‖", f(m["completeness"].get("identity_error")), "0 (Theorem 2)",
-       "the OR transform is exact"),
-      ("image RMSE of u(N) on the players", f(m["completeness"].get("image_rmse_players")), "< τ",
-       "the full minimal feature regenerates the chosen patches"),
-      (f"additivity error, top {m['additivity']['k']} (mean / max)",
-       f"{f(m['additivity']['error_mean'])} / {f(m['additivity']['error_max'])}", "small (v2 Fig. 4, top-30 of 512)",
-       "‖h_K(Ŝ)−u(Ŝ)‖/√D: a few components rebuild every minimal feature"),
-      ("additivity error, all components", f(m["additivity"]["error_all_components"]), "0 (OR matching)",
-       "linear additivity holds exactly with every component"),
-      ("boundedness ρ over the whole image, top 10% (paper's definition)",
-       f(m["faithfulness"]["rho_image_top10"]["value"]), "close to 1 (v2 §3.2.1, Fig. 6)",
-       "share of a pattern's energy inside its action field, the entire image as denominator"),
-      (f"additivity, aggregate over all Ŝ, top {m['faithfulness']['additivity_top30']['k']} (paper's figure)",
-       f(m["faithfulness"]["additivity_top30"]["value"]), "small (v2 §3.1, Fig. 4)",
-       "√(Σ‖h_K(Ŝ)−u(Ŝ)‖² / Σ‖u(Ŝ)−f0‖²): 0 = the top K rebuild every minimal feature"),
-      ("boundedness ρ, players' pixels as denominator, top 10% (ours; mean / min)",
-       f"{f(m['boundedness_top10pct']['mean'])} / {f(m['boundedness_top10pct']['min'])}", "close to 1 (v2 Fig. 6)",
-       "share of a pattern's energy inside its action field"),
-      ("boundedness ρ, all components (mean)", f(m["boundedness"]["rho_mean"]), "close to 1 (v2 Fig. 6)", ""),
-      ("boundary breach: RMSE of excluded patch (max / mean)",
-       f"{f(m['boundary_breach']['breach_max'])} / {f(m['boundary_breach']['breach_mean'])}", "≈ 0 (v2 Fig. 5)",
-       "components that exclude a patch leave it as in g(f0)"),
-      ("… while other patches change (RMSE at p = 1)", f(m["boundary_breach"]["others_final_mean"]), "grows (v2 Fig. 5)", ""),
-      ("inconsistency of patterns, Ω_T = all components meeting T (paper's definition; mean / max)",
-       f"{f(m['consistency_paper']['inconsistency_mean'])} / {f(m['consistency_paper']['inconsistency_max'])}",
-       "small (v2 §3.3, Fig. 7)", "a component paints the same pattern whatever else is painted"),
-      ("inconsistency, Ω_T without components meeting S (ours; mean / max)",
-       f"{f(m['consistency']['inconsistency_mean'])} / {f(m['consistency']['inconsistency_max'])}",
-       "small (v2 Fig. 7)", "a component paints the same pattern whatever else is painted"),
-      ("controllable reconstruction RMSE (p = 0 → 1)",
-       f"{f(m['controllable']['initial_rmse_mean'])} → {f(m['controllable']['final_rmse_mean'])}",
-       "decreases to ≈ 0 (v1 Fig. 7)", "covering components regenerate their patch"),
-      ("sequential reconstruction: RMSE of the patch just added", f(m["sequential"]["new_rmse_mean"]),
-       "small (v2 Fig. 11)", "patches can be regenerated one by one"),
-      ("sparsity: share of elements < eps·max", f(m["sparsity"]["near_zero_share"]), "most elements ≈ 0 (v2 Fig. 3)",
-       f"eps = {m['sparsity']['eps']}"),
-      ("salient components (removal criterion / top 60%)",
-       f"{m['salient']['num_salient']} / {m['salient']['num_top_fraction']} of {m['salient']['num_components']}",
-       "top 60% (v1 App. H)", "components needed before the image falls back to the baseline"),
-      ("subsets meeting τ", f"{m['solver']['met_tau']} / {m['solver']['subsets']}", "all", "solver convergence"),
-      ("Algorithm 2 with the salient components only: controllable RMSE on random multi-patch Ŝ (p = 0 → 1)",
-       f"{f(m['salient_algorithm2']['controllable_initial_rmse_mean'])} → "
-       f"{f(m['salient_algorithm2']['controllable_final_rmse_mean'])}", "decreases to ≈ 0 (v1 App. E, H)",
-       f"{m['salient_algorithm2']['num_kept']} salient components; Ŝ = {', '.join(m['salient_algorithm2']['targets'])}"),
-      ("… sequential: RMSE of the patch just added / breach max",
-       f"{f(m['salient_algorithm2']['sequential_new_rmse_mean'])} / {f(m['salient_algorithm2']['breach_max'])}",
-       "small / ≈ 0 (v2 Fig. 5, 11)", "same, salient components only"),
+    (
+      "completeness ‖f0+ΣΔf−f‖/‖f−f0‖",
+      f(m["completeness"]["feature_error"]),
+      "0 when u(N) = f (v2 Axiom 1)",
+      "how far the components' sum is from f (the L1 term shrinks u(N))",
+    ),
+    (
+      "transform identity ‖f0+ΣΔf−u(N)‖/‖u(N)−f0‖",
+      f(m["completeness"].get("identity_error")),
+      "0 (Theorem 2)",
+      "the OR transform is exact",
+    ),
+    (
+      "image RMSE of u(N) on the players",
+      f(m["completeness"].get("image_rmse_players")),
+      "< τ",
+      "the full minimal feature regenerates the chosen patches",
+    ),
+    (
+      f"additivity error, top {m['additivity']['k']} (mean / max)",
+      f"{f(m['additivity']['error_mean'])} / {f(m['additivity']['error_max'])}",
+      "small (v2 Fig. 4, top-30 of 512)",
+      "‖h_K(Ŝ)−u(Ŝ)‖/√D: a few components rebuild every minimal feature",
+    ),
+    (
+      "additivity error, all components",
+      f(m["additivity"]["error_all_components"]),
+      "0 (OR matching)",
+      "linear additivity holds exactly with every component",
+    ),
+    (
+      "boundedness ρ over the whole image, top 10% (paper's definition)",
+      f(m["faithfulness"]["rho_image_top10"]["value"]),
+      "close to 1 (v2 §3.2.1, Fig. 6)",
+      "share of a pattern's energy inside its action field, the entire image as denominator",
+    ),
+    (
+      f"additivity, aggregate over all Ŝ, top {m['faithfulness']['additivity_top30']['k']} (paper's figure)",
+      f(m["faithfulness"]["additivity_top30"]["value"]),
+      "small (v2 §3.1, Fig. 4)",
+      "√(Σ‖h_K(Ŝ)−u(Ŝ)‖² / Σ‖u(Ŝ)−f0‖²): 0 = the top K rebuild every minimal feature",
+    ),
+    (
+      "boundedness ρ, players' pixels as denominator, top 10% (ours; mean / min)",
+      f"{f(m['boundedness_top10pct']['mean'])} / {f(m['boundedness_top10pct']['min'])}",
+      "close to 1 (v2 Fig. 6)",
+      "share of a pattern's energy inside its action field",
+    ),
+    ("boundedness ρ, all components (mean)", f(m["boundedness"]["rho_mean"]), "close to 1 (v2 Fig. 6)", ""),
+    (
+      "boundary breach: RMSE of excluded patch (max / mean)",
+      f"{f(m['boundary_breach']['breach_max'])} / {f(m['boundary_breach']['breach_mean'])}",
+      "≈ 0 (v2 Fig. 5)",
+      "components that exclude a patch leave it as in g(f0)",
+    ),
+    (
+      "… while other patches change (RMSE at p = 1)",
+      f(m["boundary_breach"]["others_final_mean"]),
+      "grows (v2 Fig. 5)",
+      "",
+    ),
+    (
+      "inconsistency of patterns, Ω_T = all components meeting T (paper's definition; mean / max)",
+      f"{f(m['consistency_paper']['inconsistency_mean'])} / {f(m['consistency_paper']['inconsistency_max'])}",
+      "small (v2 §3.3, Fig. 7)",
+      "a component paints the same pattern whatever else is painted",
+    ),
+    (
+      "inconsistency, Ω_T without components meeting S (ours; mean / max)",
+      f"{f(m['consistency']['inconsistency_mean'])} / {f(m['consistency']['inconsistency_max'])}",
+      "small (v2 Fig. 7)",
+      "a component paints the same pattern whatever else is painted",
+    ),
+    (
+      "controllable reconstruction RMSE (p = 0 → 1)",
+      f"{f(m['controllable']['initial_rmse_mean'])} → {f(m['controllable']['final_rmse_mean'])}",
+      "decreases to ≈ 0 (v1 Fig. 7)",
+      "covering components regenerate their patch",
+    ),
+    (
+      "sequential reconstruction: RMSE of the patch just added",
+      f(m["sequential"]["new_rmse_mean"]),
+      "small (v2 Fig. 11)",
+      "patches can be regenerated one by one",
+    ),
+    (
+      "sparsity: share of elements < eps·max",
+      f(m["sparsity"]["near_zero_share"]),
+      "most elements ≈ 0 (v2 Fig. 3)",
+      f"eps = {m['sparsity']['eps']}",
+    ),
+    (
+      "salient components (removal criterion / top 60%)",
+      f"{m['salient']['num_salient']} / {m['salient']['num_top_fraction']} of {m['salient']['num_components']}",
+      "top 60% (v1 App. H)",
+      "components needed before the image falls back to the baseline",
+    ),
+    ("subsets meeting τ", f"{m['solver']['met_tau']} / {m['solver']['subsets']}", "all", "solver convergence"),
+    (
+      "Algorithm 2 with the salient components only: controllable RMSE on random multi-patch Ŝ (p = 0 → 1)",
+      f"{f(m['salient_algorithm2']['controllable_initial_rmse_mean'])} → "
+      f"{f(m['salient_algorithm2']['controllable_final_rmse_mean'])}",
+      "decreases to ≈ 0 (v1 App. E, H)",
+      f"{m['salient_algorithm2']['num_kept']} salient components; Ŝ = {', '.join(m['salient_algorithm2']['targets'])}",
+    ),
+    (
+      "… sequential: RMSE of the patch just added / breach max",
+      f"{f(m['salient_algorithm2']['sequential_new_rmse_mean'])} / {f(m['salient_algorithm2']['breach_max'])}",
+      "small / ≈ 0 (v2 Fig. 5, 11)",
+      "same, salient components only",
+    ),
   ]
   if "denoise" in m:
     d = m["denoise"]
-    rows.append(("denoising: Σ‖I_or‖₁ before → after", f"{f(d['before']['l1'])} → {f(d['after']['l1'])}",
-                 "lower (v1 App. G)", f"τ_q = {d['tau_q']:.3g}; reconstruction RMSE "
-                 f"{f(d['before']['recon_rmse_mean'])} → {f(d['after']['recon_rmse_mean'])}"))
+    rows.append(
+      (
+        "denoising: Σ‖I_or‖₁ before → after",
+        f"{f(d['before']['l1'])} → {f(d['after']['l1'])}",
+        "lower (v1 App. G)",
+        f"τ_q = {d['tau_q']:.3g}; reconstruction RMSE "
+        f"{f(d['before']['recon_rmse_mean'])} → {f(d['after']['recon_rmse_mean'])}",
+      )
+    )
   return [dict(zip(("metric", "ours", "paper", "meaning"), r)) for r in rows]
 
 
@@ -170,8 +300,13 @@ def interactive_view(config, res):
     return None
   from regionjax import interactive
 
-  frag = interactive.fragment(res, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
-                              batch_size=config.metrics.decode_batch, names=getattr(res, "names", None))
+  frag = interactive.fragment(
+    res,
+    thumb_size=r.thumbnail_size,
+    fmt=r.thumbnail_format,
+    batch_size=config.metrics.decode_batch,
+    names=getattr(res, "names", None),
+  )
   return markupsafe.Markup(frag)
 
 
@@ -182,8 +317,9 @@ def comparison_view(config, results, reports):
     return None
   from regionjax import interactive
 
-  data = interactive.build_comparison(results, reports, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format,
-                                      batch_size=config.metrics.decode_batch)
+  data = interactive.build_comparison(
+    results, reports, thumb_size=r.thumbnail_size, fmt=r.thumbnail_format, batch_size=config.metrics.decode_batch
+  )
   return None if data is None else markupsafe.Markup(interactive.render_comparison(data))
 
 
@@ -204,19 +340,44 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
     for c in metrics["top_components"]:
       c["names"] = [names[i] for i in c["players"]]
     extra = {"player_names": np.asarray(names)}
-  io_lib.atomic_savez(os.path.join(outdir, "components.npz"), u=np.asarray(res.solution.u),
-                      alpha=np.asarray(res.solution.alpha), components=res.components, patches=res.players,
-                      masks=res.masks, f=res.f, f0=res.f0, image=res.image, baseline_image=res.baseline_image,
-                      error=np.asarray(res.solution.error), history=np.asarray(res.solution.history), **extra)
-  summary = dict(header, image=res.index, class_id=res.class_id, n=int(res.masks.shape[0]),
-                 players=res.players.tolist(), feature_shape=list(res.f.shape))
+  io_lib.atomic_savez(
+    os.path.join(outdir, "components.npz"),
+    u=np.asarray(res.solution.u),
+    alpha=np.asarray(res.solution.alpha),
+    components=res.components,
+    patches=res.players,
+    masks=res.masks,
+    f=res.f,
+    f0=res.f0,
+    image=res.image,
+    baseline_image=res.baseline_image,
+    error=np.asarray(res.solution.error),
+    history=np.asarray(res.solution.history),
+    **extra,
+  )
+  summary = dict(
+    header,
+    image=res.index,
+    class_id=res.class_id,
+    n=int(res.masks.shape[0]),
+    players=res.players.tolist(),
+    feature_shape=list(res.f.shape),
+  )
   if names:
     summary["player_names"] = list(names)
   metrics = {"summary": summary, **metrics}
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
-  html = render("report.html.j2", config=config, metrics=metrics, figs=figs, summary=summary,
-                rows=metric_rows(metrics), reference=metrics_lib.PAPER_REFERENCE, interactive=interactive_view(config, res),
-                baselines=baseline_rows(metrics.get("baselines")))
+  html = render(
+    "report.html.j2",
+    config=config,
+    metrics=metrics,
+    figs=figs,
+    summary=summary,
+    rows=metric_rows(metrics),
+    reference=metrics_lib.PAPER_REFERENCE,
+    interactive=interactive_view(config, res),
+    baselines=baseline_rows(metrics.get("baselines")),
+  )
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
   return metrics
 
@@ -226,11 +387,14 @@ def baseline_rows(scores: list[dict] | None) -> dict | None:
   if not scores:
     return None
   from regionjax import baselines as baselines_lib
+
   cols = baselines_lib.COLUMNS
   fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
-  return {"heads": [c[0] for c in cols],
-          "rows": [{"method": s["method"], "cells": [fmt(s[a], f) for _, a, f in cols]} for s in scores],
-          "threshold": baselines_lib.FIELD_THRESHOLD}
+  return {
+    "heads": [c[0] for c in cols],
+    "rows": [{"method": s["method"], "cells": [fmt(s[a], f) for _, a, f in cols]} for s in scores],
+    "threshold": baselines_lib.FIELD_THRESHOLD,
+  }
 
 
 def baseline_features(config, gen) -> np.ndarray | None:
@@ -242,8 +406,11 @@ def baseline_features(config, gen) -> np.ndarray | None:
   out = []
   for start in range(0, num, batch):
     k = min(batch, num - start)
-    codes = gen.sample_codes(jax.random.fold_in(jax.random.PRNGKey(config.seed + 11), start), k,
-                             classes=np.arange(start, start + k) % nc if nc else None)
+    codes = gen.sample_codes(
+      jax.random.fold_in(jax.random.PRNGKey(config.seed + 11), start),
+      k,
+      classes=np.arange(start, start + k) % nc if nc else None,
+    )
     out.append(np.asarray(gen.encode(codes, config.model.layer)))
   return np.concatenate(out)
 
@@ -258,42 +425,72 @@ def _samples(config, gen) -> bytes | None:
 def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   """Per-image outputs (and the batch index); report.html is written last."""
   samples_png = _samples(config, gen)
-  header = {"model": config.model.name, "layer": config.model.layer, "seconds_total": float(elapsed),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+  header = {
+    "model": config.model.name,
+    "layer": config.model.layer,
+    "seconds_total": float(elapsed),
+    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+  }
   features = baseline_features(config, gen)
   if len(results) == 1:
     return write_image(config, results[0], workdir, samples_png, header, features)
   per_image = []
   for res in results:
-    per_image.append(write_image(config, res, os.path.join(workdir, "images", f"{res.index:03d}"), samples_png,
-                                 header, features))
+    per_image.append(
+      write_image(config, res, os.path.join(workdir, "images", f"{res.index:03d}"), samples_png, header, features)
+    )
   transfer = evaluation.transfer_pairs(results, config.metrics.transfer_k)
   agg = evaluation.aggregate(per_image)
   first = per_image[0]["summary"]
-  summary = dict(header, num_images=len(results), n=first["n"], players=first["players"],
-                 feature_shape=first["feature_shape"])
-  metrics = {"summary": summary, "aggregate": agg, "transferability": transfer,
-             "per_image": [{"image": m["summary"]["image"], "class_id": m["summary"]["class_id"],
-                            "report": f"images/{m['summary']['image']:03d}/report.html",
-                            **{k: m[k] for k in m if k not in ("summary",)}} for m in per_image],
-             # headline numbers for the summary line: means over images
-             "solver": {"met_tau": int(sum(m["solver"]["met_tau"] for m in per_image)),
-                        "subsets": int(sum(m["solver"]["subsets"] for m in per_image)),
-                        "median_error": float(np.median([m["solver"]["median_error"] for m in per_image]))},
-             "completeness": {"feature_error": agg["completeness.feature_error"]["mean"]},
-             "additivity": {"k": per_image[0]["additivity"]["k"], "error_mean": agg["additivity.error_mean"]["mean"]},
-             "faithfulness": evaluation._mean_faithfulness([m["faithfulness"] for m in per_image]),
-             "top_components": per_image[0]["top_components"]}
-  io_lib.atomic_savez(os.path.join(workdir, "components.npz"),
-                      u=np.stack([np.asarray(r.solution.u) for r in results]),
-                      components=np.stack([r.components for r in results]),
-                      patches=np.stack([r.players for r in results]), f=np.stack([r.f for r in results]),
-                      image=np.stack([r.image for r in results]), f0=results[0].f0)
+  summary = dict(
+    header, num_images=len(results), n=first["n"], players=first["players"], feature_shape=first["feature_shape"]
+  )
+  metrics = {
+    "summary": summary,
+    "aggregate": agg,
+    "transferability": transfer,
+    "per_image": [
+      {
+        "image": m["summary"]["image"],
+        "class_id": m["summary"]["class_id"],
+        "report": f"images/{m['summary']['image']:03d}/report.html",
+        **{k: m[k] for k in m if k not in ("summary",)},
+      }
+      for m in per_image
+    ],
+    # headline numbers for the summary line: means over images
+    "solver": {
+      "met_tau": int(sum(m["solver"]["met_tau"] for m in per_image)),
+      "subsets": int(sum(m["solver"]["subsets"] for m in per_image)),
+      "median_error": float(np.median([m["solver"]["median_error"] for m in per_image])),
+    },
+    "completeness": {"feature_error": agg["completeness.feature_error"]["mean"]},
+    "additivity": {"k": per_image[0]["additivity"]["k"], "error_mean": agg["additivity.error_mean"]["mean"]},
+    "faithfulness": evaluation._mean_faithfulness([m["faithfulness"] for m in per_image]),
+    "top_components": per_image[0]["top_components"],
+  }
+  io_lib.atomic_savez(
+    os.path.join(workdir, "components.npz"),
+    u=np.stack([np.asarray(r.solution.u) for r in results]),
+    components=np.stack([r.components for r in results]),
+    patches=np.stack([r.players for r in results]),
+    f=np.stack([r.f for r in results]),
+    image=np.stack([r.image for r in results]),
+    f0=results[0].f0,
+  )
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics_lib.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
-  html = render("index.html.j2", config=config, summary=summary, aggregate=agg, transfer=transfer,
-                per_image=metrics["per_image"], thumbs=thumbs, samples=_uri(samples_png) if samples_png else None,
-                compare=comparison_view(config, results, [p["report"] for p in metrics["per_image"]]))
+  html = render(
+    "index.html.j2",
+    config=config,
+    summary=summary,
+    aggregate=agg,
+    transfer=transfer,
+    per_image=metrics["per_image"],
+    thumbs=thumbs,
+    samples=_uri(samples_png) if samples_png else None,
+    compare=comparison_view(config, results, [p["report"] for p in metrics["per_image"]]),
+  )
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)
   return metrics_lib.summary(metrics)
 
@@ -305,12 +502,16 @@ def _faithfulness_lines(metrics: dict) -> list[str]:
   f = metrics.get("faithfulness")
   if f:
     r, a = f["rho_image_top10"], f["additivity_top30"]
-    out.append(f"  whole-image ρ, top 10%: {r['value']:.3f} (target ≥ {r['target']}: {mark(r['met'])})   "
-               f"additivity top-{a['k']}: {a['value']:.3f} (target ≤ {a['target']}: {mark(a['met'])})")
+    out.append(
+      f"  whole-image ρ, top 10%: {r['value']:.3f} (target ≥ {r['target']}: {mark(r['met'])})   "
+      f"additivity top-{a['k']}: {a['value']:.3f} (target ≤ {a['target']}: {mark(a['met'])})"
+    )
   t = metrics.get("transferability")
   if t and t.get("mean") is not None:
-    out.append(f"  transferability top-{t['k']}: {t['mean']:.3f} (chance: uniform {t['chance_uniform']:.3f}, "
-               f"same sizes {t['chance_size_matched_mean']:.3f}; target ≥ {t['target']}: {mark(t['met'])})")
+    out.append(
+      f"  transferability top-{t['k']}: {t['mean']:.3f} (chance: uniform {t['chance_uniform']:.3f}, "
+      f"same sizes {t['chance_size_matched_mean']:.3f}; target ≥ {t['target']}: {mark(t['met'])})"
+    )
   return out
 
 
@@ -318,15 +519,15 @@ def summary_text(metrics: dict, report_path: str, reused: bool) -> str:
   s, solver = metrics["summary"], metrics["solver"]
   images = f", {s['num_images']} images" if "num_images" in s else ""
   lines = [
-      ("Finished earlier; nothing recomputed." if reused else "Done."),
-      f"  model {s['model']} at {s['layer']}, feature {tuple(s['feature_shape'])}, n = {s['n']} patches "
-      f"{s['players']}{images}",
-      f"  subsets meeting τ: {solver['met_tau']}/{solver['subsets']}   median RMSE {solver['median_error']:.4f}",
-      f"  completeness ‖ΣΔf+f0−f‖/‖f−f0‖: {metrics['completeness']['feature_error']:.4f}   additivity top-"
-      f"{metrics['additivity']['k']}: mean {metrics['additivity']['error_mean']:.4g}",
-      "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
-      *_faithfulness_lines(metrics),
-      f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
-      f"  report: {os.path.abspath(report_path)}",
+    ("Finished earlier; nothing recomputed." if reused else "Done."),
+    f"  model {s['model']} at {s['layer']}, feature {tuple(s['feature_shape'])}, n = {s['n']} patches "
+    f"{s['players']}{images}",
+    f"  subsets meeting τ: {solver['met_tau']}/{solver['subsets']}   median RMSE {solver['median_error']:.4f}",
+    f"  completeness ‖ΣΔf+f0−f‖/‖f−f0‖: {metrics['completeness']['feature_error']:.4f}   additivity top-"
+    f"{metrics['additivity']['k']}: mean {metrics['additivity']['error_mean']:.4g}",
+    "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
+    *_faithfulness_lines(metrics),
+    f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
+    f"  report: {os.path.abspath(report_path)}",
   ]
   return "\n".join(lines)

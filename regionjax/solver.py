@@ -42,10 +42,11 @@ from regionjax.generator import Decode  # noqa: E402  (one definition, shared wi
 @flax.struct.dataclass
 class ChunkResult:
   """What one chunk of subsets produced (host arrays)."""
-  subsets: np.ndarray   # (B,) bitmasks
-  alpha: np.ndarray     # (B, *feature_shape)
-  history: np.ndarray   # (B, steps) objective before each step
-  error: np.ndarray     # (B,) RMSE of g(u(S)) vs x on the pixels of S
+
+  subsets: np.ndarray  # (B,) bitmasks
+  alpha: np.ndarray  # (B, *feature_shape)
+  history: np.ndarray  # (B, steps) objective before each step
+  error: np.ndarray  # (B,) RMSE of g(u(S)) vs x on the pixels of S
 
   KEYS = ("subsets", "alpha", "history", "error")  # the arrays, in the order checkpoints store them
 
@@ -67,13 +68,14 @@ class SolverResult:
   ``history[S, t]`` the objective before step ``t``; ``unmet`` flags subsets
   whose error stayed above ``tau`` (they are reported, never hidden).
   """
+
   alpha: jax.Array
   u: jax.Array
   error: jax.Array
   history: jax.Array
   tau: float = flax.struct.field(pytree_node=False, default=math.inf)
-  solved: Any = None   # (2**n,) bool: optimised (True) or composed from the singletons (False)
-  lam: Any = None      # (2**n,) the λ each solved subset ended with (λ continuation); NaN where composed
+  solved: Any = None  # (2**n,) bool: optimised (True) or composed from the singletons (False)
+  lam: Any = None  # (2**n,) the λ each solved subset ended with (λ continuation); NaN where composed
 
   @property
   def unmet(self) -> np.ndarray:
@@ -103,10 +105,11 @@ class Problem:
   shapes); ``decode``, ``optimizer``, ``steps``, ``remat`` and
   ``decode_dtype`` are static (part of the compiled function's identity).
   """
+
   f: jax.Array
   f0: jax.Array
   target: jax.Array
-  masks: jax.Array   # (n, H, W) bool
+  masks: jax.Array  # (n, H, W) bool
   lam: Any
   decode: Decode = flax.struct.field(pytree_node=False)
   optimizer: optax.GradientTransformation = flax.struct.field(pytree_node=False)
@@ -125,8 +128,9 @@ COMPOSITIONS = ("independent", "max")
 
 
 @functools.lru_cache(maxsize=64)
-def make_optimizer(learning_rate: float, steps: int, schedule: str = "constant",
-                   optimizer: str = "adam") -> optax.GradientTransformation:
+def make_optimizer(
+  learning_rate: float, steps: int, schedule: str = "constant", optimizer: str = "adam"
+) -> optax.GradientTransformation:
   """The step before the projection onto ``[0, 1]^D``.
 
   ``optimizer``: 'gd' is plain gradient descent, ``α ← α − η ∇L`` (the paper's
@@ -165,10 +169,10 @@ def subset_pixel_mask(masks: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Ar
 
 
 REMAT_POLICIES = {
-    # keep the outputs of matmuls/convolutions, recompute everything elementwise
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-    # keep nothing: the backward pass re-runs the whole decoder
-    "nothing": jax.checkpoint_policies.nothing_saveable,
+  # keep the outputs of matmuls/convolutions, recompute everything elementwise
+  "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+  # keep nothing: the backward pass re-runs the whole decoder
+  "nothing": jax.checkpoint_policies.nothing_saveable,
 }
 
 
@@ -189,14 +193,17 @@ def _decoder(problem: Problem) -> Decode:
 
     def decode(u):  # noqa: F811 - deliberate wrap
       return inner(u.astype(low)).astype(u.dtype)
+
   if problem.remat:
     policy = problem.remat
     if policy is True:
       policy = "dots"
     if isinstance(policy, str):
       if policy not in REMAT_POLICIES:
-        raise ValueError(f"unknown remat policy {policy!r}; use True, one of {sorted(REMAT_POLICIES)} or a "
-                         "jax.checkpoint_policies callable")
+        raise ValueError(
+          f"unknown remat policy {policy!r}; use True, one of {sorted(REMAT_POLICIES)} or a "
+          "jax.checkpoint_policies callable"
+        )
       policy = REMAT_POLICIES[policy]
     decode = jax.checkpoint(decode, policy=policy)
   return decode
@@ -209,7 +216,7 @@ def objective(problem: Problem, alpha: jax.Array, s: jax.Array) -> tuple[jax.Arr
   image = _decoder(problem)(u)
   mask, size = subset_pixel_mask(problem.masks, s)
   residual = (image - problem.target) * mask[..., None]
-  sq = jnp.sum(residual ** 2)
+  sq = jnp.sum(residual**2)
   size = jnp.maximum(size, 1)
   loss = jnp.sum(jnp.abs(alpha * delta)) + problem.lam / size * sq
   count = jnp.maximum(mask.sum() * problem.target.shape[-1], 1)
@@ -330,7 +337,7 @@ def chunk_plan(n: int, chunk_size: int, composition: str = "independent") -> lis
   else:
     raise ValueError(f"unknown composition {composition!r}; use one of {COMPOSITIONS}")
   plan = [np.array([full], dtype=np.int64)]
-  plan += [rest[i:i + chunk_size] for i in range(0, rest.size, chunk_size)]
+  plan += [rest[i : i + chunk_size] for i in range(0, rest.size, chunk_size)]
   return plan
 
 
@@ -351,7 +358,7 @@ def explicit_plan(n: int, ids, chunk_size: int) -> list[np.ndarray]:
   ids = np.asarray(ids, np.int64).reshape(-1)
   rest = ids[(ids != full) & (ids != 0)]
   plan = [np.array([full], dtype=np.int64)]
-  plan += [rest[i:i + chunk_size] for i in range(0, rest.size, chunk_size)]
+  plan += [rest[i : i + chunk_size] for i in range(0, rest.size, chunk_size)]
   return plan
 
 
@@ -398,6 +405,7 @@ class SolverOptions:
       ``steps_per_call`` steps, and waiting subsets take its place
       (:func:`solve_pool`); ``None``: every subset runs all ``steps``.
   """
+
   lam: float
   learning_rate: float
   steps: int
@@ -450,23 +458,35 @@ class SolverOptions:
   @classmethod
   def from_config(cls, s) -> "SolverOptions":
     """From ``config.solver`` (dtype names as strings, the budget in GiB; ``None`` = off)."""
+
     def get(name, default=None):
       return s.get(name, default) if hasattr(s, "get") else getattr(s, name, default)
+
     if get("dtype", "float32") not in DTYPES:
       raise ValueError(f"solver.dtype must be one of {sorted(DTYPES)}, got {get('dtype')!r}")
     dd = get("decode_dtype")
     if dd is not None and dd not in DECODE_DTYPES:
       raise ValueError(f"solver.decode_dtype must be None or one of {sorted(DECODE_DTYPES)}, got {dd!r}")
     budget = get("memory_budget_gb")
-    return cls(lam=float(get("lam")), learning_rate=float(get("learning_rate")), steps=get("steps"),
-               tau=float(get("tau", math.inf)), chunk_size=get("chunk_size", 64),
-               dtype=DTYPES[get("dtype", "float32")], schedule=get("schedule", "constant"),
-               optimizer=get("optimizer", "adam"), composition=get("composition", "independent"),
-               remat=get("remat", False), decode_dtype=None if dd is None else DECODE_DTYPES[dd],
-               memory_budget=None if budget is None else float(budget) * 2**30,
-               steps_per_call=get("steps_per_call"), lam_max=get("lam_max"),
-               lam_growth=float(get("lam_growth", 4.0)), refine_steps=int(get("refine_steps", 0)),
-               stop_tol=get("stop_tol"))
+    return cls(
+      lam=float(get("lam")),
+      learning_rate=float(get("learning_rate")),
+      steps=get("steps"),
+      tau=float(get("tau", math.inf)),
+      chunk_size=get("chunk_size", 64),
+      dtype=DTYPES[get("dtype", "float32")],
+      schedule=get("schedule", "constant"),
+      optimizer=get("optimizer", "adam"),
+      composition=get("composition", "independent"),
+      remat=get("remat", False),
+      decode_dtype=None if dd is None else DECODE_DTYPES[dd],
+      memory_budget=None if budget is None else float(budget) * 2**30,
+      steps_per_call=get("steps_per_call"),
+      lam_max=get("lam_max"),
+      lam_growth=float(get("lam_growth", 4.0)),
+      refine_steps=int(get("refine_steps", 0)),
+      stop_tol=get("stop_tol"),
+    )
 
   def replace(self, **changes) -> "SolverOptions":
     return dataclasses.replace(self, **changes)
@@ -497,11 +517,16 @@ def validate(f, f0, target, masks, options: SolverOptions, *, decode=None, num_s
   if len(target) != 3:
     raise ValueError(f"target must be one image (H, W, C), got shape {target}")
   if masks.ndim != 3 or masks.shape[1:] != target[:2]:
-    raise ValueError(f"masks must be (n, H, W) = (n, {target[0]}, {target[1]}) to match the target image, got {masks.shape}")
+    raise ValueError(
+      f"masks must be (n, H, W) = (n, {target[0]}, {target[1]}) to match the target image, got {masks.shape}"
+    )
   if masks.dtype != bool:
     raise ValueError(f"masks must be boolean, got dtype {masks.dtype}")
-  n = subsets_lib.check_num_players(masks.shape[0], "n (the number of masks)",
-                                   limit=subsets_lib.MAX_PLAYERS if num_subsets is None else MAX_PLAYERS_EXPLICIT)
+  n = subsets_lib.check_num_players(
+    masks.shape[0],
+    "n (the number of masks)",
+    limit=subsets_lib.MAX_PLAYERS if num_subsets is None else MAX_PLAYERS_EXPLICIT,
+  )
   empty = [i for i in range(n) if not masks[i].any()]
   if empty:
     raise ValueError(f"masks {empty} are empty: every player patch must cover at least one pixel")
@@ -509,7 +534,9 @@ def validate(f, f0, target, masks, options: SolverOptions, *, decode=None, num_s
     overlap = masks.sum(0) > 1
     if overlap.any():
       pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if (masks[i] & masks[j]).any()]
-      raise ValueError(f"masks overlap (players {pairs[:5]}): player patches must be disjoint (pass allow_overlap=True if intended)")
+      raise ValueError(
+        f"masks overlap (players {pairs[:5]}): player patches must be disjoint (pass allow_overlap=True if intended)"
+      )
   steps = options.steps
   need = (1 << n) * (2 * math.prod(f) * 4 + steps * 4)
   if num_subsets is not None:  # only the listed subsets are stored
@@ -518,8 +545,10 @@ def validate(f, f0, target, masks, options: SolverOptions, *, decode=None, num_s
     need = (1 << n) * 2 * math.prod(f) * 4 + (n + 1) * steps * 4
   have = _available_memory_bytes()
   if need > have // 2:
-    raise ValueError(f"n={n} needs about {need / 2**30:.1f} GiB for α and u of all 2**{n} subsets, more than half "
-                     f"of this machine's {have / 2**30:.1f} GiB; use fewer patches")
+    raise ValueError(
+      f"n={n} needs about {need / 2**30:.1f} GiB for α and u of all 2**{n} subsets, more than half "
+      f"of this machine's {have / 2**30:.1f} GiB; use fewer patches"
+    )
   if decode is not None:
     out = jax.eval_shape(decode, jax.ShapeDtypeStruct(f, jnp.float32))
     if tuple(out.shape) != tuple(target):
@@ -530,8 +559,10 @@ def _check_finite(chunk: ChunkResult) -> None:
   bad = ~np.isfinite(chunk.error) | ~np.isfinite(chunk.alpha.reshape(chunk.alpha.shape[0], -1)).all(-1)
   if bad.any():
     names = ", ".join(subsets_lib.format_subset(s) for s in chunk.subsets[bad][:8])
-    raise ValueError(f"decode returned NaN or Inf while solving {int(bad.sum())} subset(s): {names}"
-                     f"{' …' if bad.sum() > 8 else ''}; check the generator and the feature")
+    raise ValueError(
+      f"decode returned NaN or Inf while solving {int(bad.sum())} subset(s): {names}"
+      f"{' …' if bad.sum() > 8 else ''}; check the generator and the feature"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -541,6 +572,7 @@ class Setup:
   ``width`` is the padded size of every chunk but chunk 0 (``[N]``); with a
   mesh it is a multiple of the device count.
   """
+
   problem: Problem
   run: Callable[[jax.Array, jax.Array], Any]
   plan: list
@@ -569,29 +601,56 @@ def _memory_of(compiled) -> int | None:
   mem = compiled.memory_analysis()
   if mem is None:  # pragma: no cover - backend without memory analysis
     return None
-  return int(mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-             - mem.alias_size_in_bytes)
+  return int(mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes - mem.alias_size_in_bytes)
 
 
-def chunk_memory_bytes(decode: Decode, f, target, batch: int, *, steps: int = 2, dtype: Any = jnp.float32,
-                       decode_dtype: Any = None, remat: Any = False) -> int | None:
+def chunk_memory_bytes(
+  decode: Decode,
+  f,
+  target,
+  batch: int,
+  *,
+  steps: int = 2,
+  dtype: Any = jnp.float32,
+  decode_dtype: Any = None,
+  remat: Any = False,
+) -> int | None:
   """Peak bytes (arguments + outputs + temporaries, from XLA's memory
   analysis of the compiled chunk) of solving ``batch`` subsets on one device.
 
   ``None`` where the backend reports no memory analysis.
   """
   fshape, tshape = tuple(np.shape(f)), tuple(np.shape(target))
-  problem = Problem(decode=decode, f=jnp.zeros(fshape, dtype), f0=jnp.zeros(fshape, dtype),
-                    target=jnp.zeros(tshape, dtype), masks=jnp.ones((1,) + tshape[:2], bool), lam=1.0,
-                    optimizer=optax.adam(1e-3), steps=int(steps), remat=remat, decode_dtype=decode_dtype)
-  compiled = _chunk_jit.lower(problem, jax.ShapeDtypeStruct((batch,) + fshape, dtype),
-                       jax.ShapeDtypeStruct((batch,), jnp.int32)).compile()
+  problem = Problem(
+    decode=decode,
+    f=jnp.zeros(fshape, dtype),
+    f0=jnp.zeros(fshape, dtype),
+    target=jnp.zeros(tshape, dtype),
+    masks=jnp.ones((1,) + tshape[:2], bool),
+    lam=1.0,
+    optimizer=optax.adam(1e-3),
+    steps=int(steps),
+    remat=remat,
+    decode_dtype=decode_dtype,
+  )
+  compiled = _chunk_jit.lower(
+    problem, jax.ShapeDtypeStruct((batch,) + fshape, dtype), jax.ShapeDtypeStruct((batch,), jnp.int32)
+  ).compile()
   return _memory_of(compiled)
 
 
-def chunk_size_for_budget(decode: Decode, f, target, *, budget_bytes: float, devices: int = 1,
-                          dtype: Any = jnp.float32, decode_dtype: Any = None, remat: Any = False,
-                          max_chunk: int | None = None) -> int:
+def chunk_size_for_budget(
+  decode: Decode,
+  f,
+  target,
+  *,
+  budget_bytes: float,
+  devices: int = 1,
+  dtype: Any = jnp.float32,
+  decode_dtype: Any = None,
+  remat: Any = False,
+  max_chunk: int | None = None,
+) -> int:
   """The largest chunk whose per-device peak memory fits ``budget_bytes``.
 
   The chunk function is compiled (not run) for 1 and 3 subsets per device;
@@ -614,14 +673,26 @@ def chunk_size_for_budget(decode: Decode, f, target, *, budget_bytes: float, dev
     fixed = max(m1 - per, 0)
   fit = int((budget_bytes - fixed) // per)
   if fit < 1:
-    raise ValueError(f"a memory budget of {budget_bytes / 2**20:.1f} MiB per device does not hold one subset: "
-                     f"the chunk needs {fixed / 2**20:.1f} MiB + {per / 2**20:.1f} MiB per subset")
+    raise ValueError(
+      f"a memory budget of {budget_bytes / 2**20:.1f} MiB per device does not hold one subset: "
+      f"the chunk needs {fixed / 2**20:.1f} MiB + {per / 2**20:.1f} MiB per subset"
+    )
   chunk = devices * fit
   return chunk if max_chunk is None else max(1, min(chunk, int(max_chunk)))
 
 
-def prepare(decode: Decode, f, f0, target, masks, options: SolverOptions | None = None, *,
-            mesh: Mesh | None = None, subsets=None, **settings) -> Setup:
+def prepare(
+  decode: Decode,
+  f,
+  f0,
+  target,
+  masks,
+  options: SolverOptions | None = None,
+  *,
+  mesh: Mesh | None = None,
+  subsets=None,
+  **settings,
+) -> Setup:
   """Validates the inputs and builds the :class:`Setup` of a solve.
 
   ``options``: a :class:`SolverOptions`, or its fields as keyword ``settings``.
@@ -637,15 +708,33 @@ def prepare(decode: Decode, f, f0, target, masks, options: SolverOptions | None 
   devices = 1 if mesh is None else mesh.devices.size
   chunk_size = o.chunk_size
   if o.memory_budget is not None:
-    chunk_size = chunk_size_for_budget(decode, f, target, budget_bytes=o.memory_budget, devices=devices,
-                                       dtype=o.dtype, decode_dtype=o.decode_dtype, remat=o.remat)
-  arrays = dict(f=jnp.asarray(f, o.dtype), f0=jnp.asarray(f0, o.dtype), target=jnp.asarray(target, o.dtype),
-                masks=jnp.asarray(masks, bool))
+    chunk_size = chunk_size_for_budget(
+      decode,
+      f,
+      target,
+      budget_bytes=o.memory_budget,
+      devices=devices,
+      dtype=o.dtype,
+      decode_dtype=o.decode_dtype,
+      remat=o.remat,
+    )
+  arrays = dict(
+    f=jnp.asarray(f, o.dtype),
+    f0=jnp.asarray(f0, o.dtype),
+    target=jnp.asarray(target, o.dtype),
+    masks=jnp.asarray(masks, bool),
+  )
   if mesh is not None:  # replicated on the mesh, beside the sharded subsets
     arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
-  problem = Problem(**arrays, lam=float(o.lam), decode=decode,
-                    optimizer=make_optimizer(float(o.learning_rate), o.steps, o.schedule, o.optimizer),
-                    steps=o.steps, remat=o.remat, decode_dtype=o.decode_dtype)
+  problem = Problem(
+    **arrays,
+    lam=float(o.lam),
+    decode=decode,
+    optimizer=make_optimizer(float(o.learning_rate), o.steps, o.schedule, o.optimizer),
+    steps=o.steps,
+    remat=o.remat,
+    decode_dtype=o.decode_dtype,
+  )
   _decoder(problem)  # validates remat
   steps_per_call = default_steps_per_call() if o.steps_per_call is None else int(o.steps_per_call)
   run = make_chunk_runner(problem, steps_per_call)
@@ -657,8 +746,18 @@ def prepare(decode: Decode, f, f0, target, masks, options: SolverOptions | None 
     count = rest[0].size if rest else 0
     width = devices * math.ceil(min(chunk_size, max(count, 1)) / devices)
     plan = explicit_plan(n, subsets, width)
-  return Setup(problem=problem, run=run, plan=plan, width=width, devices=devices, mesh=mesh, dtype=o.dtype,
-               composition=o.composition, steps_per_call=steps_per_call, options=o)
+  return Setup(
+    problem=problem,
+    run=run,
+    plan=plan,
+    width=width,
+    devices=devices,
+    mesh=mesh,
+    dtype=o.dtype,
+    composition=o.composition,
+    steps_per_call=steps_per_call,
+    options=o,
+  )
 
 
 def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array, ids: np.ndarray | None = None) -> ChunkResult:
@@ -687,8 +786,9 @@ def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array, ids: np.ndarra
     alpha0, sid = jax.device_put(alpha0, spec), jax.device_put(sid, spec)
   alpha, history, error = setup.run(alpha0, sid)
   k = ids.size
-  chunk = ChunkResult(subsets=ids, alpha=np.asarray(alpha[:k]), history=np.asarray(history[:k]),
-                      error=np.asarray(error[:k]))
+  chunk = ChunkResult(
+    subsets=ids, alpha=np.asarray(alpha[:k]), history=np.asarray(history[:k]), error=np.asarray(error[:k])
+  )
   _check_finite(chunk)
   return chunk
 
@@ -702,13 +802,19 @@ def warm_start(setup: Setup, results: Mapping[int, ChunkResult], index: int) -> 
 
 def check_resumed(setup: Setup, index: int, chunk: ChunkResult) -> None:
   if not np.array_equal(np.asarray(chunk.subsets), setup.plan[index]):
-    raise ValueError(f"resumed chunk {index} holds other subsets than this run plans; the checkpoint is from "
-                     "another setting")
+    raise ValueError(
+      f"resumed chunk {index} holds other subsets than this run plans; the checkpoint is from another setting"
+    )
   _check_finite(chunk)
 
 
-def solve_chunks(setup: Setup, indices, *, done: Mapping[int, ChunkResult] | None = None,
-                 on_chunk: Callable[[int, int, ChunkResult], None] | None = None) -> dict[int, ChunkResult]:
+def solve_chunks(
+  setup: Setup,
+  indices,
+  *,
+  done: Mapping[int, ChunkResult] | None = None,
+  on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
+) -> dict[int, ChunkResult]:
   """Solves the chunks ``indices`` (chunk 0, ``[N]``, must be among them or in
   ``done``: it is every other chunk's warm start). Chunks in ``done`` are
   checked and reused, not recomputed; ``on_chunk`` sees only new ones."""
@@ -719,8 +825,9 @@ def solve_chunks(setup: Setup, indices, *, done: Mapping[int, ChunkResult] | Non
     results[0] = done[0]
   todo = sorted(set(int(i) for i in indices))
   if todo and 0 not in results and todo[0] != 0:
-    raise ValueError("chunk 0 (the full set N) is the warm start of every other chunk: solve it first or pass it "
-                     "in done")
+    raise ValueError(
+      "chunk 0 (the full set N) is the warm start of every other chunk: solve it first or pass it in done"
+    )
   if setup.options is not None and setup.options.stop_tol is not None:
     return _solve_chunks_pooled(setup, todo, done, results, on_chunk)
   for index in todo:
@@ -762,8 +869,14 @@ def _refill_jit(problem: Problem, carry, alpha_new: jax.Array, fresh: jax.Array)
   return jax.tree_util.tree_map(pick, new, carry)
 
 
-def solve_pool(setup: Setup, ids: np.ndarray, alpha_start, *, tol: float | None,
-               on_finished: Callable[[np.ndarray], None] | None = None) -> ChunkResult:
+def solve_pool(
+  setup: Setup,
+  ids: np.ndarray,
+  alpha_start,
+  *,
+  tol: float | None,
+  on_finished: Callable[[np.ndarray], None] | None = None,
+) -> ChunkResult:
   """Solves the subsets ``ids`` in a pool of ``setup.width`` slots; a subset
   leaves when it has run all ``steps`` or its objective changed by at most
   ``tol`` (relative) over the last block, and the next waiting subset takes its
@@ -798,7 +911,7 @@ def solve_pool(setup: Setup, ids: np.ndarray, alpha_start, *, tol: float | None,
     x = jnp.asarray(x)
     return x if spec is None else jax.device_put(x, spec)
 
-  row = np.full(width, -1)          # which row of ids each slot holds (-1: idle)
+  row = np.full(width, -1)  # which row of ids each slot holds (-1: idle)
   done_steps = np.zeros(width, int)
   prev = np.full(width, np.nan)
   queue = 0
@@ -810,7 +923,7 @@ def solve_pool(setup: Setup, ids: np.ndarray, alpha_start, *, tol: float | None,
   while True:
     # fill idle slots from the queue
     idle = np.nonzero(row < 0)[0]
-    fill = idle[:max(0, total - queue)]
+    fill = idle[: max(0, total - queue)]
     if fill.size or carry is None:
       alpha_new = np.zeros((width,) + fshape, out_alpha.dtype)
       fresh = np.zeros(width, bool)
@@ -832,7 +945,7 @@ def solve_pool(setup: Setup, ids: np.ndarray, alpha_start, *, tol: float | None,
     carry, h = _steps_jit(problem, carry, sid, length=k, unroll=unroll)
     h = np.asarray(h)
     for slot in np.nonzero(active)[0]:
-      out_hist[row[slot], done_steps[slot]:done_steps[slot] + k] = h[slot]
+      out_hist[row[slot], done_steps[slot] : done_steps[slot] + k] = h[slot]
     done_steps[active] += k
     last = h[:, -1]
     finished = active & ((done_steps >= steps) | (_converged(prev, last, tol) if tol is not None else False))
@@ -893,8 +1006,12 @@ def _solve_chunks_pooled(setup: Setup, todo, done, results, on_chunk) -> dict[in
     for j in np.nonzero(left == 0)[0]:
       left[j] = -1  # reported
       lo, hi = bounds[j], bounds[j + 1]
-      chunk = ChunkResult(subsets=ids[lo:hi], alpha=out.alpha[lo:hi].copy(), history=out.history[lo:hi].copy(),
-                          error=out.error[lo:hi].copy())
+      chunk = ChunkResult(
+        subsets=ids[lo:hi],
+        alpha=out.alpha[lo:hi].copy(),
+        history=out.history[lo:hi].copy(),
+        error=out.error[lo:hi].copy(),
+      )
       _check_finite(chunk)
       results[pending[j]] = chunk
       if on_chunk is not None:
@@ -904,11 +1021,19 @@ def _solve_chunks_pooled(setup: Setup, todo, done, results, on_chunk) -> dict[in
   return results
 
 
-def solve_minimal_features(decode: Decode, f: jax.Array, f0: jax.Array, target: jax.Array, masks: np.ndarray,
-                           options: SolverOptions | None = None, *, mesh: Mesh | None = None,
-                           done: Mapping[int, ChunkResult] | None = None,
-                           on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
-                           **settings) -> SolverResult:
+def solve_minimal_features(
+  decode: Decode,
+  f: jax.Array,
+  f0: jax.Array,
+  target: jax.Array,
+  masks: np.ndarray,
+  options: SolverOptions | None = None,
+  *,
+  mesh: Mesh | None = None,
+  done: Mapping[int, ChunkResult] | None = None,
+  on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
+  **settings,
+) -> SolverResult:
   """Solves ``u(S)`` for all ``2**n`` subsets (see module docstring).
 
   Args:
@@ -968,7 +1093,7 @@ def errors_of(setup: Setup, alpha_rows: Callable[[np.ndarray], np.ndarray], ids:
     rows = np.arange(k, min(k + w, len(ids)))
     pad = np.concatenate([rows, np.repeat(rows[-1:], w - rows.size)])
     err = _final_jit(problem, jnp.asarray(alpha_rows(pad), setup.dtype), encode_subsets(problem.n, ids[pad]))
-    out[k:k + rows.size] = np.asarray(err)[:rows.size]
+    out[k : k + rows.size] = np.asarray(err)[: rows.size]
   return out
 
 
@@ -1021,8 +1146,15 @@ def _result(problem: Problem, alpha, error, history, tau, solved, lam) -> Solver
   alpha = jnp.asarray(alpha)
   u = problem.f0 + alpha * (problem.f - problem.f0)
   u = u.at[0].set(problem.f0)
-  return SolverResult(alpha=alpha, u=u, error=jnp.asarray(error), history=jnp.asarray(history), tau=float(tau),
-                      solved=np.asarray(solved), lam=np.asarray(lam, np.float64))
+  return SolverResult(
+    alpha=alpha,
+    u=u,
+    error=jnp.asarray(error),
+    history=jnp.asarray(history),
+    tau=float(tau),
+    solved=np.asarray(solved),
+    lam=np.asarray(lam, np.float64),
+  )
 
 
 def _to_resolve(setup: Setup, result: SolverResult) -> np.ndarray:
@@ -1055,7 +1187,7 @@ def refine(setup: Setup, result: SolverResult, steps: int) -> SolverResult:
   ids = np.nonzero(~solved)[0]
   ids = ids[ids > 0]
   for k in range(0, ids.size, setup.width):
-    part = ids[k:k + setup.width]
+    part = ids[k : k + setup.width]
     chunk = solve_chunk(setup, 1, alpha[part], ids=part)
     alpha[part], error[part] = chunk.alpha, chunk.error
   solved[ids] = True
@@ -1089,7 +1221,7 @@ def continue_unmet(setup: Setup, result: SolverResult, *, lam_max: float | None,
     problem = dataclasses.replace(setup.problem, lam=float(lam))
     setup = dataclasses.replace(setup, problem=problem, run=make_chunk_runner(problem, setup.steps_per_call))
     for k in range(0, ids.size, setup.width):
-      part = ids[k:k + setup.width]
+      part = ids[k : k + setup.width]
       chunk = solve_chunk(setup, 1, alpha[part], ids=part)
       alpha[part], history[part], error[part] = chunk.alpha, chunk.history, chunk.error
       lam_used[part] = lam

@@ -28,8 +28,10 @@ def check_num_players(n: int, name: str = "n", limit: int = MAX_PLAYERS) -> int:
     raise ValueError(f"{name} must be at least 1 (got {n}): with no players there is nothing to explain")
   if n > limit:
     if limit == MAX_PLAYERS:
-      raise ValueError(f"{name}={n} players means 2**{n} subsets, more than any memory holds; use n <= {limit} "
-                       "(or solver.max_order > 0, which needs only the subsets missing at most k players)")
+      raise ValueError(
+        f"{name}={n} players means 2**{n} subsets, more than any memory holds; use n <= {limit} "
+        "(or solver.max_order > 0, which needs only the subsets missing at most k players)"
+      )
     raise ValueError(f"{name}={n} players: bitmasks of up to {limit} players fit an int64; use n <= {limit}")
   return n
 

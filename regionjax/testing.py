@@ -33,13 +33,14 @@ from regionjax import subsets as subsets_lib
 @dataclasses.dataclass(frozen=True)
 class Planted:
   """A planted generator and its known answer."""
-  fields: tuple[int, ...]       # bitmask field of each block
+
+  fields: tuple[int, ...]  # bitmask field of each block
   block_slices: tuple[slice, ...]
-  f: np.ndarray                 # (D,)
-  f0: np.ndarray                # (D,)
-  masks: np.ndarray             # (n, H, W) player masks
-  x0: np.ndarray                # (H, W, C) pre-activation background
-  weights: np.ndarray           # (D, H, W, C); zero outside each block's field and for inert dims
+  f: np.ndarray  # (D,)
+  f0: np.ndarray  # (D,)
+  masks: np.ndarray  # (n, H, W) player masks
+  x0: np.ndarray  # (H, W, C) pre-activation background
+  weights: np.ndarray  # (D, H, W, C); zero outside each block's field and for inert dims
 
   @property
   def n(self) -> int:
@@ -73,15 +74,15 @@ class Planted:
 
 
 def planted_generator(
-    fields: Sequence[Sequence[int]] = ((0,), (1,), (0, 1), (2, 3), (1, 3), (3,)),
-    *,
-    n: int = 4,
-    block_dim: int = 3,
-    inert_dim: int = 5,
-    size: int = 12,
-    grid: int = 3,
-    channels: int = 3,
-    seed: int = 0,
+  fields: Sequence[Sequence[int]] = ((0,), (1,), (0, 1), (2, 3), (1, 3), (3,)),
+  *,
+  n: int = 4,
+  block_dim: int = 3,
+  inert_dim: int = 5,
+  size: int = 12,
+  grid: int = 3,
+  channels: int = 3,
+  seed: int = 0,
 ) -> Planted:
   """Builds a :class:`Planted` generator on a ``grid × grid`` image of ``size²``.
 

@@ -54,10 +54,11 @@ MAX_PLAYERS = solver_lib.MAX_PLAYERS_EXPLICIT  # 62: N \ T and its complement fi
 @dataclasses.dataclass(frozen=True)
 class Family:
   """The sets of at most ``k`` of ``n`` players and the butterfly's index pairs."""
+
   n: int
   k: int
-  sets: np.ndarray               # (M,) int64 bitmasks, row 0 = ∅
-  passes: tuple                  # per player i: (rows containing i, rows of the same set without i)
+  sets: np.ndarray  # (M,) int64 bitmasks, row 0 = ∅
+  passes: tuple  # per player i: (rows containing i, rows of the same set without i)
 
   @property
   def size(self) -> int:
@@ -115,8 +116,9 @@ def _butterfly(v: jax.Array, fam: Family, sign: int) -> jax.Array:
   """``v[T] += sign · v[T \\ {i}]`` for every ``T ∋ i`` of the family, player by player."""
   v = jnp.asarray(v)
   if v.shape[0] != fam.size:
-    raise ValueError(f"the leading axis has length {v.shape[0]}, but the family of n={fam.n}, k={fam.k} has "
-                     f"{fam.size} sets")
+    raise ValueError(
+      f"the leading axis has length {v.shape[0]}, but the family of n={fam.n}, k={fam.k} has {fam.size} sets"
+    )
   for rows, parents in fam.passes:
     if rows.size:
       v = v.at[rows].add(sign * v[parents])  # rows hold i, parents do not: no read-after-write in one pass
@@ -173,7 +175,7 @@ def compose_missing(alpha_singletons: jax.Array, n: int, k: int) -> jax.Array:
   The max composition of ``solver.compose_max`` for only the sets needed.
   """
   a = jnp.asarray(alpha_singletons)
-  absent = ~jnp.asarray(family(n, k).members())                          # (M, n): i ∈ N \ T
+  absent = ~jnp.asarray(family(n, k).members())  # (M, n): i ∈ N \ T
   out = jnp.zeros((absent.shape[0],) + a.shape[1:], a.dtype)
   shape = (absent.shape[0],) + (1,) * (a.ndim - 1)
   for i in range(n):
@@ -189,8 +191,9 @@ class SparseComponents:
   ``fields`` are int64 bitmasks; a field ``0`` (``∅``) holds ``f0``, as
   ``components[0]`` does in the dense layout.
   """
-  fields: np.ndarray     # (M,) int64
-  values: np.ndarray     # (M, *feature_shape)
+
+  fields: np.ndarray  # (M,) int64
+  values: np.ndarray  # (M, *feature_shape)
   n: int
 
   @property
@@ -200,7 +203,7 @@ class SparseComponents:
   def norms(self) -> np.ndarray:
     """``‖Δf_S‖₂`` per row; 0 for ``∅`` (the baseline), as ``components.component_norms``."""
     v = np.asarray(self.values, np.float64).reshape(len(self.fields), -1)
-    out = np.sqrt((v ** 2).sum(-1))
+    out = np.sqrt((v**2).sum(-1))
     out[np.asarray(self.fields) == 0] = 0.0
     return out
 
@@ -235,17 +238,18 @@ class TruncatedResult:
   ``problems`` lists what was optimised (``N`` first; with 'max' the
   singletons), with their ``problem_error`` and ``history``.
   """
+
   family: Family
   components: SparseComponents
   u: np.ndarray
   alpha: np.ndarray
-  error: np.ndarray           # (M,) RMSE of g(u(N \ S_m)) on the pixels of N \ S_m
-  solved: np.ndarray          # (M,) bool: optimised (not composed)
-  lam: np.ndarray             # (M,) λ each solved row ended with; NaN where composed
-  problems: np.ndarray        # (P,) bitmasks optimised
-  problem_error: np.ndarray   # (P,)
-  problem_alpha: np.ndarray   # (P, *feature_shape)
-  history: np.ndarray         # (P, steps)
+  error: np.ndarray  # (M,) RMSE of g(u(N \ S_m)) on the pixels of N \ S_m
+  solved: np.ndarray  # (M,) bool: optimised (not composed)
+  lam: np.ndarray  # (M,) λ each solved row ended with; NaN where composed
+  problems: np.ndarray  # (P,) bitmasks optimised
+  problem_error: np.ndarray  # (P,)
+  problem_alpha: np.ndarray  # (P, *feature_shape)
+  history: np.ndarray  # (P, steps)
   residual: dict
   composition: str
   tau: float = math.inf
@@ -304,27 +308,33 @@ def residual_measures(u_missing, components, n: int, k: int, f0, *, singletons=N
   orders = fam.orders
   by_order = {str(j): _rel(jnp.linalg.norm(comps[orders == j].sum(0)), base) for j in range(1, k + 1)}
   out = {
-      "relative": _rel(jnp.linalg.norm(res), base),
-      "norm": float(jnp.linalg.norm(res)),
-      "full_norm": base,
-      "max_order": int(k),
-      "components": int(fam.size - 1),
-      "or_matching": {"max": float(match.max()) if match.size else 0.0,
-                      "mean": float(match.mean()) if match.size else 0.0,
-                      "median": float(np.median(match)) if match.size else 0.0,
-                      "worst_left_out": subsets_lib.format_subset(int(fam.sets[worst])),
-                      "count": int(match.size)},
-      "by_order": by_order,
+    "relative": _rel(jnp.linalg.norm(res), base),
+    "norm": float(jnp.linalg.norm(res)),
+    "full_norm": base,
+    "max_order": int(k),
+    "components": int(fam.size - 1),
+    "or_matching": {
+      "max": float(match.max()) if match.size else 0.0,
+      "mean": float(match.mean()) if match.size else 0.0,
+      "median": float(np.median(match)) if match.size else 0.0,
+      "worst_left_out": subsets_lib.format_subset(int(fam.sets[worst])),
+      "count": int(match.size),
+    },
+    "by_order": by_order,
   }
   if singletons is not None and len(singletons):
-    members = jnp.asarray(fam.members()[:, np.asarray(singletons)].T, comps.dtype)       # (P, M)
+    members = jnp.asarray(fam.members()[:, np.asarray(singletons)].T, comps.dtype)  # (P, M)
     nonempty = comps.at[0].set(0)
     hs = f0 + jnp.tensordot(members, nonempty, axes=1)
     us = jnp.asarray(u_singletons)
     # relative to ‖u(N) − f0‖: a singleton's own u({i}) − f0 may be ~0 (a cell no component paints)
     e = np.asarray(jnp.linalg.norm(flat(hs - us), axis=1), np.float64) / max(base, 1e-30)
-    out["heldout_singletons"] = {"max": float(e.max()), "mean": float(e.mean()), "count": int(e.size),
-                                 "worst": subsets_lib.format_subset(1 << int(np.asarray(singletons)[np.argmax(e)]))}
+    out["heldout_singletons"] = {
+      "max": float(e.max()),
+      "mean": float(e.mean()),
+      "count": int(e.size),
+      "worst": subsets_lib.format_subset(1 << int(np.asarray(singletons)[np.argmax(e)])),
+    }
   return out
 
 
@@ -333,9 +343,20 @@ def _singletons(n: int) -> np.ndarray:
   return np.array([1 << i for i in range(n)], np.int64)
 
 
-def solve_truncated(decode, f, f0, target, masks, options: solver_lib.SolverOptions | None = None, *,
-                    max_order: int, mesh=None, done: Mapping[int, solver_lib.ChunkResult] | None = None,
-                    on_chunk: Callable | None = None, **settings) -> TruncatedResult:
+def solve_truncated(
+  decode,
+  f,
+  f0,
+  target,
+  masks,
+  options: solver_lib.SolverOptions | None = None,
+  *,
+  max_order: int,
+  mesh=None,
+  done: Mapping[int, solver_lib.ChunkResult] | None = None,
+  on_chunk: Callable | None = None,
+  **settings,
+) -> TruncatedResult:
   """The components of order ≤ ``max_order`` from exactly the minimal features they need.
 
   ``composition='independent'`` optimises ``u(N \\ T)`` for every ``|T| ≤ k``
@@ -415,7 +436,7 @@ def solve_truncated(decode, f, f0, target, masks, options: solver_lib.SolverOpti
     problem = dataclasses.replace(setup.problem, lam=current)
     setup = dataclasses.replace(setup, problem=problem, run=solver_lib.make_chunk_runner(problem, setup.steps_per_call))
     for j in range(0, ids.size, setup.width):
-      part = ids[j:j + setup.width]
+      part = ids[j : j + setup.width]
       rows = [row[int(s)] for s in part]
       chunk = solver_lib.solve_chunk(setup, 1, p_alpha[rows], ids=part)
       p_alpha[rows], p_hist[rows], p_err[rows] = chunk.alpha, chunk.history, chunk.error
@@ -430,12 +451,26 @@ def solve_truncated(decode, f, f0, target, masks, options: solver_lib.SolverOpti
   u_single = None
   if singles is not None:
     u_single = f0j + jnp.asarray(p_alpha[[row[int(s)] for s in singles]]) * (fj - f0j)
-  residual = residual_measures(u, comps, n, k, f0j, singletons=None if singles is None else np.arange(n),
-                               u_singletons=u_single)
-  return TruncatedResult(family=fam, components=SparseComponents(fields=fam.sets, values=np.asarray(comps), n=n),
-                         u=np.asarray(u), alpha=alpha, error=err, solved=solved, lam=lam_rows, problems=problems,
-                         problem_error=p_err, problem_alpha=p_alpha, history=p_hist, residual=residual,
-                         composition=composition, tau=float(tau), seconds=time.time() - t0)
+  residual = residual_measures(
+    u, comps, n, k, f0j, singletons=None if singles is None else np.arange(n), u_singletons=u_single
+  )
+  return TruncatedResult(
+    family=fam,
+    components=SparseComponents(fields=fam.sets, values=np.asarray(comps), n=n),
+    u=np.asarray(u),
+    alpha=alpha,
+    error=err,
+    solved=solved,
+    lam=lam_rows,
+    problems=problems,
+    problem_error=p_err,
+    problem_alpha=p_alpha,
+    history=p_hist,
+    residual=residual,
+    composition=composition,
+    tau=float(tau),
+    seconds=time.time() - t0,
+  )
 
 
 # ------------------------------------------------------------------ config (pipeline)
@@ -453,13 +488,17 @@ def validate_config(config) -> None:
   if not k:
     return
   if p.n > MAX_PLAYERS:
-    raise ValueError(f"patches.n={p.n}: with solver.max_order > 0 bitmasks of up to {MAX_PLAYERS} players fit "
-                     f"an int64; use patches.n <= {MAX_PLAYERS}")
+    raise ValueError(
+      f"patches.n={p.n}: with solver.max_order > 0 bitmasks of up to {MAX_PLAYERS} players fit "
+      f"an int64; use patches.n <= {MAX_PLAYERS}"
+    )
   if s.refine_steps:
     raise ValueError("solver.refine_steps > 0 is not supported with solver.max_order > 0; set it to 0")
   if config.distributed.num_processes > 1:
-    raise ValueError("solver.max_order > 0 runs in one process (its chunks are sharded over local devices); "
-                     "set distributed.num_processes=1")
+    raise ValueError(
+      "solver.max_order > 0 runs in one process (its chunks are sharded over local devices); "
+      "set distributed.num_processes=1"
+    )
 
 
 # ------------------------------------------------------------------ explained pixels
@@ -474,13 +513,14 @@ def explained_by_order(decode, components, orders, target, baseline_image, cells
   comps = jnp.asarray(components)
   orders = np.asarray(orders)
   k = int(orders.max())
-  feats = [comps[0] + sum((comps[orders == i].sum(0) for i in range(1, j + 1)), jnp.zeros_like(comps[0]))
-           for j in range(k + 1)]
+  feats = [
+    comps[0] + sum((comps[orders == i].sum(0) for i in range(1, j + 1)), jnp.zeros_like(comps[0])) for j in range(k + 1)
+  ]
   dec = jax.jit(jax.vmap(decode))
-  images = np.concatenate([np.asarray(dec(jnp.stack(feats[i:i + batch]))) for i in range(0, k + 1, batch)])
+  images = np.concatenate([np.asarray(dec(jnp.stack(feats[i : i + batch]))) for i in range(0, k + 1, batch)])
   cells = np.asarray(cells, bool)
   x = np.asarray(target, np.float64)
-  base = ((np.asarray(baseline_image, np.float64) - x) ** 2).sum(-1)                 # (H, W)
+  base = ((np.asarray(baseline_image, np.float64) - x) ** 2).sum(-1)  # (H, W)
   den = np.array([base[c].sum() for c in cells])
   out = np.zeros((k + 1, cells.shape[0]))
   for j, img in enumerate(images):

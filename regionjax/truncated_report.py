@@ -33,10 +33,21 @@ from regionjax import solver as solver_lib  # noqa: E402
 from regionjax import subsets as subsets_lib  # noqa: E402
 from regionjax import truncated as truncated_lib  # noqa: E402
 
-SKIPPED = ("additivity", "sparsity", "boundedness", "boundary_breach", "consistency", "controllable", "sequential",
-           "salient (Algorithm 2)", "denoise", "transferability")
-SKIPPED_LINE = ("Metrics that need all 2^n components are skipped in this mode (solver.max_order > 0): "
-                + ", ".join(SKIPPED) + ".")
+SKIPPED = (
+  "additivity",
+  "sparsity",
+  "boundedness",
+  "boundary_breach",
+  "consistency",
+  "controllable",
+  "sequential",
+  "salient (Algorithm 2)",
+  "denoise",
+  "transferability",
+)
+SKIPPED_LINE = (
+  "Metrics that need all 2^n components are skipped in this mode (solver.max_order > 0): " + ", ".join(SKIPPED) + "."
+)
 
 
 max_order = truncated_lib.config_max_order
@@ -46,6 +57,7 @@ validate_config = truncated_lib.validate_config
 @dataclasses.dataclass
 class ImageResult:
   """One target image's truncated solution (host arrays), as ``pipeline.ImageResult``."""
+
   index: int
   class_id: Any
   image: np.ndarray
@@ -77,12 +89,33 @@ def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -
     bar.set_postfix(chunk=f"{i + 1}/{count}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  sol = truncated_lib.solve_truncated(target.decode, target.f, f0, target.image, masks, solver_lib.SolverOptions.from_config(s),
-                           max_order=k, mesh=mesh, done=done, on_chunk=on_chunk)
+  sol = truncated_lib.solve_truncated(
+    target.decode,
+    target.f,
+    f0,
+    target.image,
+    masks,
+    solver_lib.SolverOptions.from_config(s),
+    max_order=k,
+    mesh=mesh,
+    done=done,
+    on_chunk=on_chunk,
+  )
   bar.close()
-  return ImageResult(index=target.index, class_id=target.class_id, image=target.image,
-                     baseline_image=target.baseline_image, f=target.f, f0=f0, cells=cells, players=players,
-                     masks=masks, solution=sol, decode=target.decode, seconds=time.time() - t0)
+  return ImageResult(
+    index=target.index,
+    class_id=target.class_id,
+    image=target.image,
+    baseline_image=target.baseline_image,
+    f=target.f,
+    f0=f0,
+    cells=cells,
+    players=players,
+    masks=masks,
+    solution=sol,
+    decode=target.decode,
+    seconds=time.time() - t0,
+  )
 
 
 # -------------------------------------------------------------------- metrics
@@ -100,36 +133,64 @@ def compute_metrics(config, res: ImageResult) -> tuple[dict, np.ndarray]:
   norms = sol.components.norms()
   order = sol.components.rank()
   orders = fam.orders
-  explained = truncated_lib.explained_by_order(res.decode, sol.components.values, orders, res.image, res.baseline_image,
-                                    res.cells)
+  explained = truncated_lib.explained_by_order(
+    res.decode, sol.components.values, orders, res.image, res.baseline_image, res.cells
+  )
   players = np.asarray(res.players)
   f, f0, u_full = np.asarray(res.f, np.float64), np.asarray(res.f0, np.float64), np.asarray(sol.u[0], np.float64)
   pairs = order[orders[order] == 2]
   metrics = {
-      "summary": {"model": config.model.name, "layer": config.model.layer, "image": res.index,
-                  "class_id": res.class_id, "n": n, "players": players.tolist(),
-                  "feature_shape": list(np.shape(res.f)), "max_order": fam.k, "seconds_solve": res.seconds},
-      "solver": {"mode": "truncated", "max_order": fam.k, "composition": sol.composition,
-                 "problems_solved": int(sol.problems.size), "subsets": int(fam.size),
-                 "subsets_full": f"2**{n}", "met_tau": int((~sol.unmet).sum()), "num_unmet": int(unmet.size),
-                 "unmet": [_left_out(int(fam.sets[m]), n) for m in unmet[:50]], "tau": sol.tau,
-                 "max_error": float(err.max()), "median_error": float(np.median(err[sol.missing != 0]))
-                 if (sol.missing != 0).any() else 0.0,
-                 "seconds": sol.seconds, "lam_final_max": float(np.nanmax(sol.lam)) if np.isfinite(sol.lam).any()
-                 else float(config.solver.lam)},
-      "completeness": {"feature_error": float(np.linalg.norm(u_full - f) / max(np.linalg.norm(f - f0), 1e-30)),
-                       "note": "‖u(N) − f‖/‖f − f0‖; u(N) = f0 + ΣΔf_S over all orders, see residual"},
-      "residual": sol.residual,
-      "explained": {"orders": list(range(1, fam.k + 1)),
-                    "share_by_order": explained[1:],   # (k, rows*cols) cumulative: components of order ≤ j
-                    "players_mean_by_order": [float(np.nanmean(explained[j, players])) for j in range(1, fam.k + 1)],
-                    "definition": "1 − ‖g(f0 + Σ_{0<|S|≤j} Δf_S) − x‖²_cell / ‖g(f0) − x‖²_cell"},
-      "top_components": [{"field": subsets_lib.format_subset(int(fam.sets[m])), "order": int(orders[m]),
-                          "norm": float(norms[m])} for m in order[:20]],
-      "top_pairs": [{"field": subsets_lib.format_subset(int(fam.sets[m])),
-                     "cells": [int(players[i]) for i in subsets_lib.to_indices(int(fam.sets[m]))],
-                     "norm": float(norms[m])} for m in pairs[:20]],
-      "skipped": {"metrics": list(SKIPPED), "reason": SKIPPED_LINE},
+    "summary": {
+      "model": config.model.name,
+      "layer": config.model.layer,
+      "image": res.index,
+      "class_id": res.class_id,
+      "n": n,
+      "players": players.tolist(),
+      "feature_shape": list(np.shape(res.f)),
+      "max_order": fam.k,
+      "seconds_solve": res.seconds,
+    },
+    "solver": {
+      "mode": "truncated",
+      "max_order": fam.k,
+      "composition": sol.composition,
+      "problems_solved": int(sol.problems.size),
+      "subsets": int(fam.size),
+      "subsets_full": f"2**{n}",
+      "met_tau": int((~sol.unmet).sum()),
+      "num_unmet": int(unmet.size),
+      "unmet": [_left_out(int(fam.sets[m]), n) for m in unmet[:50]],
+      "tau": sol.tau,
+      "max_error": float(err.max()),
+      "median_error": float(np.median(err[sol.missing != 0])) if (sol.missing != 0).any() else 0.0,
+      "seconds": sol.seconds,
+      "lam_final_max": float(np.nanmax(sol.lam)) if np.isfinite(sol.lam).any() else float(config.solver.lam),
+    },
+    "completeness": {
+      "feature_error": float(np.linalg.norm(u_full - f) / max(np.linalg.norm(f - f0), 1e-30)),
+      "note": "‖u(N) − f‖/‖f − f0‖; u(N) = f0 + ΣΔf_S over all orders, see residual",
+    },
+    "residual": sol.residual,
+    "explained": {
+      "orders": list(range(1, fam.k + 1)),
+      "share_by_order": explained[1:],  # (k, rows*cols) cumulative: components of order ≤ j
+      "players_mean_by_order": [float(np.nanmean(explained[j, players])) for j in range(1, fam.k + 1)],
+      "definition": "1 − ‖g(f0 + Σ_{0<|S|≤j} Δf_S) − x‖²_cell / ‖g(f0) − x‖²_cell",
+    },
+    "top_components": [
+      {"field": subsets_lib.format_subset(int(fam.sets[m])), "order": int(orders[m]), "norm": float(norms[m])}
+      for m in order[:20]
+    ],
+    "top_pairs": [
+      {
+        "field": subsets_lib.format_subset(int(fam.sets[m])),
+        "cells": [int(players[i]) for i in subsets_lib.to_indices(int(fam.sets[m]))],
+        "norm": float(norms[m]),
+      }
+      for m in pairs[:20]
+    ],
+    "skipped": {"metrics": list(SKIPPED), "reason": SKIPPED_LINE},
   }
   return metrics, explained
 
@@ -148,9 +209,16 @@ def explained_heatmaps(explained: np.ndarray, rows: int, cols: int, players) -> 
       for c in range(cols):
         v = grid[r, c]
         txt = "—" if not np.isfinite(v) else f"{v:.2f}"
-        ax.text(c, r, txt, ha="center", va="center", fontsize=6,
-                color="black" if np.isfinite(v) and v > 0.5 else "white",
-                fontweight="bold" if r * cols + c in player_set else "normal")
+        ax.text(
+          c,
+          r,
+          txt,
+          ha="center",
+          va="center",
+          fontsize=6,
+          color="black" if np.isfinite(v) and v > 0.5 else "white",
+          fontweight="bold" if r * cols + c in player_set else "normal",
+        )
     ax.set_title(f"explained by orders 1…{j}", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -169,8 +237,15 @@ def pair_arcs(image, cells, players, fields, norms, max_arcs: int = 25) -> bytes
   for rank, (s, v) in enumerate(zip(fields, norms)):
     i, j = subsets_lib.to_indices(int(s))
     w = float(v) / top if top > 0 else 0.0
-    arc = matplotlib.patches.FancyArrowPatch(centres[i], centres[j], connectionstyle="arc3,rad=0.3", arrowstyle="-",
-                                             linewidth=0.8 + 4.0 * w, color=cmap(0.85 * (1 - w)), alpha=0.3 + 0.7 * w)
+    arc = matplotlib.patches.FancyArrowPatch(
+      centres[i],
+      centres[j],
+      connectionstyle="arc3,rad=0.3",
+      arrowstyle="-",
+      linewidth=0.8 + 4.0 * w,
+      color=cmap(0.85 * (1 - w)),
+      alpha=0.3 + 0.7 * w,
+    )
     ax.add_patch(arc)
   ax.scatter(centres[:, 0], centres[:, 1], s=6, c="white", edgecolors="black", linewidths=0.4)
   ax.set_title(f"strongest {len(fields)} pairwise fields (arcs; thicker = larger ‖Δf_S‖)", fontsize=9)
@@ -180,6 +255,7 @@ def pair_arcs(image, cells, players, fields, norms, max_arcs: int = 25) -> bytes
 
 def _uri(png: bytes) -> str:
   import base64
+
   return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -251,17 +327,35 @@ def write_image(config, res: ImageResult, outdir: str, header: dict) -> dict:
   pairs = pairs[fam.orders[pairs] == 2]
   norms = sol.components.norms()
   figs = {
-      "target": _uri(figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image)),
-      "explained": _uri(explained_heatmaps(explained, config.patches.rows, config.patches.cols, res.players)),
-      "arcs": _uri(pair_arcs(res.image, res.cells, res.players, fam.sets[pairs], norms[pairs])),
-      "errors": _uri(figures.histogram(np.asarray(sol.error)[sol.missing != 0], "RMSE on N∖T",
-                                       f"errors of the {int((sol.missing != 0).sum())} minimal features u(N∖T)")),
+    "target": _uri(figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image)),
+    "explained": _uri(explained_heatmaps(explained, config.patches.rows, config.patches.cols, res.players)),
+    "arcs": _uri(pair_arcs(res.image, res.cells, res.players, fam.sets[pairs], norms[pairs])),
+    "errors": _uri(
+      figures.histogram(
+        np.asarray(sol.error)[sol.missing != 0],
+        "RMSE on N∖T",
+        f"errors of the {int((sol.missing != 0).sum())} minimal features u(N∖T)",
+      )
+    ),
   }
-  io_lib.atomic_savez(os.path.join(outdir, "components.npz"), fields=fam.sets, components=sol.components.values,
-                      u=sol.u, alpha=sol.alpha, error=sol.error, solved_subsets=sol.problems,
-                      solved_error=sol.problem_error, history=sol.history, patches=np.asarray(res.players),
-                      masks=res.masks, f=res.f, f0=res.f0, image=res.image, baseline_image=res.baseline_image,
-                      explained=explained)
+  io_lib.atomic_savez(
+    os.path.join(outdir, "components.npz"),
+    fields=fam.sets,
+    components=sol.components.values,
+    u=sol.u,
+    alpha=sol.alpha,
+    error=sol.error,
+    solved_subsets=sol.problems,
+    solved_error=sol.problem_error,
+    history=sol.history,
+    patches=np.asarray(res.players),
+    masks=res.masks,
+    f=res.f,
+    f0=res.f0,
+    image=res.image,
+    baseline_image=res.baseline_image,
+    explained=explained,
+  )
   metrics = metrics_lib.summary(metrics)
   io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
   env = jinja2.Environment(autoescape=True)
@@ -272,28 +366,53 @@ def write_image(config, res: ImageResult, outdir: str, header: dict) -> dict:
 
 def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   """The outputs of every image (batch mode: ``images/NNN/`` each and a short index); report.html last."""
-  header = {"model": config.model.name, "layer": config.model.layer, "seconds_total": float(elapsed),
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+  header = {
+    "model": config.model.name,
+    "layer": config.model.layer,
+    "seconds_total": float(elapsed),
+    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+  }
   if len(results) == 1:
     return write_image(config, results[0], workdir, header)
   per = [write_image(config, r, os.path.join(workdir, "images", f"{r.index:03d}"), header) for r in results]
   rel = [m["residual"]["relative"] for m in per]
-  metrics = {"summary": dict(header, num_images=len(per), n=per[0]["summary"]["n"],
-                             players=per[0]["summary"]["players"], feature_shape=per[0]["summary"]["feature_shape"],
-                             max_order=per[0]["summary"]["max_order"]),
-             "solver": {k: sum(m["solver"][k] for m in per) for k in ("met_tau", "subsets", "problems_solved")},
-             "residual": {"relative": float(np.mean(rel)), "relative_per_image": rel,
-                          "or_matching_max": float(max(m["residual"]["or_matching"]["max"] for m in per))},
-             "per_image": [{"image": m["summary"]["image"], "report": f"images/{m['summary']['image']:03d}/report.html",
-                            "residual": m["residual"]["relative"]} for m in per],
-             "top_components": per[0]["top_components"], "skipped": per[0]["skipped"]}
+  metrics = {
+    "summary": dict(
+      header,
+      num_images=len(per),
+      n=per[0]["summary"]["n"],
+      players=per[0]["summary"]["players"],
+      feature_shape=per[0]["summary"]["feature_shape"],
+      max_order=per[0]["summary"]["max_order"],
+    ),
+    "solver": {k: sum(m["solver"][k] for m in per) for k in ("met_tau", "subsets", "problems_solved")},
+    "residual": {
+      "relative": float(np.mean(rel)),
+      "relative_per_image": rel,
+      "or_matching_max": float(max(m["residual"]["or_matching"]["max"] for m in per)),
+    },
+    "per_image": [
+      {
+        "image": m["summary"]["image"],
+        "report": f"images/{m['summary']['image']:03d}/report.html",
+        "residual": m["residual"]["relative"],
+      }
+      for m in per
+    ],
+    "top_components": per[0]["top_components"],
+    "skipped": per[0]["skipped"],
+  }
   metrics = metrics_lib.summary(metrics)
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics)
-  rows = "".join(f'<li><a href="{p["report"]}">image {p["image"]}</a>: residual {p["residual"]:.4g}</li>'
-                 for p in metrics["per_image"])
-  io_lib.atomic_write_text(os.path.join(workdir, "report.html"),
-                           f"<!doctype html><meta charset='utf-8'><h1>{len(per)} images, components up to order "
-                           f"{metrics['summary']['max_order']}</h1><p>{SKIPPED_LINE}</p><ul>{rows}</ul>")
+  rows = "".join(
+    f'<li><a href="{p["report"]}">image {p["image"]}</a>: residual {p["residual"]:.4g}</li>'
+    for p in metrics["per_image"]
+  )
+  io_lib.atomic_write_text(
+    os.path.join(workdir, "report.html"),
+    f"<!doctype html><meta charset='utf-8'><h1>{len(per)} images, components up to order "
+    f"{metrics['summary']['max_order']}</h1><p>{SKIPPED_LINE}</p><ul>{rows}</ul>",
+  )
   return metrics
 
 
@@ -301,15 +420,15 @@ def summary_text(metrics: dict, report_path: str, reused: bool) -> str:
   s, solver, r = metrics["summary"], metrics["solver"], metrics["residual"]
   images = f", {s['num_images']} images" if "num_images" in s else ""
   lines = [
-      ("Finished earlier; nothing recomputed." if reused else "Done."),
-      f"  model {s['model']} at {s['layer']}, feature {tuple(s['feature_shape'])}, n = {s['n']} patches "
-      f"{s['players']}{images}",
-      f"  components of order ≤ {s['max_order']}: {solver['problems_solved']} problems solved, "
-      f"minimal features meeting τ: {solver['met_tau']}/{solver['subsets']}",
-      f"  residual ‖u(N) − f0 − Σ_{{|S|≤{s['max_order']}}} Δf_S‖/‖u(N) − f0‖: {r['relative']:.4g}",
-      "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
-      f"  {SKIPPED_LINE}",
-      f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
-      f"  report: {os.path.abspath(report_path)}",
+    ("Finished earlier; nothing recomputed." if reused else "Done."),
+    f"  model {s['model']} at {s['layer']}, feature {tuple(s['feature_shape'])}, n = {s['n']} patches "
+    f"{s['players']}{images}",
+    f"  components of order ≤ {s['max_order']}: {solver['problems_solved']} problems solved, "
+    f"minimal features meeting τ: {solver['met_tau']}/{solver['subsets']}",
+    f"  residual ‖u(N) − f0 − Σ_{{|S|≤{s['max_order']}}} Δf_S‖/‖u(N) − f0‖: {r['relative']:.4g}",
+    "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
+    f"  {SKIPPED_LINE}",
+    f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
+    f"  report: {os.path.abspath(report_path)}",
   ]
   return "\n".join(lines)

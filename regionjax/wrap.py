@@ -77,13 +77,23 @@ class FlaxGenerator:
 
   num_classes = None
 
-  def __init__(self, module, variables, layers: Sequence[str], *, input_shape: Sequence[int], method=None,
-               apply_kwargs: dict | None = None, dtype=jnp.float32):
+  def __init__(
+    self,
+    module,
+    variables,
+    layers: Sequence[str],
+    *,
+    input_shape: Sequence[int],
+    method=None,
+    apply_kwargs: dict | None = None,
+    dtype=jnp.float32,
+  ):
     self.module, self.variables, self.method = module, variables, method
     self.apply_kwargs = dict(apply_kwargs or {})
     self.input_shape, self.dtype = tuple(int(d) for d in input_shape), dtype
-    self.taps = flax_taps(module, variables, jnp.zeros((1,) + self.input_shape, dtype), method=method,
-                          **self.apply_kwargs)
+    self.taps = flax_taps(
+      module, variables, jnp.zeros((1,) + self.input_shape, dtype), method=method, **self.apply_kwargs
+    )
     by_path = {t[0]: t for t in self.taps}
     resolved = []
     for layer in layers:
@@ -93,8 +103,9 @@ class FlaxGenerator:
         what = "names several submodules" if matches else "is not a submodule that returns one array"
         raise ValueError(f"layer {layer!r} {what}; the module's taps are {valid}")
       if matches[0][3] != 1:
-        raise ValueError(f"layer {layer!r} is called {matches[0][3]} times in one forward pass; split at a module "
-                         f"called once: {valid}")
+        raise ValueError(
+          f"layer {layer!r} is called {matches[0][3]} times in one forward pass; split at a module called once: {valid}"
+        )
       resolved.append(matches[0][0])
     self.layers = tuple(resolved)
     self._aliases = {**{l: p for l, p in zip(layers, resolved)}, **{p: p for p in resolved}}
@@ -181,8 +192,15 @@ class FlaxGenerator:
     return out
 
 
-def from_flax(module, variables, layer: str | Sequence[str], *, input_shape: Sequence[int], method=None,
-              apply_kwargs: dict | None = None) -> FlaxGenerator:
+def from_flax(
+  module,
+  variables,
+  layer: str | Sequence[str],
+  *,
+  input_shape: Sequence[int],
+  method=None,
+  apply_kwargs: dict | None = None,
+) -> FlaxGenerator:
   """A :class:`regionjax.Generator` that splits a linen module at the submodule ``layer``.
 
   Args:
@@ -205,8 +223,17 @@ def from_flax(module, variables, layer: str | Sequence[str], *, input_shape: Seq
 class FunctionGenerator:
   """Two plain functions as a generator (see :func:`from_functions`)."""
 
-  def __init__(self, encode: Callable, decode: Callable, sample_codes: Callable, *, generate: Callable | None = None,
-               layer: str = "feature", num_classes: int | None = None, class_of: Callable | None = None):
+  def __init__(
+    self,
+    encode: Callable,
+    decode: Callable,
+    sample_codes: Callable,
+    *,
+    generate: Callable | None = None,
+    layer: str = "feature",
+    num_classes: int | None = None,
+    class_of: Callable | None = None,
+  ):
     self._enc, self._dec, self._sample, self._gen = encode, decode, sample_codes, generate
     self.layers = (layer,)
     self.num_classes = num_classes
@@ -236,9 +263,16 @@ class FunctionGenerator:
     return self._gen(codes) if self._gen is not None else self._dec(codes, self._enc(codes))
 
 
-def from_functions(encode: Callable, decode: Callable, *, sample_codes: Callable, generate: Callable | None = None,
-                   layer: str = "feature", num_classes: int | None = None,
-                   class_of: Callable | None = None) -> FunctionGenerator:
+def from_functions(
+  encode: Callable,
+  decode: Callable,
+  *,
+  sample_codes: Callable,
+  generate: Callable | None = None,
+  layer: str = "feature",
+  num_classes: int | None = None,
+  class_of: Callable | None = None,
+) -> FunctionGenerator:
   """A :class:`regionjax.Generator` from ``encode(codes) → features`` and ``decode(codes, features) → images``.
 
   Args:
@@ -251,5 +285,6 @@ def from_functions(encode: Callable, decode: Callable, *, sample_codes: Callable
     layer: the name of the only tap.
     num_classes, class_of: for a class-conditional model.
   """
-  return FunctionGenerator(encode, decode, sample_codes, generate=generate, layer=layer, num_classes=num_classes,
-                           class_of=class_of)
+  return FunctionGenerator(
+    encode, decode, sample_codes, generate=generate, layer=layer, num_classes=num_classes, class_of=class_of
+  )

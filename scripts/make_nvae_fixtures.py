@@ -32,15 +32,28 @@ from ports.nvae import testing
 from ports.nvae.config import CELEBA64, NVAEConfig
 from ports.nvae.layout import DECODER_PREFIXES
 
-SMALL = NVAEConfig(dataset="celeba_16", num_channels_dec=8, num_latent_scales=2, num_groups_per_scale=4,
-                   num_latent_per_group=4, num_cell_per_cond_dec=2, num_preprocess_blocks=1, num_postprocess_blocks=1,
-                   num_postprocess_cells=2, num_mixture_dec=10, ada_groups=True, use_se=True, num_nf=1)
+SMALL = NVAEConfig(
+  dataset="celeba_16",
+  num_channels_dec=8,
+  num_latent_scales=2,
+  num_groups_per_scale=4,
+  num_latent_per_group=4,
+  num_cell_per_cond_dec=2,
+  num_preprocess_blocks=1,
+  num_postprocess_blocks=1,
+  num_postprocess_cells=2,
+  num_mixture_dec=10,
+  ada_groups=True,
+  use_se=True,
+  num_nf=1,
+)
 T = 0.8
 
 
 def _reference(ref_dir):
   import torch  # noqa: PLC0415
   import torch.nn.functional as F  # noqa: PLC0415
+
   tbx = types.ModuleType("tensorboardX")
   tbx.SummaryWriter = object
   sys.modules.setdefault("tensorboardX", tbx)
@@ -57,8 +70,9 @@ def _reference(ref_dir):
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.training, bn.momentum, bn.eps)
 
   def sync_bn_swish(self, x):
-    out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum,
-                       self.eps)
+    out = F.batch_norm(
+      x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
+    )
     return isb.swish.apply(out)
 
   no.SyncBatchNorm.forward = sync_bn
@@ -81,7 +95,7 @@ def _build(ref, cfg, seed):
   sd = testing.random_state_dict(cfg, seed)
   # (a conv without weight norm registers its weight a second time as 'weight_normalized')
   ref_dec = [k for k in ref_sd if k.split(".")[0] in DECODER_PREFIXES and not k.endswith(".weight_normalized")]
-  assert sorted(ref_dec) == sorted(sd), (set(ref_dec) ^ set(sd))
+  assert sorted(ref_dec) == sorted(sd), set(ref_dec) ^ set(sd)
   for k, v in sd.items():
     assert tuple(ref_sd[k].shape) == v.shape, (k, ref_sd[k].shape, v.shape)
   net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=False)
@@ -94,8 +108,11 @@ def _build(ref, cfg, seed):
     torch.manual_seed(seed)
     net.sample(16, 1.0)
   net.eval()
-  stats = {k: v.numpy().astype(np.float16) for k, v in net.state_dict().items()
-           if k.split(".")[0] in DECODER_PREFIXES and (k.endswith("running_mean") or k.endswith("running_var"))}
+  stats = {
+    k: v.numpy().astype(np.float16)
+    for k, v in net.state_dict().items()
+    if k.split(".")[0] in DECODER_PREFIXES and (k.endswith("running_mean") or k.endswith("running_var"))
+  }
   net.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in stats.items()}, strict=False)
   return net, stats
 
@@ -110,8 +127,9 @@ def _run(ref, net, cfg, batch, seed, perturb, all_taps):
   eps = [rs.standard_normal((batch,) + s).astype(np.float32) for s in cfg.group_shapes()]  # NHWC
   out = {f"eps{g}": e for g, e in enumerate(eps)}
   taps = {}
-  hooks = [m.register_forward_hook(lambda mod, inp, o, i=i: taps.__setitem__(i, _nhwc(o)))
-           for i, m in enumerate(net.dec_tower)]
+  hooks = [
+    m.register_forward_hook(lambda mod, inp, o, i=i: taps.__setitem__(i, _nhwc(o))) for i, m in enumerate(net.dec_tower)
+  ]
 
   def sample():
     queue[:] = [torch.from_numpy(e.transpose(0, 3, 1, 2).copy()) for e in eps]
@@ -131,17 +149,18 @@ def _run(ref, net, cfg, batch, seed, perturb, all_taps):
   torch.manual_seed(seed + 2)
   m = cfg.num_mixture_dec
   size = logits.shape
-  u_mix = torch.Tensor(size[0], m, size[2], size[3]).uniform_(1e-5, 1. - 1e-5)
-  u_log = torch.Tensor(size[0], 3, size[2], size[3]).uniform_(1e-5, 1. - 1e-5)
+  u_mix = torch.Tensor(size[0], m, size[2], size[3]).uniform_(1e-5, 1.0 - 1e-5)
+  u_log = torch.Tensor(size[0], 3, size[2], size[3]).uniform_(1e-5, 1.0 - 1e-5)
   torch.manual_seed(seed + 2)
   out["image_sample"] = _nhwc(dist.sample() * 2 - 1)
   out["u_mix"], out["u_logistic"] = _nhwc(u_mix), _nhwc(u_log)
-  for i in (range(len(net.dec_tower)) if all_taps is True else all_taps or ()):
+  for i in range(len(net.dec_tower)) if all_taps is True else all_taps or ():
     out[f"tap:layer{i}"] = taps[i]
   for i in perturb:
     delta = (0.5 * rs.standard_normal(taps[i].shape)).astype(np.float32)
     h = net.dec_tower[i].register_forward_hook(
-        lambda mod, inp, o, d=torch.from_numpy(delta.transpose(0, 3, 1, 2).copy()): o + d)
+      lambda mod, inp, o, d=torch.from_numpy(delta.transpose(0, 3, 1, 2).copy()): o + d
+    )
     pl = sample()
     h.remove()
     out[f"delta:layer{i}"] = delta
@@ -179,11 +198,15 @@ def main():
   ref = _reference(os.path.abspath(a.reference))
   torch = ref[0]
   torch.set_num_threads(2)
-  commit = subprocess.run(["git", "-C", a.reference, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+  commit = subprocess.run(
+    ["git", "-C", a.reference, "rev-parse", "HEAD"], capture_output=True, text=True
+  ).stdout.strip()
   commit = commit or "9fc1a288fb831c87d93a4e2663bc30ccf9225b29"
   os.makedirs(a.out, exist_ok=True)
-  jobs = {"small": ("nvae_small_parity.npz", SMALL, 0, 2, (3, 4, 10), True),
-          "full": ("nvae_celeba64_image.npz", CELEBA64, 1, 1, (), (44, 66))}
+  jobs = {
+    "small": ("nvae_small_parity.npz", SMALL, 0, 2, (3, 4, 10), True),
+    "full": ("nvae_celeba64_image.npz", CELEBA64, 1, 1, (), (44, 66)),
+  }
   for which in a.which.split(","):
     name, cfg, seed, batch, perturb, all_taps = jobs[which]
     net, stats = _build(ref, cfg, seed)
@@ -202,14 +225,27 @@ def main():
         out[f"tap_pool:layer{i}"] = tap.reshape(b, h // 4, 4, w // 4, 4, c).mean((2, 4))
     for k, v in stats.items():
       out[f"bn:{k}"] = v
-    out.update(repository="https://github.com/NVlabs/NVAE", commit=commit,
-               command=f"PYTHONPATH=$PWD python scripts/make_nvae_fixtures.py --reference NVAE_CHECKOUT --out DIR "
-                       f"--which {which}",
-               torch=torch.__version__, device="cpu", config=json.dumps(cfg.to_dict()), seed=np.int64(seed),
-               t=np.float32(T), delta_seed=np.int64(seed + 1))
+    out.update(
+      repository="https://github.com/NVlabs/NVAE",
+      commit=commit,
+      command=f"PYTHONPATH=$PWD python scripts/make_nvae_fixtures.py --reference NVAE_CHECKOUT --out DIR "
+      f"--which {which}",
+      torch=torch.__version__,
+      device="cpu",
+      config=json.dumps(cfg.to_dict()),
+      seed=np.int64(seed),
+      t=np.float32(T),
+      delta_seed=np.int64(seed + 1),
+    )
     np.savez_compressed(os.path.join(a.out, name), **out)
-    print(name, os.path.getsize(os.path.join(a.out, name)), "bytes",
-          "image range", float(out["image"].min()), float(out["image"].max()))
+    print(
+      name,
+      os.path.getsize(os.path.join(a.out, name)),
+      "bytes",
+      "image range",
+      float(out["image"].min()),
+      float(out["image"].max()),
+    )
 
 
 if __name__ == "__main__":

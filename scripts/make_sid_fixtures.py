@@ -28,13 +28,24 @@ import numpy as np
 from ports.sid.config import RELEASED_CONFIGS, SiDConfig
 from ports.sid import testing
 
-SMALL = SiDConfig(img_resolution=16, img_channels=3, model_channels=8, channel_mult=(1, 2, 2), channel_mult_emb=4,
-                  num_blocks=2, attn_resolutions=(8,), channel_mult_noise=1, augment_dim=9, use_fp16=True)
+SMALL = SiDConfig(
+  img_resolution=16,
+  img_channels=3,
+  model_channels=8,
+  channel_mult=(1, 2, 2),
+  channel_mult_emb=4,
+  num_blocks=2,
+  attn_resolutions=(8,),
+  channel_mult_noise=1,
+  augment_dim=9,
+  use_fp16=True,
+)
 PERTURBED = ("enc/8x8_block1", "dec/8x8_up", "dec/16x16_block0")
 
 
 def _run(ref_dir, cfg, seed, batch, taps_wanted, perturb, pkl):
   import torch  # noqa: PLC0415
+
   sys.path.insert(0, ref_dir)
   src = open(os.path.join(ref_dir, "training", "networks.py"), encoding="utf-8").read()
   testing.write_random_pickle(pkl, cfg, seed=seed, module_src=src)
@@ -42,15 +53,21 @@ def _run(ref_dir, cfg, seed, batch, taps_wanted, perturb, pkl):
     net = pickle.load(f)["ema"]  # the reference's loader (exec's module_src)
   net = net.eval().requires_grad_(False)
   assert net.model.training is False
-  z = np.random.RandomState(seed + 1000).standard_normal((batch, cfg.img_resolution, cfg.img_resolution,
-                                                          cfg.img_channels)).astype(np.float32)
+  z = (
+    np.random.RandomState(seed + 1000)
+    .standard_normal((batch, cfg.img_resolution, cfg.img_resolution, cfg.img_channels))
+    .astype(np.float32)
+  )
   zt = torch.from_numpy(z.transpose(0, 3, 1, 2).copy())
   sigma = 2.5 * torch.ones(batch, 1, 1, 1)
   mods = {f"{p}/{n}": m for p in ("enc", "dec") for n, m in getattr(net.model, p).items() if "aux" not in n}
   assert list(mods) == list(cfg.tap_names), (list(mods), cfg.tap_names)
   taps = {}
-  hooks = [m.register_forward_hook(lambda mod, i, o, k=k: taps.__setitem__(k, o.permute(0, 2, 3, 1).numpy().copy()))
-           for k, m in mods.items() if k in taps_wanted]
+  hooks = [
+    m.register_forward_hook(lambda mod, i, o, k=k: taps.__setitem__(k, o.permute(0, 2, 3, 1).numpy().copy()))
+    for k, m in mods.items()
+    if k in taps_wanted
+  ]
   with torch.no_grad():
     x = net(2.5 * zt.to(torch.float64), sigma).permute(0, 2, 3, 1).numpy()  # generate_onestep.py's call
   for h in hooks:
@@ -60,8 +77,7 @@ def _run(ref_dir, cfg, seed, batch, taps_wanted, perturb, pkl):
   for k in perturb:
     rs = np.random.RandomState(seed + 2000 + cfg.tap_names.index(k))
     delta = (0.5 * rs.standard_normal(taps[k].shape)).astype(np.float32)
-    h = mods[k].register_forward_hook(
-        lambda mod, i, o, d=torch.from_numpy(delta.transpose(0, 3, 1, 2).copy()): o + d)
+    h = mods[k].register_forward_hook(lambda mod, i, o, d=torch.from_numpy(delta.transpose(0, 3, 1, 2).copy()): o + d)
     with torch.no_grad():
       xp = net(2.5 * zt, sigma).permute(0, 2, 3, 1).numpy()
     h.remove()
@@ -77,13 +93,20 @@ def main():
   p.add_argument("--skip-full", action="store_true")
   a = p.parse_args()
   import torch  # noqa: PLC0415
+
   torch.set_num_threads(2)
-  commit = subprocess.run(["git", "-C", a.reference, "rev-parse", "HEAD"], capture_output=True,
-                          text=True).stdout.strip() or open(os.path.join(a.reference, "COMMIT")).read().strip()
+  commit = (
+    subprocess.run(["git", "-C", a.reference, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    or open(os.path.join(a.reference, "COMMIT")).read().strip()
+  )
   os.makedirs(a.out, exist_ok=True)
-  meta = {"repository": "https://github.com/mingyuanzhou/SiD", "commit": commit,
-          "command": "PYTHONPATH=$PWD python scripts/make_sid_fixtures.py --reference SID_CHECKOUT --out DIR",
-          "torch": torch.__version__, "device": "cpu float32"}
+  meta = {
+    "repository": "https://github.com/mingyuanzhou/SiD",
+    "commit": commit,
+    "command": "PYTHONPATH=$PWD python scripts/make_sid_fixtures.py --reference SID_CHECKOUT --out DIR",
+    "torch": torch.__version__,
+    "device": "cpu float32",
+  }
   jobs = [("sid_small_parity.npz", SMALL, 0, 2, SMALL.tap_names, PERTURBED)]
   if not a.skip_full:
     jobs.append(("sid_ffhq64_image.npz", RELEASED_CONFIGS["sid-ffhq64"], 0, 1, (), ()))

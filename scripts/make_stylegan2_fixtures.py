@@ -33,12 +33,21 @@ from ports.stylegan2 import testing
 from ports.stylegan2.config import RELEASED_CONFIGS, StyleGAN2Config
 
 # 32×32, channels 32/32/16/8, a clamp (1.5) that clips part of every layer's output
-SMALL = StyleGAN2Config(z_dim=32, w_dim=32, img_resolution=32, img_channels=3, mapping_layers=8,
-                        channel_base=256, channel_max=32, num_fp16_res=2, conv_clamp=1.5)
+SMALL = StyleGAN2Config(
+  z_dim=32,
+  w_dim=32,
+  img_resolution=32,
+  img_channels=3,
+  mapping_layers=8,
+  channel_base=256,
+  channel_max=32,
+  num_fp16_res=2,
+  conv_clamp=1.5,
+)
 PERTURBED = ("b8.conv0", "b16", "b32.conv1")
 PSI, CUTOFF = 0.7, 4
-CROP = 64      # centre crop of the 512 image
-POOL = 8       # and its 8×8 average pooling (64×64×3)
+CROP = 64  # centre crop of the 512 image
+POOL = 8  # and its 8×8 average pooling (64×64×3)
 
 
 def _nhwc(t):
@@ -47,8 +56,11 @@ def _nhwc(t):
 
 def _run(ref_dir, cfg, seed, batch, small, pkl):
   import torch  # noqa: PLC0415
+
   sys.path.insert(0, ref_dir)
-  src = open(os.path.join(ref_dir, "training", "networks.py"), encoding="utf-8-sig").read()  # as inspect.getsource reads it (no BOM)
+  src = open(
+    os.path.join(ref_dir, "training", "networks.py"), encoding="utf-8-sig"
+  ).read()  # as inspect.getsource reads it (no BOM)
   testing.write_random_pickle(pkl, cfg, seed=seed, module_src=src)
   with open(pkl, "rb") as f:
     G = pickle.load(f)["G_ema"]  # the reference's loader (exec's module_src)
@@ -68,8 +80,10 @@ def _run(ref_dir, cfg, seed, batch, small, pkl):
   hooks = []
   if small:
     hooks = [m.register_forward_hook(lambda mod, i, o, k=k: taps.__setitem__(k, _nhwc(o))) for k, m in layers.items()]
-    hooks += [getattr(G.synthesis, f"b{r}").register_forward_hook(
-        lambda mod, i, o, k=f"b{r}": taps.__setitem__(k, _nhwc(o[0]))) for r in cfg.resolutions]
+    hooks += [
+      getattr(G.synthesis, f"b{r}").register_forward_hook(lambda mod, i, o, k=f"b{r}": taps.__setitem__(k, _nhwc(o[0])))
+      for r in cfg.resolutions
+    ]
   with torch.no_grad():
     x = G(zt, c, **kw)
   for h in hooks:
@@ -77,7 +91,7 @@ def _run(ref_dir, cfg, seed, batch, small, pkl):
   x = _nhwc(x)
   if not small:
     h0 = (x.shape[1] - CROP) // 2
-    out["image_crop"] = x[:, h0:h0 + CROP, h0:h0 + CROP]
+    out["image_crop"] = x[:, h0 : h0 + CROP, h0 : h0 + CROP]
     b, hh, ww, ch = x.shape
     out["image_pool"] = x.reshape(b, hh // POOL, POOL, ww // POOL, POOL, ch).mean((2, 4))
     out["image_stats"] = np.array([x.mean(), x.std(), np.abs(x).max()], np.float64)
@@ -117,13 +131,20 @@ def main():
   p.add_argument("--skip-full", action="store_true")
   a = p.parse_args()
   import torch  # noqa: PLC0415
+
   torch.set_num_threads(2)
-  commit = subprocess.run(["git", "-C", a.reference, "rev-parse", "HEAD"], capture_output=True,
-                          text=True).stdout.strip() or open(os.path.join(a.reference, "COMMIT")).read().strip()
+  commit = (
+    subprocess.run(["git", "-C", a.reference, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    or open(os.path.join(a.reference, "COMMIT")).read().strip()
+  )
   os.makedirs(a.out, exist_ok=True)
-  meta = {"repository": "https://github.com/NVlabs/stylegan2-ada-pytorch", "commit": commit,
-          "command": "PYTHONPATH=$PWD python scripts/make_stylegan2_fixtures.py --reference SG2ADA_CHECKOUT --out DIR",
-          "torch": torch.__version__, "device": "cpu float32 (force_fp32=True, noise_mode='const')"}
+  meta = {
+    "repository": "https://github.com/NVlabs/stylegan2-ada-pytorch",
+    "commit": commit,
+    "command": "PYTHONPATH=$PWD python scripts/make_stylegan2_fixtures.py --reference SG2ADA_CHECKOUT --out DIR",
+    "torch": torch.__version__,
+    "device": "cpu float32 (force_fp32=True, noise_mode='const')",
+  }
   jobs = [("stylegan2_small_parity.npz", SMALL, 0, 2, True)]
   if not a.skip_full:
     jobs.append(("stylegan2_afhqcat512_image.npz", RELEASED_CONFIGS["afhqcat"], 0, 1, False))

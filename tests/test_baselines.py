@@ -62,14 +62,18 @@ def test_baseline_ours_is_perfect(planted):
   p = planted
   s, raw = _score(p, baselines_lib.ours(p.expected_components()))
   nonzero = np.nonzero(np.abs(p.expected_components()[1:]).sum(1))[0]
-  np.testing.assert_array_equal(raw["fields"][nonzero], nonzero + 1)   # the rule finds every field S itself
+  np.testing.assert_array_equal(raw["fields"][nonzero], nonzero + 1)  # the rule finds every field S itself
   assert s.num_components == 15 and s.k == K
   assert s.completeness < 1e-6 and s.image_rmse < 1e-6 and s.image_rmse_players < 1e-6
-  assert s.rho_image_top == pytest.approx(1.0, abs=1e-12) and s.rho_declared_top == pytest.approx(1.0, abs=1e-12) and s.rho_image_mean == pytest.approx(1.0, abs=1e-12)
+  assert (
+    s.rho_image_top == pytest.approx(1.0, abs=1e-12)
+    and s.rho_declared_top == pytest.approx(1.0, abs=1e-12)
+    and s.rho_image_mean == pytest.approx(1.0, abs=1e-12)
+  )
   assert s.breach_max == 0.0 and s.inconsistency_mean == 0.0
-  assert s.additivity < 1e-6                       # 6 non-zero components, all in the top 6
-  assert s.near_zero_share == 1 - 18 / (15 * 18)   # 18 numbers in 15 components of 18
-  assert s.others_final_mean > 0.1                 # the breach test did add components elsewhere
+  assert s.additivity < 1e-6  # 6 non-zero components, all in the top 6
+  assert s.near_zero_share == 1 - 18 / (15 * 18)  # 18 numbers in 15 components of 18
+  assert s.others_final_mean > 0.1  # the breach test did add components elsewhere
 
 
 def test_baseline_units(planted):
@@ -78,14 +82,19 @@ def test_baseline_units(planted):
   comps = baselines_lib.units(p.f, p.f0)
   np.testing.assert_allclose(comps.sum(0), p.f - p.f0, atol=1e-6)
   s, raw = _score(p, baselines_lib.Decomposition("units", p.f0, comps))
-  np.testing.assert_array_equal(raw["fields"], _block_of(p))            # each unit paints its block's field
-  assert s.completeness < 1e-6 and s.rho_image_top == pytest.approx(1.0, abs=1e-12) and s.breach_max == 0.0 and s.inconsistency_mean == 0.0
+  np.testing.assert_array_equal(raw["fields"], _block_of(p))  # each unit paints its block's field
+  assert (
+    s.completeness < 1e-6
+    and s.rho_image_top == pytest.approx(1.0, abs=1e-12)
+    and s.breach_max == 0.0
+    and s.inconsistency_mean == 0.0
+  )
   assert s.rho_declared_top is None
-  assert s.near_zero_share == pytest.approx(1 - 1 / 18, abs=1e-12)    # one non-zero number per unit
+  assert s.near_zero_share == pytest.approx(1 - 1 / 18, abs=1e-12)  # one non-zero number per unit
   kept = np.argsort(-np.linalg.norm(comps, axis=1), kind="stable")[:K]
   expected = _or_surrogate_error(p, comps.astype(np.float64), raw["fields"], kept)
   assert s.additivity == pytest.approx(expected, rel=1e-5)
-  assert s.additivity == pytest.approx(0.7421, abs=1e-3)              # 6 of 18 units: most of u(Ŝ) is missed
+  assert s.additivity == pytest.approx(0.7421, abs=1e-3)  # 6 of 18 units: most of u(Ŝ) is missed
 
 
 def test_baseline_spatial_cells(planted):
@@ -96,8 +105,13 @@ def test_baseline_spatial_cells(planted):
   s, raw = _score(p, baselines_lib.Decomposition("cells", p.f0, comps, declared))
   # fields by the rule: the union of the planted fields of the blocks in each cell; the rest is empty
   np.testing.assert_array_equal(raw["fields"], [0b0011, 0b1010, 0b1100, 0b1000, 0])
-  assert s.completeness < 1e-6 and s.rho_image_top == pytest.approx(1.0, abs=1e-12) and s.breach_max == 0.0 and s.inconsistency_mean == 0.0
-  assert s.near_zero_share == pytest.approx(0.8, abs=1e-12)            # 18 numbers in 5 components of 18
+  assert (
+    s.completeness < 1e-6
+    and s.rho_image_top == pytest.approx(1.0, abs=1e-12)
+    and s.breach_max == 0.0
+    and s.inconsistency_mean == 0.0
+  )
+  assert s.near_zero_share == pytest.approx(0.8, abs=1e-12)  # 18 numbers in 5 components of 18
   # against their declared single patches the cells leak: ρ < 1
   assert s.rho_declared_top == pytest.approx(0.6557, abs=1e-3)
   # all 5 kept, but u({1}) needs blocks {1},{0,1},{1,3} and cell 0 brings {0} along with {0,1}
@@ -115,15 +129,15 @@ def test_baseline_directions(planted):
   np.testing.assert_allclose(basis @ basis.T, np.eye(18), atol=1e-4)
   comps = baselines_lib.directions(p.f, p.f0, basis)
   s, raw = _score(p, baselines_lib.Decomposition("directions", p.f0, comps))
-  assert s.completeness < 1e-5                                        # a complete orthonormal basis
-  assert s.mean_field_size > 2.5                                      # each direction paints several fields
+  assert s.completeness < 1e-5  # a complete orthonormal basis
+  assert s.mean_field_size > 2.5  # each direction paints several fields
   assert s.rho_image_top < 0.99 and s.breach_max > 0.05
-  assert s.near_zero_share < 0.5                                      # dense directions
+  assert s.near_zero_share < 0.5  # dense directions
   assert s.additivity > 0.7
   # the measured values (a seeded PCA of 200 codes; loose: near-equal eigenvalues may rotate on another BLAS)
   assert s.rho_image_top == pytest.approx(0.963, abs=0.03) and s.breach_mean == pytest.approx(0.082, abs=0.02)
   assert s.additivity == pytest.approx(0.789, abs=0.05) and s.mean_field_size == pytest.approx(3.5, abs=0.6)
-  assert s.inconsistency_mean == 0.0                                  # pixel-separable decoder, disjoint contexts
+  assert s.inconsistency_mean == 0.0  # pixel-separable decoder, disjoint contexts
   # fewer directions: completeness fails by exactly the part of f − f0 outside their span
   few = baselines_lib.directions(p.f, p.f0, basis[:6])
   s6, _ = _score(p, baselines_lib.Decomposition("directions", p.f0, few))
@@ -158,7 +172,7 @@ def test_baseline_field_rule_and_owners():
   pat = np.zeros((3, 4, 4, 1))
   masks = np.zeros((2, 4, 4), bool)
   masks[0, :2], masks[1, 2:] = True, True
-  pat[0, 0, 0] = 1.0                     # player 0 only
+  pat[0, 0, 0] = 1.0  # player 0 only
   pat[1, 0, 0], pat[1, 3, 3] = 1.0, 0.6  # both at threshold 0.5, player 0 at 0.7
   np.testing.assert_array_equal(baselines_lib.field_by_ablation(pat, masks), [1, 3, 0])
   np.testing.assert_array_equal(baselines_lib.field_by_ablation(pat, masks, 0.7), [1, 1, 0])
@@ -181,12 +195,16 @@ def test_baseline_report_section(tmp_path):
   config.report.baselines_codes = 50
   metrics = pipeline.run(config, lambda mc: testing.PlantedGenerator())
   rows = {r["method"]: r for r in metrics["baselines"]}
-  assert list(rows) == ["units (GAN Dissection)", "directions (GANSpace, top 23)", "OR components (ours)",
-                        "OR components, denoised (ours)"]
+  assert list(rows) == [
+    "units (GAN Dissection)",
+    "directions (GANSpace, top 23)",
+    "OR components (ours)",
+    "OR components, denoised (ours)",
+  ]
   ours = rows["OR components (ours)"]
   assert ours["rho_image_top"] > 0.999 and ours["rho_declared_top"] > 0.999 and ours["breach_max"] < 1e-2
   assert ours["additivity"] < 0.05 and ours["k"] == 6
-  assert rows["units (GAN Dissection)"]["additivity"] > 0.5          # 6 of 23 units
+  assert rows["units (GAN Dissection)"]["additivity"] > 0.5  # 6 of 23 units
   html = open(tmp_path / "run" / "report.html").read()
   assert "Baselines: other explanations on the same axioms" in html and "Axiom 3 consistency" in html
 

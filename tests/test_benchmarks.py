@@ -16,6 +16,7 @@ def _run(main, argv, capsys):
 
 def test_torch_vs_jax_prints_an_interleaved_ratio(capsys):
   from benchmarks import torch_vs_jax
+
   out = _run(torch_vs_jax.main, ["--channel-width", "8", "--subsets", "2", "--steps", "2", "--repeats", "2"], capsys)
   m = re.search(r"speed-up = ratio of medians ([0-9.]+)×", out)
   assert m and float(m.group(1)) > 0, out
@@ -23,6 +24,7 @@ def test_torch_vs_jax_prints_an_interleaved_ratio(capsys):
 
 def test_memory_table_has_every_variant(capsys):
   from benchmarks import memory
+
   out = _run(memory.main, ["--channel-width", "8", "--chunk", "2", "--run-subsets", "1", "--steps", "2"], capsys)
   for name in ("float32 decode, remat=False", "bfloat16 decode, remat=nothing", "float32 per-block-remat decode"):
     assert name in out, out
@@ -30,6 +32,7 @@ def test_memory_table_has_every_variant(capsys):
 
 def test_jax_loop_and_transform(capsys):
   from benchmarks import jax_loop, transform
+
   out = _run(jax_loop.main, ["--channel-width", "8", "--subsets", "2", "--steps", "2", "--steps-per-call", "1"], capsys)
   assert "speed-up" in out, out
   out = _run(transform.main, ["--min-n", "4", "--max-n", "6", "--repeats", "1"], capsys)

@@ -23,15 +23,48 @@ def test_biggan_config_runs_on_converted_checkpoint(tmp_path):
   config.write_text(json.dumps(RELEASED_CONFIGS["biggan-deep-128"].to_dict()))
   ckpt = tmp_path / "ckpt"
   env = dict(os.environ, XLA_FLAGS="")
-  conv = subprocess.run([sys.executable, "-m", "ports.biggan.convert", "--weights", str(weights), "--config",
-                         str(config), "--out", str(ckpt)], cwd=ROOT, env=env, capture_output=True, text=True)
+  conv = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ports.biggan.convert",
+      "--weights",
+      str(weights),
+      "--config",
+      str(config),
+      "--out",
+      str(ckpt),
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+  )
   assert conv.returncode == 0, conv.stderr[-2000:]
   workdir = tmp_path / "run"
-  small = ["--config.patches.n=2", "--config.solver.steps=2", "--config.baseline.num_codes=4",
-           "--config.baseline.batch_size=4", "--config.metrics.decode_batch=8", "--config.target.class_id=7"]
-  run = subprocess.run([sys.executable, "main.py", "--config=configs/biggan.py", f"--config.workdir={workdir}",
-                        f"--config.model.checkpoint={ckpt}", *small], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=1500)
+  small = [
+    "--config.patches.n=2",
+    "--config.solver.steps=2",
+    "--config.baseline.num_codes=4",
+    "--config.baseline.batch_size=4",
+    "--config.metrics.decode_batch=8",
+    "--config.target.class_id=7",
+  ]
+  run = subprocess.run(
+    [
+      sys.executable,
+      "main.py",
+      "--config=configs/biggan.py",
+      f"--config.workdir={workdir}",
+      f"--config.model.checkpoint={ckpt}",
+      *small,
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=1500,
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   data = np.load(workdir / "components.npz")
   assert data["f"].shape == (32, 32, 512) and data["u"].shape == (4, 32, 32, 512)

@@ -8,10 +8,10 @@ from regionjax import testing
 
 def test_ranking_and_selection():
   comps = np.zeros((8, 2), np.float32)
-  comps[0] = 5.0          # f0: never ranked
-  comps[3] = [3.0, 4.0]   # norm 5
-  comps[5] = [1.0, 0.0]   # norm 1
-  comps[6] = [0.0, 2.0]   # norm 2
+  comps[0] = 5.0  # f0: never ranked
+  comps[3] = [3.0, 4.0]  # norm 5
+  comps[5] = [1.0, 0.0]  # norm 1
+  comps[6] = [0.0, 2.0]  # norm 2
   np.testing.assert_allclose(rj.component_norms(comps), [0, 0, 0, 5, 0, 1, 2, 0])
   assert rj.rank(comps)[:3].tolist() == [3, 6, 5]
   assert rj.top_k(comps, 2).tolist() == [3, 6]
@@ -36,7 +36,7 @@ def test_algorithm2_is_or_matching():
 def test_regional_pattern_of_planted_block():
   p = testing.planted_generator()
   comps = p.expected_components()
-  field = p.fields[3]   # {2, 3}
+  field = p.fields[3]  # {2, 3}
   pattern = np.asarray(rj.regional_pattern(p.decode, jnp.asarray(p.f), jnp.asarray(comps[field])))
   inside = np.any(p.masks[[2, 3]], axis=0)
   assert np.abs(pattern[~inside]).max() < 1e-6

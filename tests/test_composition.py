@@ -21,8 +21,9 @@ def planted():
 
 @pytest.fixture(scope="module")
 def composed(planted):
-  return rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks, tau=0.02,
-                                   composition="max", **SETTINGS)
+  return rj.solve_minimal_features(
+    planted.decode, planted.f, planted.f0, planted.image, planted.masks, tau=0.02, composition="max", **SETTINGS
+  )
 
 
 def test_compose_max_is_the_elementwise_max():
@@ -39,8 +40,8 @@ def test_compose_max_is_the_elementwise_max():
 def test_closed_form_components_equal_the_transform(n):
   rng = np.random.default_rng(n)
   a = rng.uniform(size=(n, 3, 7)).astype(np.float32)
-  a[:, 0, 0] = 0.5                                   # ties across all players
-  a[0, 1, 1] = 0.0                                   # a zero
+  a[:, 0, 0] = 0.5  # ties across all players
+  a[0, 1, 1] = 0.0  # a zero
   f0 = rng.normal(size=(3, 7)).astype(np.float32)
   delta = rng.normal(size=(3, 7)).astype(np.float32)
   u = f0 + np.asarray(solver_lib.compose_max(a)) * delta
@@ -75,18 +76,32 @@ def test_max_composition_recovers_the_planted_components(planted, composed):
 def test_composed_errors_are_measured_by_decoding(planted, composed):
   """The error of a composed subset is the RMSE of its decoded image on S, not copied from a solve."""
   s = 0b1011
-  problem = solver_lib.Problem(decode=planted.decode, f=jnp.asarray(planted.f), f0=jnp.asarray(planted.f0),
-                               target=jnp.asarray(planted.image), masks=jnp.asarray(planted.masks), lam=1.0,
-                               optimizer=None, steps=1)
+  problem = solver_lib.Problem(
+    decode=planted.decode,
+    f=jnp.asarray(planted.f),
+    f0=jnp.asarray(planted.f0),
+    target=jnp.asarray(planted.image),
+    masks=jnp.asarray(planted.masks),
+    lam=1.0,
+    optimizer=None,
+    steps=1,
+  )
   _, rmse = solver_lib.objective(problem, composed.alpha[s], jnp.asarray(s))
   np.testing.assert_allclose(float(composed.error[s]), float(rmse), rtol=1e-5)
 
 
 def test_gd_is_plain_projected_gradient_descent(planted):
   """One 'gd' step is α ← clip(α − η∇L, 0, 1)."""
-  problem = solver_lib.Problem(decode=planted.decode, f=jnp.asarray(planted.f), f0=jnp.asarray(planted.f0),
-                               target=jnp.asarray(planted.image), masks=jnp.asarray(planted.masks), lam=50.0,
-                               optimizer=solver_lib.make_optimizer(0.3, 1, optimizer="gd"), steps=1)
+  problem = solver_lib.Problem(
+    decode=planted.decode,
+    f=jnp.asarray(planted.f),
+    f0=jnp.asarray(planted.f0),
+    target=jnp.asarray(planted.image),
+    masks=jnp.asarray(planted.masks),
+    lam=50.0,
+    optimizer=solver_lib.make_optimizer(0.3, 1, optimizer="gd"),
+    steps=1,
+  )
   alpha = jnp.full(planted.f.shape, 0.5)
   s = jnp.asarray(0b0011)
   grad = jax.grad(lambda a: solver_lib.objective(problem, a, s)[0])(alpha)
@@ -127,8 +142,8 @@ def test_bad_solver_options(planted):
 
 def test_alpha_movement():
   alpha = np.ones((8, 5))
-  alpha[7, 2] = 0.25          # α_N moved by 0.75 in one element
-  alpha[1] = 0.0              # size-1 subsets
+  alpha[7, 2] = 0.25  # α_N moved by 0.75 in one element
+  alpha[1] = 0.0  # size-1 subsets
   alpha[2] = 0.5
   alpha[4] = 1.0
   m = metrics_lib.alpha_movement(alpha)
@@ -143,6 +158,7 @@ def test_paper_biggan_settings_move_alpha_with_gd_not_adam():
   gradient descent moves α_N far from 1; Adam moves each element by at most about η per step."""
   from ports import embedded
   from regionjax import patches, pipeline
+
   gen = embedded.load()
   codes = gen.sample_codes(jax.random.PRNGKey(0), 1, classes=[0])
   f0 = pipeline.compute_baseline(gen, "layer2", 100, 50, jax.random.PRNGKey(1), 5)
@@ -150,8 +166,9 @@ def test_paper_biggan_settings_move_alpha_with_gd_not_adam():
   masks = patches.patch_masks(32, 32, 3, 3)[:1]
   moved = {}
   for opt in ("gd", "adam"):
-    setup = solver_lib.prepare(t.decode, t.f, f0, t.image, masks, lam=500.0, learning_rate=1e-4, steps=1000,
-                               optimizer=opt)
+    setup = solver_lib.prepare(
+      t.decode, t.f, f0, t.image, masks, lam=500.0, learning_rate=1e-4, steps=1000, optimizer=opt
+    )
     alpha = solver_lib.solve_chunk(setup, 0, jnp.ones(t.f.shape)).alpha[0]
     moved[opt] = metrics_lib.alpha_movement(np.stack([np.zeros_like(alpha), alpha]))["max_one_minus_alpha_full"]
   assert moved["gd"] > 0.5, moved
@@ -159,8 +176,17 @@ def test_paper_biggan_settings_move_alpha_with_gd_not_adam():
 
 
 def test_refine_starts_from_the_composition_and_keeps_the_planted_answer(planted, composed):
-  refined = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks, tau=0.02,
-                                      composition="max", refine_steps=10, **SETTINGS)
+  refined = rj.solve_minimal_features(
+    planted.decode,
+    planted.f,
+    planted.f0,
+    planted.image,
+    planted.masks,
+    tau=0.02,
+    composition="max",
+    refine_steps=10,
+    **SETTINGS,
+  )
   assert np.asarray(refined.solved)[1:].all()
   assert not refined.unmet.any()
   np.testing.assert_allclose(np.asarray(refined.u), planted.expected_u(), atol=0.03)

@@ -12,7 +12,9 @@ import pytest
 from regionjax import config_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".py") and f != "__init__.py")
+CONFIG_FILES = sorted(
+  f[:-3] for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".py") and f != "__init__.py"
+)
 
 
 def _load(name):
@@ -42,8 +44,9 @@ def test_every_knob_has_a_check(name):
   keys = [k for k, _ in config_check.leaves(_load(name))]
   assert len(keys) > 30
   missing = [k for k in keys if k not in config_check.SCHEMA]
-  assert not missing, (f"configs/{name}.py has knobs without a check: {missing}; add one line each to "
-                       f"regionjax/config_check.py SCHEMA")
+  assert not missing, (
+    f"configs/{name}.py has knobs without a check: {missing}; add one line each to regionjax/config_check.py SCHEMA"
+  )
 
 
 def test_no_check_for_a_knob_that_is_gone():
@@ -58,8 +61,25 @@ def test_shipped_configs_are_valid(name):
   config_check.validate(_load(name))
 
 
-BAD_CANDIDATES = [None, "", "  ", "nonsense", -1, 0, -0.5, 1.5, math.nan, math.inf, -math.inf, 10**12, 1e300,
-                  True, (1, 2), (), "a\x00b"]
+BAD_CANDIDATES = [
+  None,
+  "",
+  "  ",
+  "nonsense",
+  -1,
+  0,
+  -0.5,
+  1.5,
+  math.nan,
+  math.inf,
+  -math.inf,
+  10**12,
+  1e300,
+  True,
+  (1, 2),
+  (),
+  "a\x00b",
+]
 
 
 @pytest.mark.parametrize("key", sorted(config_check.SCHEMA))
@@ -81,24 +101,41 @@ def test_each_knob_rejects_bad_values_by_name(key):
   assert rejected >= 1, f"{key} accepts every candidate value"
 
 
-@pytest.mark.parametrize("key,value", [
-    ("metrics.top_k", -3), ("solver.schedule", "linear"), ("denoise.tau_q_relative", -1.0),
-    ("solver.learning_rate", math.inf), ("solver.tau", -1.0), ("solver.lam", math.nan), ("solver.steps", 0),
-    ("solver.steps", 10**9), ("patches.n", 31), ("seed", -1), ("target.class_id", -2), ("solver.remat", "all"),
-    ("solver.dtype", "float16"), ("workdir", ""), ("patches.foreground_fraction", 0.0),
-])
+@pytest.mark.parametrize(
+  "key,value",
+  [
+    ("metrics.top_k", -3),
+    ("solver.schedule", "linear"),
+    ("denoise.tau_q_relative", -1.0),
+    ("solver.learning_rate", math.inf),
+    ("solver.tau", -1.0),
+    ("solver.lam", math.nan),
+    ("solver.steps", 0),
+    ("solver.steps", 10**9),
+    ("patches.n", 31),
+    ("seed", -1),
+    ("target.class_id", -2),
+    ("solver.remat", "all"),
+    ("solver.dtype", "float16"),
+    ("workdir", ""),
+    ("patches.foreground_fraction", 0.0),
+  ],
+)
 def test_issue_values_are_rejected(key, value):
   config = _with(_load("planted"), key, value)
   with pytest.raises(ValueError, match=key.replace(".", r"\.")):
     config_check.validate(config)
 
 
-@pytest.mark.parametrize("change,message", [
+@pytest.mark.parametrize(
+  "change,message",
+  [
     (dict(n=10), "only 9 cells"),
     (dict(n=4, indices=(0, 1, 2, 9)), "out of range"),
     (dict(n=4, indices=(0, 1, 2)), "lists 3 cells but patches.n=4"),
     (dict(n=4, indices=(0, 1, 1, 2)), "lists a cell twice"),
-])
+  ],
+)
 def test_cross_checks(change, message):
   config = _loose(_load("planted"))
   for k, v in change.items():
@@ -127,8 +164,14 @@ def test_all_problems_on_one_line():
 
 def _main(*args):
   env = dict(os.environ, XLA_FLAGS="")
-  return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, "main.py"), *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
 
 
 @pytest.mark.parametrize("config_arg", [[], [f"--config={os.path.join(ROOT, 'configs', 'planted.py')}"]])
@@ -143,6 +186,7 @@ def test_unknown_key_is_one_line_with_or_without_config_flag(tmp_path, config_ar
 
 def test_dtype_choices_match_the_pipeline():
   from regionjax import solver as solver_lib
+
   for key, table in (("solver.dtype", solver_lib.DTYPES), ("solver.decode_dtype", solver_lib.DECODE_DTYPES)):
     check = config_check.SCHEMA[key]
     assert all(check.ok(name) for name in table), key

@@ -23,7 +23,7 @@ def _torch_generator(state, nz, ngf):
     layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
   layers += [nn.ConvTranspose2d(w[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]
   main = nn.Sequential(*layers)
-  main.load_state_dict({k[len("main."):]: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+  main.load_state_dict({k[len("main.") :]: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
   return main.eval()
 
 
@@ -53,7 +53,7 @@ def test_dcgan_parity_with_torch_random_weights():
   with torch.no_grad():
     zt = torch.from_numpy(np.array(codes["z"]))[:, :, None, None]
     want = ref(zt).numpy().transpose(0, 2, 3, 1)
-    taps = [ref[:3 * (i + 1)](zt).numpy().transpose(0, 2, 3, 1) for i in range(4)]
+    taps = [ref[: 3 * (i + 1)](zt).numpy().transpose(0, 2, 3, 1) for i in range(4)]
   got = np.asarray(gen.generate(codes))
   assert got.shape == (3, 64, 64, 3)
   assert np.isfinite(got).all() and np.abs(got - want).max() <= 1e-4

@@ -15,8 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_default_config_batch_of_two_faces(tmp_path):
   workdir = str(tmp_path / "run")
   env = dict(os.environ, XLA_FLAGS="")
-  proc = subprocess.run([sys.executable, "main.py", f"--config.workdir={workdir}", "--config.target.num_images=2"],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+  proc = subprocess.run(
+    [sys.executable, "main.py", f"--config.workdir={workdir}", "--config.target.num_images=2"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=1200,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "model dcgan at layer3" in proc.stdout and "whole-image ρ" in proc.stdout
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))

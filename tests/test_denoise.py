@@ -36,7 +36,7 @@ def test_one_player_is_soft_thresholding():
   u = np.stack([f0, f0 + d])
   out = denoise_lib.denoise(u, tau_q=0.01, steps=300, fix_full=False)
   np.testing.assert_allclose(np.asarray(out.components[1]), d - np.clip(d, -0.01, 0.01), atol=5e-4)
-  np.testing.assert_array_equal(np.asarray(out.q[0]), 0.0)     # u(∅) = f0 is never moved
+  np.testing.assert_array_equal(np.asarray(out.q[0]), 0.0)  # u(∅) = f0 is never moved
   assert out.l1_after < out.l1_before
   # with q_N fixed nothing is free: unchanged
   fixed = denoise_lib.denoise(u, tau_q=0.01, steps=10)
@@ -80,16 +80,22 @@ def test_report_before_after(planted, noisy, result):
   before, after = rep["before"], rep["after"]
   assert after["l1"] < before["l1"]
   assert after["near_zero_share_common"] > before["near_zero_share_common"]
-  assert before["full_rmse"] == pytest.approx(after["full_rmse"], abs=1e-6)   # q_N fixed
+  assert before["full_rmse"] == pytest.approx(after["full_rmse"], abs=1e-6)  # q_N fixed
   assert after["recon_rmse"].shape == (16,) and after["recon_rmse_max"] < 0.01
   for side in (before, after):
     assert all(np.isfinite(v) for v in (side["l1"], side["recon_rmse_mean"], side["near_zero_share"]))
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(tau_q=-1.0), "tau_q"), (dict(tau_q=float("nan")), "tau_q"), (dict(tau_q=0.1, steps=0), "steps"),
-    (dict(tau_q=0.1, chunk_size=0), "chunk_size"), (dict(tau_q=0.1, schedule="x"), "schedule"),
-])
+@pytest.mark.parametrize(
+  "kw,match",
+  [
+    (dict(tau_q=-1.0), "tau_q"),
+    (dict(tau_q=float("nan")), "tau_q"),
+    (dict(tau_q=0.1, steps=0), "steps"),
+    (dict(tau_q=0.1, chunk_size=0), "chunk_size"),
+    (dict(tau_q=0.1, schedule="x"), "schedule"),
+  ],
+)
 def test_bad_input(noisy, kw, match):
   with pytest.raises(ValueError, match=match):
     denoise_lib.denoise(noisy, **kw)

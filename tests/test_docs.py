@@ -101,13 +101,19 @@ def broken_pointers(root: str = ROOT) -> list[str]:
 def doc_pages() -> list[str]:
   docs = os.path.join(ROOT, "docs")
   return [os.path.join(ROOT, "README.md")] + sorted(
-      os.path.join(docs, name) for name in os.listdir(docs) if name.endswith(".md"))
+    os.path.join(docs, name) for name in os.listdir(docs) if name.endswith(".md")
+  )
 
 
 def test_the_scan_covers_the_repository():
   files = set(repo_files())
-  for expected in ("README.md", os.path.join("regionjax", "solver.py"), os.path.join("docs", "method.md"),
-                   os.path.join("regionjax", "templates", "report.html.j2"), os.path.join("tests", "test_docs.py")):
+  for expected in (
+    "README.md",
+    os.path.join("regionjax", "solver.py"),
+    os.path.join("docs", "method.md"),
+    os.path.join("regionjax", "templates", "report.html.j2"),
+    os.path.join("tests", "test_docs.py"),
+  ):
     assert expected in files, expected
 
 
@@ -135,16 +141,21 @@ def test_docs_pointers_name_existing_sections():
 def test_checks_catch_what_they_should(tmp_path):
   """The helpers above do find a forbidden pointer, a broken link and a broken section pointer."""
   (tmp_path / "docs").mkdir()
-  (tmp_path / "docs" / "page.md").write_text("# Page\n\n## Some section\n\n[ok](page.md#some-section) "
-                                             "[gone](missing.md) [bad anchor](page.md#nowhere) "
-                                             "[web](https://example.org/x.md)\n\n```\n[in code](nope.md)\n```\n")
+  (tmp_path / "docs" / "page.md").write_text(
+    "# Page\n\n## Some section\n\n[ok](page.md#some-section) "
+    "[gone](missing.md) [bad anchor](page.md#nowhere) "
+    "[web](https://example.org/x.md)\n\n```\n[in code](nope.md)\n```\n"
+  )
   sec = "§"  # kept out of the literals so that this file holds no pointers itself
-  (tmp_path / "mod.py").write_text(f'"""See {FORBIDDEN[0]}2 and docs/page.md {sec}Some section."""\n'
-                                   f'# docs/page.md {sec}Other section\n# docs/none.md {sec}Page\n')
+  (tmp_path / "mod.py").write_text(
+    f'"""See {FORBIDDEN[0]}2 and docs/page.md {sec}Some section."""\n'
+    f'# docs/page.md {sec}Other section\n# docs/none.md {sec}Page\n'
+  )
   assert [h.split(":")[0] for h in forbidden_mentions(str(tmp_path))] == ["mod.py"]
   assert broken_links(str(tmp_path / "docs" / "page.md")) == [
-      "missing.md (no file " + os.path.relpath(str(tmp_path / "docs" / "missing.md"), ROOT) + ")",
-      "page.md#nowhere (no heading #nowhere in " + os.path.relpath(str(tmp_path / "docs" / "page.md"), ROOT) + ")"]
+    "missing.md (no file " + os.path.relpath(str(tmp_path / "docs" / "missing.md"), ROOT) + ")",
+    "page.md#nowhere (no heading #nowhere in " + os.path.relpath(str(tmp_path / "docs" / "page.md"), ROOT) + ")",
+  ]
   bad = broken_pointers(str(tmp_path))
   assert len(bad) == 2 and "'Other section'" in bad[0] and "docs/none.md" in bad[1]
   assert slug("Controllable and sequential reconstruction") == "controllable-and-sequential-reconstruction"

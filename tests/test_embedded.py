@@ -34,7 +34,7 @@ def test_protocol_and_shapes(gen):
 def test_class_conditioning_changes_the_image(gen):
   key = jax.random.PRNGKey(1)
   a = gen.generate(gen.sample_codes(key, 8, classes=0))
-  b = gen.generate(gen.sample_codes(key, 8, classes=1))   # same z, other class
+  b = gen.generate(gen.sample_codes(key, 8, classes=1))  # same z, other class
   assert float(np.abs(np.asarray(a) - np.asarray(b)).mean()) > 0.05
 
 

@@ -18,9 +18,18 @@ from regionjax import interactive, testing
 def planted():
   p = testing.planted_generator()
   comps = p.expected_components()
-  res = types.SimpleNamespace(components=comps, masks=p.masks, f=p.f, decode=p.decode, image=p.image,
-                              baseline_image=np.asarray(p.decode(p.f0)), solution=types.SimpleNamespace(u=p.expected_u()),
-                              players=np.arange(4), names=None, index=0)
+  res = types.SimpleNamespace(
+    components=comps,
+    masks=p.masks,
+    f=p.f,
+    decode=p.decode,
+    image=p.image,
+    baseline_image=np.asarray(p.decode(p.f0)),
+    solution=types.SimpleNamespace(u=p.expected_u()),
+    players=np.arange(4),
+    names=None,
+    index=0,
+  )
   return p, res
 
 
@@ -37,7 +46,7 @@ def test_slider_weights_are_algorithm_2():
     cover = [s for s in range(1, 16) if s & target]
     np.testing.assert_array_equal(w[2, target - 1], rj.components.covering_weights(n, target))  # p = 1
     assert w[0, target - 1].sum() == 0
-    half = sorted(cover, key=lambda s: -norms[s])[:int(round(0.5 * len(cover)))]
+    half = sorted(cover, key=lambda s: -norms[s])[: int(round(0.5 * len(cover)))]
     assert set(np.nonzero(w[1, target - 1])[0]) == set(half)
 
 
@@ -100,8 +109,9 @@ def test_show_returns_html(planted):
 
 def test_show_reuses_a_finished_report(planted, tmp_path):
   _, res = planted
-  (tmp_path / "report.html").write_text("<html><body><h1>x</h1>" + interactive.fragment(res, fmt="png") +
-                                        "<p>after</p></body></html>")
+  (tmp_path / "report.html").write_text(
+    "<html><body><h1>x</h1>" + interactive.fragment(res, fmt="png") + "<p>after</p></body></html>"
+  )
   out = rj.show(str(tmp_path))
   text = out if isinstance(out, str) else out.data
   new_id = re.match(r'<div class="rjx" id="(rjx-[0-9a-f]+)">', text).group(1)

@@ -12,7 +12,7 @@ import regionjax as rj
 from regionjax import metrics as metrics_lib
 from regionjax import subsets, testing
 
-EXACT = 1e-6   # float32 decodes of identical pre-activations
+EXACT = 1e-6  # float32 decodes of identical pre-activations
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +45,18 @@ def _finite(tree):
 
 
 def test_completeness_planted(planted, comps):
-  out = metrics_lib.completeness(comps, planted.f, u=planted.expected_u(), decode=planted.decode, image=planted.image,
-                       masks=planted.masks)
+  out = metrics_lib.completeness(
+    comps, planted.f, u=planted.expected_u(), decode=planted.decode, image=planted.image, masks=planted.masks
+  )
   assert out["identity_error"] < EXACT
   assert out["image_rmse"] < EXACT and out["image_rmse_players"] < EXACT
   # u(N) drops exactly the inert tail, which the decoder ignores.
   delta = planted.f - planted.f0
-  inert = delta[planted.block_slices[-1].stop:]
+  inert = delta[planted.block_slices[-1].stop :]
   np.testing.assert_allclose(out["feature_error"], np.linalg.norm(inert) / np.linalg.norm(delta), rtol=1e-5)
   # with the inert tail put into the component of N, the components sum to f exactly
   full = comps.copy()
-  full[-1, planted.block_slices[-1].stop:] += inert
+  full[-1, planted.block_slices[-1].stop :] += inert
   assert metrics_lib.completeness(full, planted.f)["feature_error"] < EXACT
 
 
@@ -83,7 +84,7 @@ def test_additivity_top_k_smaller_than_planted(planted, comps):
   k = 3
   out = metrics_lib.additivity(comps, u, k=k)
   assert out["k"] == k and out["error_max"] > 0.1
-  assert out["errors"][0] < EXACT      # h(∅) = f0 = u(∅) whatever is kept
+  assert out["errors"][0] < EXACT  # h(∅) = f0 = u(∅) whatever is kept
   kept = rj.top_k(comps, k)
   s = 0b0110
   h = comps[0] + sum(comps[t] for t in kept if t & s)
@@ -95,7 +96,7 @@ def test_additivity_top_k_smaller_than_planted(planted, comps):
 
 def test_boundedness_planted_is_one(planted, comps):
   out = metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks)
-  assert set(out["fields"].tolist()) == set(planted.fields)   # default: the non-zero components
+  assert set(out["fields"].tolist()) == set(planted.fields)  # default: the non-zero components
   np.testing.assert_allclose(out["rho"], 1.0, atol=EXACT)
   np.testing.assert_allclose(out["rho_image"], 1.0, atol=EXACT)
   assert not out["empty"].any() and out["rho_min"] > 1 - EXACT
@@ -103,7 +104,7 @@ def test_boundedness_planted_is_one(planted, comps):
 
 def test_boundedness_detects_leak(planted, bad):
   out = metrics_lib.boundedness(planted.decode, planted.f, bad, planted.masks, fields=[0b0001, 0b0010])
-  assert out["rho"][0] < 0.95      # {0} now also paints patch 1
+  assert out["rho"][0] < 0.95  # {0} now also paints patch 1
   assert out["rho"][1] > 1 - EXACT
 
 
@@ -115,15 +116,15 @@ def test_boundary_breach_planted(planted, comps):
   n = planted.n
   assert out["rmse_patch"].shape == (n, 11) and out["rmse_per_patch"].shape == (n, 11, n)
   assert out["breach_max"] < EXACT
-  np.testing.assert_array_equal(out["counts"][:, -1], 2 ** (n - 1) - 1)   # non-empty subsets without i
-  assert np.all(out["rmse_others"][:, 0] == 0)                         # p = 0 is g(f0)
-  assert np.all(out["rmse_others"][:, -1] > 0.1)                       # the others are generated
+  np.testing.assert_array_equal(out["counts"][:, -1], 2 ** (n - 1) - 1)  # non-empty subsets without i
+  assert np.all(out["rmse_others"][:, 0] == 0)  # p = 0 is g(f0)
+  assert np.all(out["rmse_others"][:, -1] > 0.1)  # the others are generated
   np.testing.assert_allclose(out["rmse_per_patch"][np.arange(n), :, np.arange(n)], out["rmse_patch"])
 
 
 def test_boundary_breach_detects_leak(planted, bad):
   out = metrics_lib.boundary_breach(planted.decode, bad, planted.masks, players=[1, 2])
-  assert out["rmse_patch"][0, -1] > 0.05     # {0} excludes patch 1 but paints it
+  assert out["rmse_patch"][0, -1] > 0.05  # {0} excludes patch 1 but paints it
   assert out["rmse_patch"][1].max() < EXACT
 
 
@@ -136,7 +137,7 @@ def test_consistency_planted(planted, comps):
   assert out["inconsistency_max"] < EXACT
   assert np.all(out["num_contexts"] == 6)
   for s, ts in zip(out["fields"], out["contexts"]):
-    assert np.all((ts & s) == 0) and np.all(ts > 0)        # T ⊆ N \ S, non-empty
+    assert np.all((ts & s) == 0) and np.all(ts > 0)  # T ⊆ N \ S, non-empty
   again = metrics_lib.consistency(planted.decode, comps, num_contexts=6, seed=3)
   np.testing.assert_array_equal(again["contexts"], out["contexts"])
 
@@ -158,8 +159,8 @@ def test_consistency_full_set_has_no_context(planted, comps):
 def test_controllable_reconstruction_planted(planted, comps):
   targets = [0b0001, 0b0100, 0b1010]
   out = metrics_lib.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, targets)
-  assert np.all(out["rmse_target"][:, -1] < EXACT)                    # Algorithm 2 regenerates Ŝ
-  assert out["counts"][0, -1] == 8 and out["counts"][2, -1] == 12     # |{S : S ∩ Ŝ ≠ ∅}|
+  assert np.all(out["rmse_target"][:, -1] < EXACT)  # Algorithm 2 regenerates Ŝ
+  assert out["counts"][0, -1] == 8 and out["counts"][2, -1] == 12  # |{S : S ∩ Ŝ ≠ ∅}|
   # p = 0 is g(f0), checked by hand on patch 2
   base = np.asarray(planted.decode(jnp.asarray(planted.f0)))
   m = planted.masks[2]
@@ -216,12 +217,12 @@ def test_transferability_planted_relabelled(planted, comps):
 
 def test_sparsity_by_hand():
   c = np.zeros((4, 5), np.float32)
-  c[0] = 100.0                          # f0 is not a component
+  c[0] = 100.0  # f0 is not a component
   c[1] = [10, 0.05, 0, 0, 0]
   c[3] = [-5, 0.2, 0.001, 0, 0]
   out = metrics_lib.sparsity(c, eps=1e-2, thresholds=(0.1, 1e-2))
   assert out["num_elements"] == 15 and out["max_abs"] == 10.0
-  assert out["near_zero_share"] == pytest.approx(12 / 15)   # |x| < 0.1
+  assert out["near_zero_share"] == pytest.approx(12 / 15)  # |x| < 0.1
   assert out["shares"][0] == pytest.approx(13 / 15) and out["shares"][1] == pytest.approx(12 / 15)
   np.testing.assert_allclose(out["curve"][:3], [10, 5, 0.2])
   assert np.all(np.diff(out["curve"]) <= 0)
@@ -231,7 +232,7 @@ def test_sparsity_by_hand():
 
 def test_sparsity_planted(planted, comps):
   out = metrics_lib.sparsity(comps)
-  nonzero = sum(s.stop - s.start for s in planted.block_slices)   # one copy of each block
+  nonzero = sum(s.stop - s.start for s in planted.block_slices)  # one copy of each block
   assert out["near_zero_share"] == pytest.approx(1 - nonzero / (15 * planted.f.size))
 
 
@@ -243,7 +244,7 @@ def test_salient_set_planted(planted, comps):
   assert out["num_components"] == 15
   assert set(out["salient_fields"].tolist()) == set(planted.fields)
   assert out["num_salient"] == 6 and out["fraction_salient"] == pytest.approx(6 / 15)
-  assert out["num_top_fraction"] == 9                   # round(0.6 · 15)
+  assert out["num_top_fraction"] == 9  # round(0.6 · 15)
   assert out["rmse_to_baseline"][0] > 0.1 and out["rmse_to_baseline"][-1] == 0.0
   assert out["rmse_salient_only"] < EXACT and out["rmse_top_fraction_only"] < EXACT
   # a strict criterion keeps removing until exactly the baseline
@@ -255,16 +256,16 @@ def test_salient_set_planted(planted, comps):
 
 def _all_metrics(p, comps, u):
   return {
-      "completeness": metrics_lib.completeness(comps, p.f, u=u, decode=p.decode, image=p.image, masks=p.masks),
-      "additivity": metrics_lib.additivity(comps, u, k=2),
-      "boundedness": metrics_lib.boundedness(p.decode, p.f, comps, p.masks, fields=np.arange(1, comps.shape[0])),
-      "breach": metrics_lib.boundary_breach(p.decode, comps, p.masks),
-      "consistency": metrics_lib.consistency(p.decode, comps, fields=np.arange(1, comps.shape[0]), num_contexts=2),
-      "controllable": metrics_lib.controllable_reconstruction(p.decode, comps, p.image, p.masks, [1]),
-      "sequential": metrics_lib.sequential_reconstruction(p.decode, comps, p.image, p.masks),
-      "transfer": metrics_lib.transferability(comps, comps, 3),
-      "sparsity": metrics_lib.sparsity(comps),
-      "salient": metrics_lib.salient_set(p.decode, comps, p.masks, image=p.image),
+    "completeness": metrics_lib.completeness(comps, p.f, u=u, decode=p.decode, image=p.image, masks=p.masks),
+    "additivity": metrics_lib.additivity(comps, u, k=2),
+    "boundedness": metrics_lib.boundedness(p.decode, p.f, comps, p.masks, fields=np.arange(1, comps.shape[0])),
+    "breach": metrics_lib.boundary_breach(p.decode, comps, p.masks),
+    "consistency": metrics_lib.consistency(p.decode, comps, fields=np.arange(1, comps.shape[0]), num_contexts=2),
+    "controllable": metrics_lib.controllable_reconstruction(p.decode, comps, p.image, p.masks, [1]),
+    "sequential": metrics_lib.sequential_reconstruction(p.decode, comps, p.image, p.masks),
+    "transfer": metrics_lib.transferability(comps, comps, 3),
+    "sparsity": metrics_lib.sparsity(comps),
+    "salient": metrics_lib.salient_set(p.decode, comps, p.masks, image=p.image),
   }
 
 
@@ -286,7 +287,7 @@ def test_one_player_and_zero_components_give_no_nan():
 
 
 def test_zero_component_among_others(planted, comps):
-  zero_field = 0b0101                 # not planted: its component is exactly 0
+  zero_field = 0b0101  # not planted: its component is exactly 0
   out = metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks, fields=[zero_field, planted.fields[0]])
   assert out["empty"].tolist() == [True, False] and out["rho_mean"] == pytest.approx(1.0)
   out = metrics_lib.consistency(planted.decode, comps, fields=[zero_field])
@@ -295,10 +296,26 @@ def test_zero_component_among_others(planted, comps):
 
 
 def test_summary_is_json():
-  out = metrics_lib.summary({"a": np.arange(3), "b": jnp.float32(2.5), "c": (np.nan, np.inf, 1), "d": {"e": np.bool_(True)},
-                   "f": np.zeros((2, 2), np.float32), "g": None, "h": "x"})
-  assert out == {"a": [0, 1, 2], "b": 2.5, "c": [None, None, 1], "d": {"e": True}, "f": [[0.0, 0.0], [0.0, 0.0]],
-                 "g": None, "h": "x"}
+  out = metrics_lib.summary(
+    {
+      "a": np.arange(3),
+      "b": jnp.float32(2.5),
+      "c": (np.nan, np.inf, 1),
+      "d": {"e": np.bool_(True)},
+      "f": np.zeros((2, 2), np.float32),
+      "g": None,
+      "h": "x",
+    }
+  )
+  assert out == {
+    "a": [0, 1, 2],
+    "b": 2.5,
+    "c": [None, None, 1],
+    "d": {"e": True},
+    "f": [[0.0, 0.0], [0.0, 0.0]],
+    "g": None,
+    "h": "x",
+  }
   json.dumps(out, allow_nan=False)
   with pytest.raises(TypeError):
     metrics_lib.summary(object())
@@ -312,7 +329,9 @@ def test_bad_inputs(planted, comps):
   with pytest.raises(ValueError, match="fields"):
     metrics_lib.boundedness(planted.decode, planted.f, comps, planted.masks, fields=[0])
   with pytest.raises(ValueError, match="fractions"):
-    metrics_lib.controllable_reconstruction(planted.decode, comps, planted.image, planted.masks, [1], fractions=[0.5, 1.5])
+    metrics_lib.controllable_reconstruction(
+      planted.decode, comps, planted.image, planted.masks, [1], fractions=[0.5, 1.5]
+    )
 
 
 def test_batched_decode_matches_vmap(planted, comps):
@@ -333,8 +352,18 @@ def test_paper_reference_values():
 
 def test_metrics_on_solver_result(planted):
   """Sanity on a solved decomposition (settings of tests/test_solver.py; per-element tolerance 0.03)."""
-  res = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks,
-                                  lam=200.0, learning_rate=0.02, steps=400, schedule="cosine", chunk_size=8)
+  res = rj.solve_minimal_features(
+    planted.decode,
+    planted.f,
+    planted.f0,
+    planted.image,
+    planted.masks,
+    lam=200.0,
+    learning_rate=0.02,
+    steps=400,
+    schedule="cosine",
+    chunk_size=8,
+  )
   comps = np.asarray(rj.or_components(res.u))
   u = np.asarray(res.u)
   c = metrics_lib.completeness(comps, planted.f, u=u, decode=planted.decode, image=planted.image, masks=planted.masks)
@@ -355,9 +384,9 @@ def test_metrics_on_solver_result(planted):
 def test_aggregate_additivity_definition():
   """√(Σ_Ŝ ‖h_K(Ŝ) − u(Ŝ)‖² / Σ_Ŝ ‖u(Ŝ) − f0‖²), checked by hand on a 2-player example."""
   f0 = np.zeros(2)
-  comps = np.array([f0, [1.0, 0.0], [0.0, 2.0], [0.5, 0.5]])      # ∅, {0}, {1}, {0,1}
+  comps = np.array([f0, [1.0, 0.0], [0.0, 2.0], [0.5, 0.5]])  # ∅, {0}, {1}, {0,1}
   u = np.asarray(rj.or_matching(jnp.asarray(comps)))
-  out = metrics_lib.additivity(comps, u, k=1)                                 # keeps only {1} (norm 2)
+  out = metrics_lib.additivity(comps, u, k=1)  # keeps only {1} (norm 2)
   h = np.array([f0, f0, [0, 2.0], [0, 2.0]])
   want = np.sqrt(((h - u) ** 2).sum() / ((u - f0) ** 2).sum())
   assert out["aggregate_relative_error"] == pytest.approx(want)
@@ -394,6 +423,7 @@ def test_headline_on_planted(planted, comps, bad):
 def test_action_region_weights_v1_app_h():
   """Each component adds ‖Δf_S‖₁ / |S| to every patch of its field (v1 App. H)."""
   from regionjax import figures
+
   l1 = np.zeros(8)
   l1[0b001], l1[0b011], l1[0b111] = 2.0, 4.0, 9.0
   w = figures.action_region_weights([0b001, 0b011, 0b111], l1, 3)

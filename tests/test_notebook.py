@@ -15,11 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_planted_notebook_runs():
   path = os.path.join(ROOT, "examples", "planted.ipynb")
   nb = nbformat.read(path, as_version=4)
-  client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                   resources={"metadata": {"path": os.path.join(ROOT, "examples")}})
+  client = nbclient.NotebookClient(
+    nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": os.path.join(ROOT, "examples")}}
+  )
   client.execute()  # raises CellExecutionError, with the cell and its traceback, when a cell fails
-  html = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-          if "data" in o and "text/html" in o["data"]]
+  html = [
+    o["data"]["text/html"]
+    for c in nb.cells
+    if c.cell_type == "code"
+    for o in c.get("outputs", [])
+    if "data" in o and "text/html" in o["data"]
+  ]
   assert len(html) == 1
   view = html[0]
   assert view.startswith('<div class="rjx" id="rjx-') and "rjx-data" in view and "data:image/png;base64," in view

@@ -131,14 +131,14 @@ def test_nvae_readjust_bn_step_matches_reference(small):
   assert len(keys) == len(_bn_stats(d)) > 0
   worst = 0.0
   for k in keys:
-    path, leaf = k[len("readjust:"):].rsplit(".", 1)
+    path, leaf = k[len("readjust:") :].rsplit(".", 1)
     v = stats
     for part in path.split("."):
       v = v[part]
     ours = v["mean" if leaf == "running_mean" else "var"]
     worst = max(worst, _max(ours, d[k]) / max(1.0, float(np.abs(d[k]).max())))
   assert worst <= 1e-4, worst
-  moved = max(_max(np.asarray(d[k]), _bn_stats(d)[k[len("readjust:"):]]) for k in keys)
+  moved = max(_max(np.asarray(d[k]), _bn_stats(d)[k[len("readjust:") :]]) for k in keys)
   assert moved > 1e-3  # the step changed the statistics
 
 
@@ -158,8 +158,13 @@ def test_nvae_bilinear_align_corners():
   np.testing.assert_allclose(y[:, 0, 0], x[:, 0, 0], rtol=1e-6)  # corners fixed (align_corners=True)
   np.testing.assert_allclose(y[:, -1, -1], x[:, -1, -1], rtol=1e-6)
   torch = pytest.importorskip("torch")
-  ref = torch.nn.functional.interpolate(torch.from_numpy(x.transpose(0, 3, 1, 2)), scale_factor=2, mode="bilinear",
-                                        align_corners=True).numpy().transpose(0, 2, 3, 1)
+  ref = (
+    torch.nn.functional.interpolate(
+      torch.from_numpy(x.transpose(0, 3, 1, 2)), scale_factor=2, mode="bilinear", align_corners=True
+    )
+    .numpy()
+    .transpose(0, 2, 3, 1)
+  )
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-4)
 
 
@@ -178,8 +183,9 @@ def test_nvae_celeba64_layout_and_taps():
 
 
 def test_nvae_config_from_args_fills_evaluate_defaults():
-  args = {k: v for k, v in CELEBA64.to_dict().items() if k not in ("ada_groups", "min_groups_per_scale",
-                                                                    "num_mixture_dec")}
+  args = {
+    k: v for k, v in CELEBA64.to_dict().items() if k not in ("ada_groups", "min_groups_per_scale", "num_mixture_dec")
+  }
   cfg = NVAEConfig.from_args(args)
   assert not cfg.ada_groups and cfg.min_groups_per_scale == 1 and cfg.num_mixture_dec == 10
   with pytest.raises(ValueError, match="lack"):
@@ -196,20 +202,31 @@ def test_nvae_convert_cli_round_trip_and_load(small, tmp_path):
   ckpt = tmp_path / "checkpoint.pt"
   testing.write_random_checkpoint(ckpt, gen.config, seed=int(d["seed"]), bn_stats=_bn_stats(d))
   out = tmp_path / "conv"
-  r = subprocess.run([sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
-                     cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
+  r = subprocess.run(
+    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
+    cwd=ROOT,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 0, r.stderr
   g2 = convert.load(out)
   for a, b in zip(jax.tree.leaves(g2.variables), jax.tree.leaves(gen.variables)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  again = subprocess.run([sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
-                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
+  again = subprocess.run(
+    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
+    cwd=ROOT,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+    capture_output=True,
+    text=True,
+  )
   assert again.returncode == 2 and "--overwrite" in again.stderr
 
 
 def test_nvae_convert_bad_files_clear_errors(tmp_path):
   torch = pytest.importorskip("torch")
   import argparse
+
   with pytest.raises(FileNotFoundError, match="not found"):
     convert.read_checkpoint(tmp_path / "missing.pt")
   bad = tmp_path / "bad.pt"
@@ -220,11 +237,11 @@ def test_nvae_convert_bad_files_clear_errors(tmp_path):
   torch.save({"model": torch.zeros(2)}, plain)
   with pytest.raises(ValueError, match="not an NVAE train.py checkpoint"):
     convert.read_checkpoint(plain)
-  small_cfg = NVAEConfig(dataset="celeba_16", num_channels_dec=8, num_latent_scales=2, num_groups_per_scale=2,
-                         num_latent_per_group=4)
+  small_cfg = NVAEConfig(
+    dataset="celeba_16", num_channels_dec=8, num_latent_scales=2, num_groups_per_scale=2, num_latent_per_group=4
+  )
   wrong = tmp_path / "wrong.pt"  # weights of one config, args of another
-  testing.write_random_checkpoint(wrong, small_cfg, seed=0,
-                                  args=testing.train_args(small_cfg, num_latent_per_group=5))
+  testing.write_random_checkpoint(wrong, small_cfg, seed=0, args=testing.train_args(small_cfg, num_latent_per_group=5))
   with pytest.raises(ValueError, match="shape"):
     convert.read_checkpoint(wrong)
 
@@ -236,15 +253,20 @@ def test_nvae_convert_bad_files_clear_errors(tmp_path):
   torch.save({"state_dict": {}, "args": argparse.Namespace(), "x": Evil()}, evil)
   with pytest.raises(ValueError, match="refusing"):
     convert.read_checkpoint(evil)
-  r = subprocess.run([sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(bad), "--out",
-                      str(tmp_path / "o")], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
-                     text=True)
+  r = subprocess.run(
+    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(bad), "--out", str(tmp_path / "o")],
+    cwd=ROOT,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+    capture_output=True,
+    text=True,
+  )
   assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_nvae_torch_checkpoint_reader_tensors_and_namespace(tmp_path):
   torch = pytest.importorskip("torch")
   import argparse
+
   a = torch.arange(12, dtype=torch.float32).reshape(3, 4)
   path = tmp_path / "c.pt"
   torch.save({"sd": {"t": a.t(), "i": torch.arange(3), "shared": a[1]}, "args": argparse.Namespace(x=1, y="z")}, path)
@@ -302,6 +324,7 @@ def test_nvae_celeba64_full_size_matches_reference():
 def test_nvae_registry_needs_a_converted_checkpoint(tmp_path):
   from configs import nvae as nvae_config
   from ports import registry
+
   c = nvae_config.get_config()
   assert c.model.name == "nvae" and c.model.layer == "layer44" and c.solver.lam == 200.0
   with pytest.raises(ValueError, match="python -m ports.nvae.convert"):

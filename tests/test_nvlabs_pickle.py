@@ -15,21 +15,33 @@ from ports import nvlabs_pickle as nvp
 
 def _network():
   lin = nvp.persistent(
-      "Linear",
-      parameters={"weight": np.arange(6, dtype=np.float32).reshape(2, 3), "bias": None},
-      attributes={"in_features": 3, "out_features": 2},
-      init_kwargs={"in_features": 3, "out_features": 2, "init_weight": np.float64(np.sqrt(0.5))})
+    "Linear",
+    parameters={"weight": np.arange(6, dtype=np.float32).reshape(2, 3), "bias": None},
+    attributes={"in_features": 3, "out_features": 2},
+    init_kwargs={"in_features": 3, "out_features": 2, "init_weight": np.float64(np.sqrt(0.5))},
+  )
   conv = nvp.persistent(
-      "Conv2d",
-      parameters={"weight": np.random.RandomState(0).randn(4, 3, 3, 3).astype(np.float32).transpose(1, 0, 2, 3),
-                  "bias": np.array([1.5, -2.0, 0.25], np.float16)},
-      buffers={"resample_filter": np.full((1, 1, 2, 2), 0.25, np.float32), "counter": np.array([7], np.int64),
-               "mask": np.array([True, False]), "scratch": np.zeros(3, np.float64)},
-      non_persistent_buffers=["scratch"],
-      init_kwargs={"in_channels": 4, "out_channels": 3, "kernel": 3, "resample_filter": [1, 1]})
-  top = nvp.persistent("EDMPrecond", modules={"lin": lin, "conv": conv},
-                       init_kwargs={"img_resolution": 16, "channel_mult": [1, 2], "use_fp16": True},
-                       attributes={"sigma_data": 0.5, "label_dim": 0}, module_src="# not our concern\n")
+    "Conv2d",
+    parameters={
+      "weight": np.random.RandomState(0).randn(4, 3, 3, 3).astype(np.float32).transpose(1, 0, 2, 3),
+      "bias": np.array([1.5, -2.0, 0.25], np.float16),
+    },
+    buffers={
+      "resample_filter": np.full((1, 1, 2, 2), 0.25, np.float32),
+      "counter": np.array([7], np.int64),
+      "mask": np.array([True, False]),
+      "scratch": np.zeros(3, np.float64),
+    },
+    non_persistent_buffers=["scratch"],
+    init_kwargs={"in_channels": 4, "out_channels": 3, "kernel": 3, "resample_filter": [1, 1]},
+  )
+  top = nvp.persistent(
+    "EDMPrecond",
+    modules={"lin": lin, "conv": conv},
+    init_kwargs={"img_resolution": 16, "channel_mult": [1, 2], "use_fp16": True},
+    attributes={"sigma_data": 0.5, "label_dim": 0},
+    module_src="# not our concern\n",
+  )
   return top
 
 
@@ -103,6 +115,7 @@ def _os_system_pickle(marker):
   class Payload:
     def __reduce__(self):
       return (os.system, (f"touch {marker}",))
+
   return pickle.dumps(Payload(), protocol=2)
 
 
@@ -111,7 +124,9 @@ def test_pickle_hostile_find_class_is_refused_and_nothing_runs(tmp_path, target)
   marker = tmp_path / "pwned"
   module, name = target.rsplit(".", 1)
   code = f"open({str(marker)!r}, 'w').write('x')" if name == "eval" else f"touch {marker}"
-  raw = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(code).to_bytes(4, "little") + code.encode() + b"\x85R."
+  raw = (
+    b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(code).to_bytes(4, "little") + code.encode() + b"\x85R."
+  )
   with pytest.raises(nvp.UnsafePickleError, match=f"refusing to load {module}.{name}"):
     nvp.loads(raw)
   assert not marker.exists()
@@ -140,11 +155,14 @@ def test_pickle_hostile_module_src_is_refused_and_never_executed(tmp_path):
   sneaky = nvp.persistent("Linear", module_src=src, parameters={"weight": np.ones((1, 1), np.float32)})
   with pytest.raises(nvp.UnsafePickleError, match="refusing persistent class 'Linear'.*would run code.*line 1"):
     nvp.loads(nvp.dumps({"ema": sneaky}))
-  for payload in (f"def f(a=open({str(marker)!r}, 'w')):\n    pass\n",
-                  f"class Linear:\n    x = open({str(marker)!r}, 'w')\n",
-                  f"@open({str(marker)!r}, 'w').close\ndef f():\n    pass\n",
-                  f"class Linear(type(open({str(marker)!r}, 'w'))):\n    pass\n",
-                  "from . import evil\n", "import subprocess\n"):
+  for payload in (
+    f"def f(a=open({str(marker)!r}, 'w')):\n    pass\n",
+    f"class Linear:\n    x = open({str(marker)!r}, 'w')\n",
+    f"@open({str(marker)!r}, 'w').close\ndef f():\n    pass\n",
+    f"class Linear(type(open({str(marker)!r}, 'w'))):\n    pass\n",
+    "from . import evil\n",
+    "import subprocess\n",
+  ):
     assert nvp.audit_source(payload), payload
     with pytest.raises(nvp.UnsafePickleError, match="would run code"):
       nvp.loads(nvp.dumps({"ema": nvp.persistent("Linear", module_src=payload)}))
@@ -154,12 +172,14 @@ def test_pickle_hostile_module_src_is_refused_and_never_executed(tmp_path):
 
 
 def test_pickle_network_like_module_src_is_accepted_as_text():
-  src = ('"""Networks."""\nimport numpy as np\nimport torch\nfrom torch_utils import persistence\n'
-         'from torch.nn.functional import silu\nTABLE = {"a": [1, 2]}\n\n'
-         'def weight_init(shape, mode, fan_in, fan_out):\n    return np.sqrt(6 / (fan_in + fan_out))\n\n'
-         '@persistence.persistent_class\nclass Linear(torch.nn.Module):\n    """A layer."""\n'
-         '    def __init__(self, a, init=dict(), f=[1, 1], s=float("inf"), k=-1):\n        super().__init__()\n'
-         '    @staticmethod\n    def g(x):\n        return silu(x)\n')
+  src = (
+    '"""Networks."""\nimport numpy as np\nimport torch\nfrom torch_utils import persistence\n'
+    'from torch.nn.functional import silu\nTABLE = {"a": [1, 2]}\n\n'
+    'def weight_init(shape, mode, fan_in, fan_out):\n    return np.sqrt(6 / (fan_in + fan_out))\n\n'
+    '@persistence.persistent_class\nclass Linear(torch.nn.Module):\n    """A layer."""\n'
+    '    def __init__(self, a, init=dict(), f=[1, 1], s=float("inf"), k=-1):\n        super().__init__()\n'
+    '    @staticmethod\n    def g(x):\n        return silu(x)\n'
+  )
   assert nvp.audit_source(src) is None
   data = nvp.loads(nvp.dumps({"ema": nvp.persistent("Linear", module_src=src)}))
   assert data["ema"].module_src == src
@@ -172,7 +192,9 @@ def test_pickle_hostile_nested_storage_file_is_refused(tmp_path):
   with pytest.raises(nvp.UnsafePickleError, match="refusing to load"):
     nvp.loads(raw)
   # a nested file may name only storage types, not even the allowed outer names
-  nested = nvp._legacy_storage_bytes(np.ones(2, np.float32)).replace(b"torch\nFloatStorage", b"torch_utils.persistence\n_reconstruct_persistent_obj")
+  nested = nvp._legacy_storage_bytes(np.ones(2, np.float32)).replace(
+    b"torch\nFloatStorage", b"torch_utils.persistence\n_reconstruct_persistent_obj"
+  )
   with pytest.raises(nvp.UnsafePickleError, match="refusing to load torch_utils.persistence"):
     nvp.loads(nvp.dumps(nvp._Call(nvp._Global("torch.storage", "_load_from_bytes"), (nested,))))
   assert not marker.exists()
@@ -180,8 +202,12 @@ def test_pickle_hostile_nested_storage_file_is_refused(tmp_path):
 
 def test_pickle_bad_files_give_one_clear_error(tmp_path):
   good = nvp.dumps({"ema": _network()})
-  cases = {"empty": b"", "text": b"hello, not a pickle\n", "truncated": good[: len(good) // 2],
-           "zip": b"PK\x03\x04garbage"}
+  cases = {
+    "empty": b"",
+    "text": b"hello, not a pickle\n",
+    "truncated": good[: len(good) // 2],
+    "zip": b"PK\x03\x04garbage",
+  }
   for name, raw in cases.items():
     path = tmp_path / name
     path.write_bytes(raw)
@@ -210,8 +236,9 @@ def test_pickle_reads_torch_modules_pickled_through_a_persistence_hook(monkeypat
 
   class Persistent:
     def __reduce__(self):
-      meta = dict(type="class", version=6, module_src="import torch\n",
-                  class_name=type(self).__name__, state=dict(self.__dict__))
+      meta = dict(
+        type="class", version=6, module_src="import torch\n", class_name=type(self).__name__, state=dict(self.__dict__)
+      )
       return (_reconstruct_persistent_obj, (meta,))
 
   class Linear(Persistent, torch.nn.Linear):

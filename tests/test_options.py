@@ -22,15 +22,28 @@ def _args(p):
   return p.decode, p.f, p.f0, p.image, p.masks
 
 
-@pytest.mark.parametrize("bad, word", [
-    (dict(lam=0.0), "lam"), (dict(lam=float("nan")), "lam"), (dict(learning_rate=-1.0), "learning_rate"),
-    (dict(steps=0), "steps"), (dict(steps=2.5), "steps"), (dict(steps=True), "steps"),
-    (dict(chunk_size=0), "chunk_size"), (dict(optimizer="sgdd"), "optimizer"),
-    (dict(composition="min"), "composition"), (dict(schedule="linear"), "schedule"),
-    (dict(stop_tol=0.0), "stop_tol"), (dict(stop_tol=1.5), "stop_tol"), (dict(steps_per_call=-1), "steps_per_call"),
-    (dict(lam_max=100.0, lam_growth=1.0), "lam_growth"), (dict(refine_steps=-2), "refine_steps"),
-    (dict(memory_budget=0.0), "memory budget"), (dict(tau=0.0), "tau"),
-])
+@pytest.mark.parametrize(
+  "bad, word",
+  [
+    (dict(lam=0.0), "lam"),
+    (dict(lam=float("nan")), "lam"),
+    (dict(learning_rate=-1.0), "learning_rate"),
+    (dict(steps=0), "steps"),
+    (dict(steps=2.5), "steps"),
+    (dict(steps=True), "steps"),
+    (dict(chunk_size=0), "chunk_size"),
+    (dict(optimizer="sgdd"), "optimizer"),
+    (dict(composition="min"), "composition"),
+    (dict(schedule="linear"), "schedule"),
+    (dict(stop_tol=0.0), "stop_tol"),
+    (dict(stop_tol=1.5), "stop_tol"),
+    (dict(steps_per_call=-1), "steps_per_call"),
+    (dict(lam_max=100.0, lam_growth=1.0), "lam_growth"),
+    (dict(refine_steps=-2), "refine_steps"),
+    (dict(memory_budget=0.0), "memory budget"),
+    (dict(tau=0.0), "tau"),
+  ],
+)
 def test_options_refuse_bad_values(bad, word):
   with pytest.raises(ValueError, match=word):
     rj.SolverOptions(**{**dict(lam=1.0, learning_rate=0.1, steps=3), **bad})
@@ -38,6 +51,7 @@ def test_options_refuse_bad_values(bad, word):
 
 def test_options_from_config_spell_none_as_none():
   from configs import default
+
   s = default.get_config().solver
   o = rj.SolverOptions.from_config(s)
   assert o.lam == s.lam and o.steps == s.steps and o.composition == s.composition and o.lam_max == s.lam_max
@@ -62,8 +76,11 @@ def test_compiled_step_is_reused_across_lambdas_and_calls(planted, monkeypatch):
   and a new λ reuse the compiled blocks: one trace per block length (5 and 2)
   and chunk width (1 for N, 8 for the rest), 4 in all, however many λ rounds."""
   chex.clear_trace_counter()
-  monkeypatch.setattr(solver_lib, "_steps_jit", jax.jit(chex.assert_max_traces(solver_lib._run_steps, n=4),
-                                                        static_argnames=("length", "unroll")))
+  monkeypatch.setattr(
+    solver_lib,
+    "_steps_jit",
+    jax.jit(chex.assert_max_traces(solver_lib._run_steps, n=4), static_argnames=("length", "unroll")),
+  )
   kw = dict(lam=5.0, learning_rate=0.05, steps=7, steps_per_call=5, chunk_size=8, tau=1e-4, lam_max=320.0)
   res = rj.solve_minimal_features(*_args(planted), **kw)
   assert np.nanmax(np.asarray(res.lam)) >= 5.0 * 4**2  # continuation ran at least two more λ

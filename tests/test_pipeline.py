@@ -16,8 +16,14 @@ PLANTED = [f"--config={os.path.join(ROOT, 'configs', 'planted.py')}"]
 
 def main(*args, timeout=240):
   env = dict(os.environ, XLA_FLAGS="")  # one CPU device, like a laptop
-  return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *PLANTED, *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, "main.py"), *PLANTED, *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +76,9 @@ def test_other_config_is_refused(finished):
   assert open(os.path.join(workdir, "metrics.json")).read() == before
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--config.solver.stepz=5"], "unknown config key"),
     (["--config.patches.n=10"], "only 9 cells"),
     (["--config.patches.indices=(0,1,2,9)"], "out of range"),
@@ -85,7 +93,8 @@ def test_other_config_is_refused(finished):
     (["--config.denoise.tau_q_relative=-1"], "denoise.tau_q_relative must be"),
     (["--config.solver.learning_rate=inf"], "solver.learning_rate must be > 0 and finite"),
     (["--config.solver.tau=-1"], "solver.tau must be > 0"),
-])
+  ],
+)
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
   workdir = tmp_path / "run"
   proc = main(f"--config.workdir={workdir}", *args)

@@ -34,8 +34,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLANTED = os.path.join(ROOT, "configs", "planted.py")
 # planted config made cheaper still: 5 chunks (chunk 0 = [N], then 4+4+4+2 subsets)
 # one device whatever XLA_FLAGS says, so the chunk plan (and the chunk indices below) is fixed: 5 chunks
-CHEAP = ["--config.baseline.num_codes=20", "--config.baseline.batch_size=20", "--config.solver.steps=30",
-         "--config.denoise.enabled=False", "--config.metrics.consistency_contexts=2", "--config.solver.shard=False"]
+CHEAP = [
+  "--config.baseline.num_codes=20",
+  "--config.baseline.batch_size=20",
+  "--config.solver.steps=30",
+  "--config.denoise.enabled=False",
+  "--config.metrics.consistency_contexts=2",
+  "--config.solver.shard=False",
+]
 
 
 def cli_run(*args) -> int:
@@ -95,8 +101,11 @@ def _assert_same_components(workdir, ref):
 
 
 def _no_debris(workdir):
-  left = [p for p in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
-          if os.path.basename(p).startswith(".tmp-") or "orbax-checkpoint-tmp" in p]
+  left = [
+    p
+    for p in glob.glob(os.path.join(workdir, "**", "*"), recursive=True)
+    if os.path.basename(p).startswith(".tmp-") or "orbax-checkpoint-tmp" in p
+  ]
   assert not left, left
   assert not os.path.exists(os.path.join(workdir, io_lib.LOCK_FILE))
 
@@ -143,8 +152,12 @@ def test_damaged_chunk_is_set_aside_and_recomputed(clean, tmp_path, capsys, save
 
 def test_chunk_with_wrong_digest_is_set_aside(tmp_path, capsys):
   store = io_lib.ChunkStore(str(tmp_path / "ck"))
-  chunk = solver_lib.ChunkResult(subsets=np.arange(3), alpha=np.ones((3, 2), np.float32),
-                                 history=np.zeros((3, 4), np.float32), error=np.zeros(3, np.float32))
+  chunk = solver_lib.ChunkResult(
+    subsets=np.arange(3),
+    alpha=np.ones((3, 2), np.float32),
+    history=np.zeros((3, 4), np.float32),
+    error=np.zeros(3, np.float32),
+  )
   store.save(0, chunk)
   tree = {k: np.asarray(getattr(chunk, k)) for k in ("subsets", "alpha", "history", "error")}
   tree["alpha"] = tree["alpha"] * 2  # silently changed values under the old digest
@@ -280,8 +293,9 @@ def test_record_without_results_does_not_block_a_corrected_rerun(tmp_path, capsy
 
 
 # ---------------------------------------------------------------- signals
-@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow),
-                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow), pytest.param(signal.SIGINT, marks=pytest.mark.slow)]
+)
 def test_signal_while_a_chunk_is_saved_waits_for_it(clean, tmp_path, capsys, saves, monkeypatch, sig):
   """The signal arrives while chunk 2 is being checkpointed: the checkpoint completes, then the run stops."""
   workdir = str(tmp_path / "run")
@@ -298,8 +312,10 @@ def test_signal_while_a_chunk_is_saved_waits_for_it(clean, tmp_path, capsys, sav
   err = capsys.readouterr().err
   assert "Traceback" not in err
   last = [l for l in err.splitlines() if l.strip()][-1]
-  assert last.startswith(f"interrupted: {signal.Signals(sig).name}; every finished chunk is checkpointed in "
-                         f"{os.path.abspath(workdir)}; resume with the same command: "), last
+  assert last.startswith(
+    f"interrupted: {signal.Signals(sig).name}; every finished chunk is checkpointed in "
+    f"{os.path.abspath(workdir)}; resume with the same command: "
+  ), last
   assert sorted(_chunk_times(workdir)) == ["chunk_00000", "chunk_00001", "chunk_00002"]
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
   _no_debris(workdir)
@@ -314,8 +330,14 @@ SLOW = ["--config.solver.chunk_size=1", "--config.solver.steps=3000"]  # 15 chun
 
 
 def _main_cmd(workdir, *extra):
-  return [sys.executable, os.path.join(ROOT, "main.py"), f"--config={PLANTED}", f"--config.workdir={workdir}",
-          *SLOW, *extra]
+  return [
+    sys.executable,
+    os.path.join(ROOT, "main.py"),
+    f"--config={PLANTED}",
+    f"--config.workdir={workdir}",
+    *SLOW,
+    *extra,
+  ]
 
 
 def _env():
@@ -341,8 +363,9 @@ def _wait_for_chunks(proc, workdir, count):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_at_a_checkpoint_and_the_rerun_resumes(tmp_path, sig):
   workdir = str(tmp_path / "run")
-  proc = subprocess.Popen(_main_cmd(workdir), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  proc = subprocess.Popen(
+    _main_cmd(workdir), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
   try:
     _wait_for_chunks(proc, workdir, 3)
     proc.send_signal(sig)
@@ -360,10 +383,12 @@ def test_signal_stops_at_a_checkpoint_and_the_rerun_resumes(tmp_path, sig):
   kept = _chunk_times(workdir)
   assert 3 <= len(kept) < 15
   assert not os.path.exists(os.path.join(workdir, "report.html"))
-  assert sorted(io_lib.ChunkStore(os.path.join(workdir, "checkpoints", "image_000")).load_all()) == \
-      [int(n[6:]) for n in sorted(kept)]  # every kept chunk restores
-  resumed = subprocess.Popen(_main_cmd(workdir), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+  assert sorted(io_lib.ChunkStore(os.path.join(workdir, "checkpoints", "image_000")).load_all()) == [
+    int(n[6:]) for n in sorted(kept)
+  ]  # every kept chunk restores
+  resumed = subprocess.Popen(
+    _main_cmd(workdir), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
   try:
     lock = os.path.join(workdir, io_lib.LOCK_FILE)
     deadline = time.time() + 120
@@ -391,32 +416,74 @@ def test_signal_stops_at_a_checkpoint_and_the_rerun_resumes(tmp_path, sig):
 # ------------------------------------------------------- random overrides
 from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
-_FLOATS = st.one_of(st.sampled_from(["nan", "inf", "-inf", "-1", "0", "-0.0", "1e308", "1e-300", "abc", "", "1e400",
-                                     "0.5", "3", "True"]),
-                    st.floats(allow_nan=True, allow_infinity=True).map(repr))
+_FLOATS = st.one_of(
+  st.sampled_from(["nan", "inf", "-inf", "-1", "0", "-0.0", "1e308", "1e-300", "abc", "", "1e400", "0.5", "3", "True"]),
+  st.floats(allow_nan=True, allow_infinity=True).map(repr),
+)
 _INTS = st.sampled_from(["-1", "0", "1", "2", "-3", "1.5", "abc", "", "99999999999999999999", "1e3", "None"])
 _BOOLS = st.sampled_from(["True", "False", "true", "0", "1", "yes", "", "maybe"])
-_WORDS = st.one_of(st.sampled_from(["", " ", "linear", "cosine", "constant", "random", "indices", "difference",
-                                    "float64", "bfloat16", "feature", "layer9", "planted", "embedded"]),
-                   st.text(max_size=8))
+_WORDS = st.one_of(
+  st.sampled_from(
+    [
+      "",
+      " ",
+      "linear",
+      "cosine",
+      "constant",
+      "random",
+      "indices",
+      "difference",
+      "float64",
+      "bfloat16",
+      "feature",
+      "layer9",
+      "planted",
+      "embedded",
+    ]
+  ),
+  st.text(max_size=8),
+)
 # knob → values; every value is either invalid or cheap on the planted generator (no valid huge step counts)
 OVERRIDES = {
-    "solver.lam": _FLOATS, "solver.learning_rate": _FLOATS, "solver.tau": _FLOATS,
-    "denoise.tau_q_relative": _FLOATS, "model.truncation": _FLOATS, "patches.foreground_fraction": _FLOATS,
-    "metrics.salient_fraction": _FLOATS, "metrics.sparsity_eps": _FLOATS, "solver.memory_budget_gb": _FLOATS,
-    "solver.steps": st.sampled_from(["0", "-5", "1", "3", "10000000", "2.5", "abc", ""]),
-    "solver.chunk_size": _INTS, "patches.n": _INTS, "patches.rows": _INTS, "patches.cols": _INTS,
-    "metrics.top_k": _INTS, "metrics.transfer_k": _INTS, "metrics.decode_batch": _INTS, "target.class_id": _INTS,
-    "seed": _INTS, "baseline.seed": _INTS, "baseline.batch_size": _INTS, "target.num_images": _INTS,
-    "baseline.num_codes": st.sampled_from(["0", "-1", "1", "7", "20000000", "x"]),
-    "patches.indices": st.sampled_from(["(0,1,2,3)", "(3,2,1,0)", "(0,1,2,9)", "(0,0,1,2)", "()", "(-1,1,2,3)",
-                                        "(0,1)", "x", "(0.5,1,2,3)"]),
-    "solver.schedule": _WORDS, "patches.method": _WORDS, "model.layer": _WORDS, "model.name": _WORDS,
-    "solver.decode_dtype": _WORDS, "workdir": st.sampled_from(["", " "]),
-    "solver.remat": _BOOLS, "solver.shard": _BOOLS, "patches.shared": _BOOLS,
+  "solver.lam": _FLOATS,
+  "solver.learning_rate": _FLOATS,
+  "solver.tau": _FLOATS,
+  "denoise.tau_q_relative": _FLOATS,
+  "model.truncation": _FLOATS,
+  "patches.foreground_fraction": _FLOATS,
+  "metrics.salient_fraction": _FLOATS,
+  "metrics.sparsity_eps": _FLOATS,
+  "solver.memory_budget_gb": _FLOATS,
+  "solver.steps": st.sampled_from(["0", "-5", "1", "3", "10000000", "2.5", "abc", ""]),
+  "solver.chunk_size": _INTS,
+  "patches.n": _INTS,
+  "patches.rows": _INTS,
+  "patches.cols": _INTS,
+  "metrics.top_k": _INTS,
+  "metrics.transfer_k": _INTS,
+  "metrics.decode_batch": _INTS,
+  "target.class_id": _INTS,
+  "seed": _INTS,
+  "baseline.seed": _INTS,
+  "baseline.batch_size": _INTS,
+  "target.num_images": _INTS,
+  "baseline.num_codes": st.sampled_from(["0", "-1", "1", "7", "20000000", "x"]),
+  "patches.indices": st.sampled_from(
+    ["(0,1,2,3)", "(3,2,1,0)", "(0,1,2,9)", "(0,0,1,2)", "()", "(-1,1,2,3)", "(0,1)", "x", "(0.5,1,2,3)"]
+  ),
+  "solver.schedule": _WORDS,
+  "patches.method": _WORDS,
+  "model.layer": _WORDS,
+  "model.name": _WORDS,
+  "solver.decode_dtype": _WORDS,
+  "workdir": st.sampled_from(["", " "]),
+  "solver.remat": _BOOLS,
+  "solver.shard": _BOOLS,
+  "patches.shared": _BOOLS,
 }
 _DRAWS = st.dictionaries(st.sampled_from(sorted(OVERRIDES)), st.just(None), min_size=1, max_size=3).flatmap(
-    lambda keys: st.fixed_dictionaries({k: OVERRIDES[k] for k in keys}))
+  lambda keys: st.fixed_dictionaries({k: OVERRIDES[k] for k in keys})
+)
 
 
 def _check_outcome(code, out, err, workdir):
@@ -447,9 +514,13 @@ def _draw_args(draw, workdir):
 
 
 # few examples by default (under a minute on a 2-core CPU); REGIONJAX_PROPERTY_EXAMPLES=200 to search harder
-@settings(max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "3")), deadline=None,
-          derandomize="REGIONJAX_PROPERTY_EXAMPLES" not in os.environ, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+  max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "3")),
+  deadline=None,
+  derandomize="REGIONJAX_PROPERTY_EXAMPLES" not in os.environ,
+  database=None,
+  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(draw=_DRAWS)
 @example(draw={"solver.lam": "150.0", "metrics.top_k": "3"})  # valid: a report (exit 0) is always among the cases
 @example(draw={"solver.learning_rate": "nan"})
@@ -466,17 +537,26 @@ def test_random_overrides_end_in_a_report_or_one_error_line(draw, capsys):
 
 
 @pytest.mark.slow
-@settings(max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "30")), deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+  max_examples=int(os.environ.get("REGIONJAX_PROPERTY_EXAMPLES", "30")),
+  deadline=None,
+  database=None,
+  suppress_health_check=[HealthCheck.too_slow],
+)
 @given(draw=_DRAWS)
 def test_random_overrides_through_main_py(draw):
   """The same property through ``python main.py`` subprocesses (absl's own flag parser included)."""
   workdir = tempfile.mkdtemp(prefix="regionjax-prop-")
   try:
     run_dir = os.path.join(workdir, "run")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), f"--config={PLANTED}",
-                           *_draw_args(draw, run_dir)], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "main.py"), f"--config={PLANTED}", *_draw_args(draw, run_dir)],
+      cwd=ROOT,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
     _check_outcome(proc.returncode, proc.stdout, proc.stderr, run_dir)
   finally:
     shutil.rmtree(workdir, ignore_errors=True)

@@ -36,7 +36,7 @@ from regionjax import interactive
 from regionjax import testing
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLICKED = (0, 3)          # players clicked, in this order: Ŝ = {0, 3}
+CLICKED = (0, 3)  # players clicked, in this order: Ŝ = {0, 3}
 
 
 def _chromium() -> str | None:
@@ -48,9 +48,13 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install -y "
-                                                           "chromium; .ci/run does it when apt is available)")]
+pytestmark = [
+  pytest.mark.slow,
+  pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium binary on PATH (Debian: apt-get install -y chromium; .ci/run does it when apt is available)",
+  ),
+]
 
 # Clicks the players at the given fractions of the overlay, then records the state of the view.
 PROBE = """
@@ -99,9 +103,17 @@ def _png_pixels(uri: str) -> np.ndarray:
 
 
 def _chrome(*args, timeout=120):
-  cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-         "--allow-file-access-from-files",
-         "--virtual-time-budget=5000", *args]
+  cmd = [
+    CHROMIUM,
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
+    "--virtual-time-budget=5000",
+    *args,
+  ]
   return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -109,9 +121,19 @@ def _chrome(*args, timeout=120):
 def run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("planted_browser")
   env = dict(os.environ, XLA_FLAGS="")
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), f"--config={ROOT}/configs/planted.py",
-                         f"--config.workdir={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=300)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "main.py"),
+      f"--config={ROOT}/configs/planted.py",
+      f"--config.workdir={workdir}",
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir
 
@@ -158,7 +180,7 @@ def test_report_in_chromium_two_clicks(run, tmp_path):
 
   # Algorithm 2 at p = 0.5: f0 + the strongest half of the covering components
   assert float(got["alg2_p"]) == 0.5
-  keep = [sum(1 << i for i in c["players"]) for c in ranked][:int(round(0.5 * len(ranked)))]
+  keep = [sum(1 << i for i in c["players"]) for c in ranked][: int(round(0.5 * len(ranked)))]
   feature = comps[0] + comps[keep].sum(0)
   alg2 = _png_pixels(got["alg2"])
   assert np.abs(alg2.astype(int) - interactive.to_uint8(planted.decode(feature)).astype(int)).max() <= 1

@@ -40,8 +40,9 @@ def test_eight_devices_equal_one(planted, single, chunk_size):
   assert mesh.devices.size == 8
   res = rj.solve_minimal_features(*_args(planted), chunk_size=chunk_size, mesh=mesh, **SETTINGS)
   for name in ("u", "alpha", "error", "history"):
-    np.testing.assert_allclose(np.asarray(getattr(res, name)), np.asarray(getattr(single, name)), atol=1e-5,
-                               rtol=1e-5, err_msg=name)
+    np.testing.assert_allclose(
+      np.asarray(getattr(res, name)), np.asarray(getattr(single, name)), atol=1e-5, rtol=1e-5, err_msg=name
+    )
 
 
 @need8

@@ -85,7 +85,7 @@ def test_sid_small_taps_match_reference(small, small_taps):
 
 def _check_perturbed(d, gen, taps, only=None):
   codes = {"z": d["z"]}
-  keys = [k[len("perturbed:"):] for k in d.files if k.startswith("perturbed:")]
+  keys = [k[len("perturbed:") :] for k in d.files if k.startswith("perturbed:")]
   assert any(k.startswith("enc/") for k in keys) and any(k.startswith("dec/") for k in keys)
   for k in keys:
     if only is not None and k not in only:
@@ -130,14 +130,16 @@ def test_sid_every_tap_encodes_and_decodes_like_the_reference(small, small_taps)
   for name in gen.block_names:
     assert _rel(gen.encode(codes, name), d["tap:" + name]) <= 1e-4, name
   f = gen.encode(codes, "enc/16x16_conv")  # traced codes: prefix and tail inline in one program
-  np.testing.assert_allclose(jax.jit(lambda z, u: gen.decode({"z": z}, "enc/16x16_conv", u))(d["z"], f), x,
-                             rtol=0, atol=1e-5)
+  np.testing.assert_allclose(
+    jax.jit(lambda z, u: gen.decode({"z": z}, "enc/16x16_conv", u))(d["z"], f), x, rtol=0, atol=1e-5
+  )
 
 
 def test_sid_image_includes_the_c_skip_noise_term():
   c_skip, c_out, c_in, c_noise = precond(2.5, 0.5)
-  np.testing.assert_allclose([c_skip * 2.5, c_out, c_in, c_noise], [0.0961538, 0.4902903, 0.3922323, 0.2290727],
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    [c_skip * 2.5, c_out, c_in, c_noise], [0.0961538, 0.4902903, 0.3922323, 0.2290727], rtol=1e-5
+  )
 
 
 @pytest.mark.slow
@@ -178,8 +180,13 @@ def test_sid_convert_cli_round_trip_and_load(tmp_path):
 
 
 def _cli(*args):
-  r = subprocess.run([sys.executable, "-m", "ports.sid.convert", *args], cwd=ROOT, capture_output=True, text=True,
-                     env=dict(os.environ, PYTHONPATH=ROOT))
+  r = subprocess.run(
+    [sys.executable, "-m", "ports.sid.convert", *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+  )
   return r.returncode, r.stderr.strip()
 
 
@@ -189,11 +196,13 @@ def test_sid_convert_bad_files_one_clear_line(tmp_path):
   wrong_net = nvp.dumps({"G_ema": nvp.persistent("Generator")})
   adm = testing.random_network(cfg, 0)
   adm.meta["state"]["_init_kwargs"]["model_type"] = "DhariwalUNet"
-  cases = {"text.pkl": (b"not a pickle at all", "not a pickle"),
-           "trunc.pkl": (good[: len(good) // 3], "truncated"),
-           "wrong.pkl": (wrong_net, "not {'ema': network}"),
-           "adm.pkl": (nvp.dumps({"ema": adm}), "model_type='DhariwalUNet'"),
-           "evil.pkl": (b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.", "refusing to load os.system")}
+  cases = {
+    "text.pkl": (b"not a pickle at all", "not a pickle"),
+    "trunc.pkl": (good[: len(good) // 3], "truncated"),
+    "wrong.pkl": (wrong_net, "not {'ema': network}"),
+    "adm.pkl": (nvp.dumps({"ema": adm}), "model_type='DhariwalUNet'"),
+    "evil.pkl": (b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.", "refusing to load os.system"),
+  }
   for name, (raw, needle) in cases.items():
     (tmp_path / name).write_bytes(raw)
     rc, err = _cli("--pickle", str(tmp_path / name), "--out", str(tmp_path / "o"))

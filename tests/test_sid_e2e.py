@@ -21,16 +21,39 @@ def test_sid_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
   testing.write_random_pickle(pkl, cfg, seed=0)
   env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=ROOT)
   ckpt = tmp_path / "ckpt"
-  conv = subprocess.run([sys.executable, "-m", "ports.sid.convert", "--pickle", str(pkl), "--out", str(ckpt)],
-                        cwd=ROOT, env=env, capture_output=True, text=True)
+  conv = subprocess.run(
+    [sys.executable, "-m", "ports.sid.convert", "--pickle", str(pkl), "--out", str(ckpt)],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+  )
   assert conv.returncode == 0, conv.stderr[-2000:]
   workdir = tmp_path / "run"
-  small = ["--config.patches.n=2", "--config.solver.steps=2", "--config.baseline.num_codes=4",
-           "--config.baseline.batch_size=4", "--config.metrics.decode_batch=8", "--config.denoise.steps=2",
-           "--config.metrics.consistency_contexts=2"]
-  run = subprocess.run([sys.executable, "main.py", "--config=configs/sid.py", f"--config.workdir={workdir}",
-                        f"--config.model.checkpoint={ckpt}", *small], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=1500)
+  small = [
+    "--config.patches.n=2",
+    "--config.solver.steps=2",
+    "--config.baseline.num_codes=4",
+    "--config.baseline.batch_size=4",
+    "--config.metrics.decode_batch=8",
+    "--config.denoise.steps=2",
+    "--config.metrics.consistency_contexts=2",
+  ]
+  run = subprocess.run(
+    [
+      sys.executable,
+      "main.py",
+      "--config=configs/sid.py",
+      f"--config.workdir={workdir}",
+      f"--config.model.checkpoint={ckpt}",
+      *small,
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=1500,
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   data = np.load(workdir / "components.npz")
   assert data["f"].shape == (32, 32, 8) and data["u"].shape == (4, 32, 32, 8)

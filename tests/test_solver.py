@@ -22,8 +22,9 @@ def planted():
 
 @pytest.fixture(scope="module")
 def solved(planted):
-  return rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks, tau=0.02,
-                                   **SETTINGS)
+  return rj.solve_minimal_features(
+    planted.decode, planted.f, planted.f0, planted.image, planted.masks, tau=0.02, **SETTINGS
+  )
 
 
 def test_result_shapes(planted, solved):
@@ -72,22 +73,46 @@ def test_loss_history_decreases(solved):
 def test_chunking_and_resume_give_the_same_result(planted, solved):
   seen = {}
   kw = dict(SETTINGS, chunk_size=5)
-  full = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks,
-                                   on_chunk=lambda i, k, c: seen.setdefault(i, c), **kw)
+  full = rj.solve_minimal_features(
+    planted.decode,
+    planted.f,
+    planted.f0,
+    planted.image,
+    planted.masks,
+    on_chunk=lambda i, k, c: seen.setdefault(i, c),
+    **kw,
+  )
   np.testing.assert_allclose(np.asarray(full.u), np.asarray(solved.u), atol=1e-5)
   assert sorted(seen) == list(range(len(rj.chunk_plan(planted.n, 5))))
   # resume from the first two chunks: identical answer, and only the rest recomputed
   again = []
   partial = {i: seen[i] for i in (0, 1)}
-  resumed = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks,
-                                      done=partial, on_chunk=lambda i, k, c: again.append(i), **kw)
+  resumed = rj.solve_minimal_features(
+    planted.decode,
+    planted.f,
+    planted.f0,
+    planted.image,
+    planted.masks,
+    done=partial,
+    on_chunk=lambda i, k, c: again.append(i),
+    **kw,
+  )
   np.testing.assert_array_equal(np.asarray(resumed.u), np.asarray(full.u))
   assert again == list(range(2, len(seen)))
 
 
 def test_tau_flags_unmet_subsets(planted):
-  res = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks,
-                                  lam=0.01, learning_rate=0.05, steps=50, tau=0.01)
+  res = rj.solve_minimal_features(
+    planted.decode,
+    planted.f,
+    planted.f0,
+    planted.image,
+    planted.masks,
+    lam=0.01,
+    learning_rate=0.05,
+    steps=50,
+    tau=0.01,
+  )
   # λ tiny: the L1 term wins, α → 0, the patches are not regenerated and are flagged
   assert res.unmet[1:].all() and not res.unmet[0]
 
@@ -101,7 +126,9 @@ def _args(planted):
   return planted.decode, planted.f, planted.f0, planted.image, planted.masks
 
 
-@pytest.mark.parametrize("change,match", [
+@pytest.mark.parametrize(
+  "change,match",
+  [
     (dict(f0=np.zeros(3, np.float32)), "f0"),
     (dict(masks=np.ones((2, 5, 5), bool)), "masks"),
     (dict(masks=np.zeros((0, 12, 12), bool)), "at least 1"),
@@ -110,7 +137,8 @@ def _args(planted):
     (dict(steps=0), "steps"),
     (dict(learning_rate=0.0), "learning_rate"),
     (dict(chunk_size=0), "chunk_size"),
-])
+  ],
+)
 def test_bad_input(planted, change, match):
   kw = dict(zip(("decode", "f", "f0", "target", "masks"), _args(planted)))
   kw.update(lam=1.0, learning_rate=0.1, steps=3)
@@ -136,8 +164,9 @@ def test_too_many_players_for_memory():
   masks = np.stack([np.eye(28, dtype=bool)[i][:, None].repeat(1, 1) for i in range(28)])  # (28, 28, 1)
   f = np.zeros((4096,), np.float32)
   with pytest.raises(ValueError, match="n=28 needs about"):
-    rj.solve_minimal_features(lambda v: jnp.zeros((28, 1, 3)), f, f, np.zeros((28, 1, 3)), masks,
-                              lam=1.0, learning_rate=0.1, steps=3)
+    rj.solve_minimal_features(
+      lambda v: jnp.zeros((28, 1, 3)), f, f, np.zeros((28, 1, 3)), masks, lam=1.0, learning_rate=0.1, steps=3
+    )
 
 
 def test_decode_shape_mismatch(planted):
@@ -159,8 +188,17 @@ def test_nan_decoder_names_subsets(planted):
 
 def test_float64(planted):
   with jax.enable_x64(True):
-    res = rj.solve_minimal_features(planted.decode, planted.f, planted.f0, planted.image, planted.masks,
-                                    lam=200.0, learning_rate=0.02, steps=20, dtype=jnp.float64)
+    res = rj.solve_minimal_features(
+      planted.decode,
+      planted.f,
+      planted.f0,
+      planted.image,
+      planted.masks,
+      lam=200.0,
+      learning_rate=0.02,
+      steps=20,
+      dtype=jnp.float64,
+    )
     assert res.alpha.dtype == jnp.float64
 
 
@@ -168,9 +206,16 @@ def test_objective_matches_formula(planted):
   """The objective is ‖α⊙Δf‖₁ + (λ/|S|)‖mask_S⊙(g(u)−x)‖², checked by hand."""
   alpha = np.random.default_rng(0).uniform(size=planted.f.shape).astype(np.float32)
   s = 0b0101
-  problem = solver_lib.Problem(decode=planted.decode, f=jnp.asarray(planted.f), f0=jnp.asarray(planted.f0),
-                               target=jnp.asarray(planted.image), masks=jnp.asarray(planted.masks), lam=7.0,
-                               optimizer=None, steps=1)
+  problem = solver_lib.Problem(
+    decode=planted.decode,
+    f=jnp.asarray(planted.f),
+    f0=jnp.asarray(planted.f0),
+    target=jnp.asarray(planted.image),
+    masks=jnp.asarray(planted.masks),
+    lam=7.0,
+    optimizer=None,
+    steps=1,
+  )
   loss, rmse = solver_lib.objective(problem, jnp.asarray(alpha), jnp.asarray(s))
   delta = planted.f - planted.f0
   u = planted.f0 + alpha * delta

@@ -1,4 +1,6 @@
-"""House style: no unused imports or names and no undefined ones (pyflakes), 2-space indentation in regionjax/."""
+"""House style (docs/layout.md §Conventions): one formatter and one linter for the whole repository, both
+ruff as configured in pyproject.toml — `ruff format` (2-space indentation, 120 columns) and `ruff check`
+(pyflakes' unused/undefined names, `X | None` instead of Optional) — and 2-space blocks in regionjax/."""
 
 import os
 import subprocess
@@ -11,10 +13,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREES = ["regionjax", "ports", "configs", "benchmarks", "scripts", "tests", "main.py"]
 
 
-def test_pyflakes_clean():
-  pytest.importorskip("pyflakes")
-  proc = subprocess.run([sys.executable, "-m", "pyflakes", *TREES], cwd=ROOT, capture_output=True, text=True)
+def _ruff(*args):
+  pytest.importorskip("ruff")
+  return subprocess.run([sys.executable, "-m", "ruff", *args, *TREES], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_ruff_check_clean():
+  proc = _ruff("check", "--no-cache")
   assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_formatted():
+  proc = _ruff("format", "--check", "--no-cache")
+  assert proc.returncode == 0, "run `ruff format .`:\n" + proc.stdout + proc.stderr
 
 
 def _indent_steps(path: str) -> set[int]:

@@ -90,7 +90,7 @@ def test_stylegan2_small_mapping_truncation_and_noise_match_reference(small):
 
 def _check_perturbed(d, gen, taps, only=None):
   codes = {"z": d["z"]}
-  keys = [k[len("perturbed:"):] for k in d.files if k.startswith("perturbed:")]
+  keys = [k[len("perturbed:") :] for k in d.files if k.startswith("perturbed:")]
   assert any(k.endswith(".conv0") for k in keys) and any("." not in k for k in keys)
   for k in keys:
     if only is not None and k not in only:
@@ -143,8 +143,7 @@ def test_stylegan2_every_tap_encodes_and_decodes_like_the_reference(small, small
   np.testing.assert_allclose(jax.jit(lambda u: gen.decode(codes, "b16", u))(f), x, rtol=0, atol=1e-5)
   # traced codes: w and the RGB sum computed inside the same program
   f = gen.encode(codes, "b8.conv1")
-  np.testing.assert_allclose(jax.jit(lambda z, u: gen.decode({"z": z}, "b8.conv1", u))(d["z"], f), x, rtol=0,
-                             atol=1e-5)
+  np.testing.assert_allclose(jax.jit(lambda z, u: gen.decode({"z": z}, "b8.conv1", u))(d["z"], f), x, rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -154,7 +153,7 @@ def test_stylegan2_afhqcat512_full_size_image_matches_reference(tmp_path):
   cfg, variables = _converted(tmp_path, d)
   x = np.asarray(StyleGAN2Generator(cfg, variables).generate({"z": d["z"]}))
   o = int(d["crop_offset"])
-  assert _abs(x[:, o:o + 64, o:o + 64], d["image_crop"]) <= 1e-4
+  assert _abs(x[:, o : o + 64, o : o + 64], d["image_crop"]) <= 1e-4
   b, h, w, c = x.shape
   assert _abs(x.reshape(b, h // 8, 8, w // 8, 8, c).mean((2, 4)), d["image_pool"]) <= 1e-4
   np.testing.assert_allclose([x.mean(), x.std(), np.abs(x).max()], d["image_stats"], rtol=1e-5, atol=1e-5)
@@ -174,8 +173,9 @@ def test_stylegan2_released_config_and_taps():
 
 
 def test_stylegan2_convert_cli_round_trip_and_load(tmp_path):
-  cfg = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=2,
-                        conv_clamp=256)
+  cfg = StyleGAN2Config(
+    z_dim=8, w_dim=8, img_resolution=8, channel_base=64, channel_max=8, mapping_layers=2, conv_clamp=256
+  )
   pkl = tmp_path / "net.pkl"
   testing.write_random_pickle(pkl, cfg, seed=3)
   out = tmp_path / "ckpt"
@@ -190,8 +190,13 @@ def test_stylegan2_convert_cli_round_trip_and_load(tmp_path):
 
 
 def _cli(*args):
-  r = subprocess.run([sys.executable, "-m", "ports.stylegan2.convert", *args], cwd=ROOT, capture_output=True,
-                     text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+  r = subprocess.run(
+    [sys.executable, "-m", "ports.stylegan2.convert", *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+  )
   return r.returncode, r.stderr.strip()
 
 
@@ -202,13 +207,15 @@ def test_stylegan2_convert_bad_files_one_clear_line(tmp_path, capsys):
   resnet.meta["state"]["_init_kwargs"]["synthesis_kwargs"]["architecture"] = "resnet"
   cond = testing.random_generator(cfg, 0)
   cond.meta["state"]["_init_kwargs"]["c_dim"] = 10
-  cases = {"text.pkl": (b"not a pickle at all", "not a pickle"),
-           "trunc.pkl": (good[: len(good) // 3], "truncated"),
-           "sid.pkl": (nvp.dumps({"ema": nvp.persistent("EDMPrecond")}), "not {'G_ema'"),
-           "disc.pkl": (nvp.dumps({"G_ema": nvp.persistent("Discriminator")}), "Discriminator as G_ema"),
-           "resnet.pkl": (nvp.dumps({"G_ema": resnet}), "architecture='resnet'"),
-           "cond.pkl": (nvp.dumps({"G_ema": cond}), "class-conditional"),
-           "evil.pkl": (b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.", "refusing to load os.system")}
+  cases = {
+    "text.pkl": (b"not a pickle at all", "not a pickle"),
+    "trunc.pkl": (good[: len(good) // 3], "truncated"),
+    "sid.pkl": (nvp.dumps({"ema": nvp.persistent("EDMPrecond")}), "not {'G_ema'"),
+    "disc.pkl": (nvp.dumps({"G_ema": nvp.persistent("Discriminator")}), "Discriminator as G_ema"),
+    "resnet.pkl": (nvp.dumps({"G_ema": resnet}), "architecture='resnet'"),
+    "cond.pkl": (nvp.dumps({"G_ema": cond}), "class-conditional"),
+    "evil.pkl": (b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.", "refusing to load os.system"),
+  }
   for name, (raw, needle) in cases.items():
     (tmp_path / name).write_bytes(raw)
     rc = convert.main(["--pickle", str(tmp_path / name), "--out", str(tmp_path / "o")])
@@ -240,9 +247,15 @@ def test_stylegan2_generator_rejects_bad_inputs(small):
 def test_stylegan2_registry_names_the_release_without_a_checkpoint_and_config_has_paper_settings():
   from configs import stylegan2 as cfg_file
   from ports import registry
+
   c = cfg_file.get_config()
   assert (c.model.name, c.model.layer, c.solver.lam, c.solver.learning_rate, c.solver.steps) == (
-      "stylegan2", "layer3", 500.0, 1e-3, 10000)  # v2 §3 and App. E Table 2
+    "stylegan2",
+    "layer3",
+    500.0,
+    1e-3,
+    10000,
+  )  # v2 §3 and App. E Table 2
   with pytest.raises(ValueError) as e:
     registry.build(c.model)
   assert "afhqcat.pkl" in str(e.value) and "python -m ports.stylegan2.convert" in str(e.value)

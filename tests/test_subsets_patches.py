@@ -33,7 +33,7 @@ def test_bad_player_counts(n):
 def test_patch_masks_partition(h, w, r, c):
   m = rj.patch_masks(h, w, r, c)
   assert m.shape == (r * c, h, w) and m.dtype == bool
-  np.testing.assert_array_equal(m.sum(0), 1)   # a partition of the image
+  np.testing.assert_array_equal(m.sum(0), 1)  # a partition of the image
   sizes = m.sum((1, 2))
   assert sizes.min() > 0
   # row-major: cell 1 is to the right of cell 0
@@ -54,7 +54,7 @@ def test_select_patches():
   a = rj.select_patches("random", 9, 36, scores=scores, seed=1)
   b = rj.select_patches("random", 9, 36, scores=scores, seed=1)
   np.testing.assert_array_equal(a, b)
-  assert len(set(a)) == 9 and a.min() >= 18          # from the top half by difference
+  assert len(set(a)) == 9 and a.min() >= 18  # from the top half by difference
   np.testing.assert_array_equal(rj.select_patches("indices", 2, 36, indices=[7, 3]), [7, 3])
   with pytest.raises(ValueError, match="only 4 cells"):
     rj.select_patches("difference", 9, 4, scores=np.zeros(4))
@@ -79,8 +79,9 @@ def test_cell_scores_and_subset_masks():
 
 def test_center_cells_order():
   from regionjax import patches as patches_lib
+
   order = patches_lib.center_cells(6, 6)
-  assert sorted(order[:4].tolist()) == [14, 15, 20, 21]          # the 2×2 block around the centre
+  assert sorted(order[:4].tolist()) == [14, 15, 20, 21]  # the 2×2 block around the centre
   # then the 8 cells at the next distance, ties broken in row-major order
   assert sorted(order[:9].tolist()) == [8, 9, 13, 14, 15, 16, 19, 20, 21]
   assert set(patches_lib.center_cells(3, 3)[:1].tolist()) == {4}
@@ -89,12 +90,13 @@ def test_center_cells_order():
 
 def test_saliency_prefers_the_object_over_flat_border():
   from regionjax import patches as patches_lib
+
   cells = patches_lib.patch_masks(36, 36, 6, 6)
   img = np.zeros((36, 36, 3))
-  img[:, :6] = 0.9                                              # a bright but flat left border
+  img[:, :6] = 0.9  # a bright but flat left border
   yy, xx = np.mgrid[0:36, 0:36]
-  img[((yy - 18) ** 2 + (xx - 18) ** 2) < 60] = 0.7           # a disc in the middle: edges
-  img[18, 12:24] = -0.8                                          # and detail inside it
+  img[((yy - 18) ** 2 + (xx - 18) ** 2) < 60] = 0.7  # a disc in the middle: edges
+  img[18, 12:24] = -0.8  # and detail inside it
   scores = patches_lib.saliency_scores(cells, img)
   chosen = patches_lib.select_patches("saliency", 4, 36, scores=scores)
   assert set(chosen.tolist()) <= {14, 15, 20, 21, 8, 9, 13, 16, 19, 22, 26, 27}
@@ -104,9 +106,10 @@ def test_saliency_prefers_the_object_over_flat_border():
 def test_mask_scores_and_png(tmp_path):
   from PIL import Image
   from regionjax import patches as patches_lib
+
   cells = patches_lib.patch_masks(12, 12, 3, 3)
   mask = np.zeros((12, 12), bool)
-  mask[4:8, 4:12] = True                                        # cells 4 and 5 fully, nothing else
+  mask[4:8, 4:12] = True  # cells 4 and 5 fully, nothing else
   path = tmp_path / "m.png"
   Image.fromarray((mask * 255).astype(np.uint8)).save(path)
   loaded = patches_lib.load_mask_image(str(path))

@@ -1,6 +1,5 @@
 """Exact identities of the subset transforms (docs/method.md §OR interactions), n = 0 … 12."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,7 +112,9 @@ def test_property_linear_and_round_trip(n, data):
   b = data.draw(hnp.arrays(np.float64, shape, elements=elems))
   with jax.enable_x64(True):
     ia, ib = rj.or_interactions(jnp.asarray(a)), rj.or_interactions(jnp.asarray(b))
-    np.testing.assert_allclose(rj.or_interactions(jnp.asarray(a + b)), ia + ib, atol=1e-6 * (1 + np.abs(a).max() + np.abs(b).max()) * (1 << n))
+    np.testing.assert_allclose(
+      rj.or_interactions(jnp.asarray(a + b)), ia + ib, atol=1e-6 * (1 + np.abs(a).max() + np.abs(b).max()) * (1 << n)
+    )
     np.testing.assert_allclose(rj.or_matching(ia), a, atol=1e-7 * (1 + np.abs(a).max()) * (1 << n))
     np.testing.assert_allclose(rj.zeta(rj.mobius(jnp.asarray(a))), a, atol=1e-7 * (1 + np.abs(a).max()) * (1 << n))
 

@@ -93,7 +93,9 @@ def test_compose_missing_matches_compose_max():
   n, k = 6, 2
   a = np.random.default_rng(2).uniform(size=(n, 5)).astype(np.float32)
   dense = np.asarray(solver_lib.compose_max(a))
-  np.testing.assert_array_equal(np.asarray(truncated_lib.compose_missing(a, n, k)), dense[subsets_lib.full_set(n) ^ truncated_lib.family(n, k).sets])
+  np.testing.assert_array_equal(
+    np.asarray(truncated_lib.compose_missing(a, n, k)), dense[subsets_lib.full_set(n) ^ truncated_lib.family(n, k).sets]
+  )
 
 
 def test_sparse_components():
@@ -157,8 +159,9 @@ def _check_recovered(p, res):
 def test_planted_order_two_recovered_n12(planted12):
   p = planted12
   # large sets N \ T weigh the image term by λ/|S|: a larger λ keeps their L1 shrinkage within TOL
-  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05,
-                           **dict(SETTINGS, lam=1000.0))
+  res = truncated_lib.solve_truncated(
+    p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05, **dict(SETTINGS, lam=1000.0)
+  )
   assert res.problems.size == 1 + 12 + 66
   assert not res.unmet.any()
   _check_recovered(p, res)
@@ -169,8 +172,9 @@ def test_planted_max_composition_n36():
   """All 36 cells of a 6×6 grid from 37 problems; fields of order ≤ 2 recovered, ~zero residual."""
   fields = ((0,), (1, 2), (7, 14), (20, 35), (12,), (30, 31), (5, 6))
   p = testing.planted_generator(fields=fields, n=36, grid=6, size=24)
-  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05, composition="max",
-                           **SETTINGS)
+  res = truncated_lib.solve_truncated(
+    p.decode, p.f, p.f0, p.image, p.masks, max_order=2, tau=0.05, composition="max", **SETTINGS
+  )
   assert res.problems.size == 37 and res.family.size == 667
   assert not res.unmet.any()
   _check_recovered(p, res)
@@ -184,7 +188,9 @@ def test_continuation_and_bad_input(planted6):
   with pytest.raises(ValueError, match="composition"):
     truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, composition="sum", **SETTINGS)
   few = dict(SETTINGS, steps=5)
-  res = truncated_lib.solve_truncated(p.decode, p.f, p.f0, p.image, p.masks, max_order=1, tau=1e-4, lam_max=800.0, **few)
+  res = truncated_lib.solve_truncated(
+    p.decode, p.f, p.f0, p.image, p.masks, max_order=1, tau=1e-4, lam_max=800.0, **few
+  )
   assert np.nanmax(res.lam) == pytest.approx(800.0) and math.isfinite(res.residual["relative"])
 
 
@@ -193,17 +199,24 @@ def _main(*args, timeout=300):
   import os
   import subprocess
   import sys
+
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = dict(os.environ, XLA_FLAGS="")
-  return subprocess.run([sys.executable, os.path.join(root, "main.py"),
-                         f"--config={os.path.join(root, 'configs', 'planted.py')}", *args], cwd=root, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, os.path.join(root, "main.py"), f"--config={os.path.join(root, 'configs', 'planted.py')}", *args],
+    cwd=root,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 @pytest.mark.slow  # over 10 s on the 2-core CPU; CI runs it with -m slow
 def test_pipeline_max_order(tmp_path):
   import json
   import os
+
   workdir = str(tmp_path / "run")
   proc = _main(f"--config.workdir={workdir}", "--config.solver.max_order=2")
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -224,15 +237,22 @@ def test_pipeline_max_order(tmp_path):
   assert again.returncode == 0 and "Finished earlier" in again.stdout and "residual" in again.stdout
 
 
-@pytest.mark.parametrize("changes,match", [
+@pytest.mark.parametrize(
+  "changes,match",
+  [
     ({"solver.max_order": -1}, "solver.max_order must be an integer in 0 … 62"),
     ({"solver.max_order": 2, "solver.refine_steps": 3}, "refine_steps"),
     ({"patches.rows": 8, "patches.cols": 8, "patches.n": 40}, "more than 30 players"),
-    ({"patches.rows": 8, "patches.cols": 8, "patches.n": 63, "solver.max_order": 1}, "patches.n must be an integer in 1 … 62"),
-])
+    (
+      {"patches.rows": 8, "patches.cols": 8, "patches.n": 63, "solver.max_order": 1},
+      "patches.n must be an integer in 1 … 62",
+    ),
+  ],
+)
 def test_config_checks(changes, match):
   from configs import planted as planted_config
   from regionjax import pipeline
+
   config = planted_config.get_config()
   for key, value in changes.items():
     group, name = key.split(".")
@@ -269,6 +289,7 @@ def test_membership_encoding_matches_bitmasks():
 def test_sharded_n36_equals_one_device():
   import jax
   from jax.sharding import Mesh
+
   if jax.device_count() < 2:
     pytest.skip("needs several devices (XLA_FLAGS=--xla_force_host_platform_device_count=8)")
   fields = ((0,), (1, 2), (20, 35))
@@ -286,6 +307,7 @@ def test_max_composition_closed_form():
   """Composed u(N∖T): truncated components = the closed form's (components.max_components) of order ≤ k,
   and the residual is the (k+1)-th largest singleton α per element times Δf (docs/method.md)."""
   from regionjax import components as components_lib
+
   n, k = 7, 2
   rng = np.random.default_rng(4)
   a = rng.uniform(size=(n, 6)).astype(np.float32)

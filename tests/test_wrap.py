@@ -117,7 +117,7 @@ def test_from_flax_explained_by_the_solver(gen):
   assert comps.shape == (16, 8, 8, 8)
   np.testing.assert_allclose(comps[0] + comps[1:].sum(0), np.asarray(res.u[15]), atol=1e-4)  # completeness
   err = np.asarray(res.error)
-  assert np.isfinite(err).all() and err[1:].max() < 0.05, err          # every u(S) regenerates its patches
+  assert np.isfinite(err).all() and err[1:].max() < 0.05, err  # every u(S) regenerates its patches
   # a 3×3 conv per block: a quadrant's minimal feature keeps little beyond its neighbourhood
   full = np.abs(np.asarray(res.u[15]) - f0).sum()
   single = np.abs(np.asarray(res.u[1]) - f0).sum()
@@ -126,12 +126,16 @@ def test_from_flax_explained_by_the_solver(gen):
 
 def test_from_functions():
   w = np.random.default_rng(0).normal(size=(5, 4, 4, 3)).astype(np.float32)
-  gen = rj.from_functions(lambda c: c["z"] * 2.0, lambda c, f: jnp.tanh(jnp.tensordot(f, w, axes=1)),
-                          sample_codes=lambda rng, num: {"z": jax.random.normal(rng, (num, 5))})
+  gen = rj.from_functions(
+    lambda c: c["z"] * 2.0,
+    lambda c, f: jnp.tanh(jnp.tensordot(f, w, axes=1)),
+    sample_codes=lambda rng, num: {"z": jax.random.normal(rng, (num, 5))},
+  )
   assert isinstance(gen, rj.Generator) and gen.layers == ("feature",)
   codes = gen.sample_codes(jax.random.PRNGKey(0), 2)
-  np.testing.assert_allclose(np.asarray(gen.decode(codes, "feature", gen.encode(codes, "feature"))),
-                             np.asarray(gen.generate(codes)), atol=0)
+  np.testing.assert_allclose(
+    np.asarray(gen.decode(codes, "feature", gen.encode(codes, "feature"))), np.asarray(gen.generate(codes)), atol=0
+  )
   with pytest.raises(ValueError, match="unknown layer"):
     gen.encode(codes, "x")
 
@@ -142,9 +146,12 @@ def test_check_reports_taps_round_trip_and_cost(gen):
   text = "\n".join(lines)
   assert "block2" in text and "(1, 8, 8, 8)" in text and "ok" in text
   assert "memory per subset" in text and "ms per step" in text
-  bad = rj.from_functions(lambda c: c["z"], lambda c, f: jnp.tanh(f.reshape(-1, 2, 2, 1).repeat(3, -1)),
-                          sample_codes=lambda rng, num: {"z": jax.random.normal(rng, (num, 4))},
-                          generate=lambda c: jnp.zeros((c["z"].shape[0], 2, 2, 3)))
+  bad = rj.from_functions(
+    lambda c: c["z"],
+    lambda c, f: jnp.tanh(f.reshape(-1, 2, 2, 1).repeat(3, -1)),
+    sample_codes=lambda rng, num: {"z": jax.random.normal(rng, (num, 4))},
+    generate=lambda c: jnp.zeros((c["z"].shape[0], 2, 2, 3)),
+  )
   lines = []
   assert not check_lib.check(bad, "feature", steps=2, print_fn=lines.append)
   assert "FAILED" in "\n".join(lines)
@@ -154,7 +161,8 @@ def test_check_reports_taps_round_trip_and_cost(gen):
 def test_check_command_and_main_with_your_own_generator(tmp_path):
   """`model.name = 'module:factory'`: python -m regionjax.check and main.py on the tiny model (~1 min)."""
   (tmp_path / "tiny_model.py").write_text(MODEL_SOURCE)
-  (tmp_path / "tiny_config.py").write_text(textwrap.dedent('''
+  (tmp_path / "tiny_config.py").write_text(
+    textwrap.dedent('''
       from configs import planted
 
       def get_config():
@@ -168,23 +176,48 @@ def test_check_command_and_main_with_your_own_generator(tmp_path):
         c.solver.steps = 100
         c.solver.tau = 0.1
         return c
-      '''))
+      ''')
+  )
   env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]), XLA_FLAGS="")
   cfg = f"--config={tmp_path / 'tiny_config.py'}"
-  proc = subprocess.run([sys.executable, "-m", "regionjax.check", cfg, "--steps=3"], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-m", "regionjax.check", cfg, "--steps=3"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "block1" in proc.stdout and "ok" in proc.stdout and "ms per step" in proc.stdout
-  bad = subprocess.run([sys.executable, "-m", "regionjax.check", cfg, "--config.model.layer=nope"], cwd=ROOT,
-                       env=env, capture_output=True, text=True, timeout=300)
+  bad = subprocess.run(
+    [sys.executable, "-m", "regionjax.check", cfg, "--config.model.layer=nope"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "taps are" in bad.stderr
   assert "Traceback" not in bad.stderr
   work = tmp_path / "run"
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), cfg, f"--config.workdir={work}",
-                         "--config.report.interactive=false"], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=600)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "main.py"),
+      cfg,
+      f"--config.workdir={work}",
+      "--config.report.interactive=false",
+    ],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   import json
+
   metrics = json.loads((work / "metrics.json").read_text())
   assert metrics["summary"]["model"] == "tiny_model:make" and metrics["summary"]["feature_shape"] == [8, 8, 8]
   assert metrics["solver"]["subsets"] == 16

@@ -14,36 +14,37 @@ Convert once: `python -m ports.biggan.convert --weights pytorch_model.bin
 from .config import RELEASED_CONFIGS, BigGANConfig
 from .model import BigGANDeep, StatsPosition, stats_position, tap_index
 from .generator import BigGANGenerator, truncated_noise
+
 # The converter's names load lazily, so that `python -m ports.biggan.convert`
 # does not find its module already imported by the package.
 _CONVERT_NAMES = (
-    "RELEASE_HINT",
-    "checkpoint_help",
-    "expected_state_dict_shapes",
-    "load",
-    "load_torch",
-    "read_torch_state_dict",
-    "save",
-    "state_dict_to_variables",
+  "RELEASE_HINT",
+  "checkpoint_help",
+  "expected_state_dict_shapes",
+  "load",
+  "load_torch",
+  "read_torch_state_dict",
+  "save",
+  "state_dict_to_variables",
 )
 
 
 def __getattr__(name):
-    if name in _CONVERT_NAMES:
-        from . import convert  # noqa: PLC0415
+  if name in _CONVERT_NAMES:
+    from . import convert  # noqa: PLC0415
 
-        return getattr(convert, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(convert, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "BigGANConfig",
-    "BigGANDeep",
-    "BigGANGenerator",
-    "RELEASED_CONFIGS",
-    "StatsPosition",
-    "stats_position",
-    "tap_index",
-    "truncated_noise",
-    *_CONVERT_NAMES,
+  "BigGANConfig",
+  "BigGANDeep",
+  "BigGANGenerator",
+  "RELEASED_CONFIGS",
+  "StatsPosition",
+  "stats_position",
+  "tap_index",
+  "truncated_noise",
+  *_CONVERT_NAMES,
 ]

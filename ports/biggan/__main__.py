@@ -1,4 +1,5 @@
 """`python -m ports.biggan …` is `python -m ports.biggan.convert …`."""
+
 import sys
 
 from .convert import main

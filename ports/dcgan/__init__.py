@@ -37,15 +37,18 @@ def load(path: str | None = None, config: DCGANConfig | None = None) -> DCGANGen
   path = path or WEIGHTS
   config = config or DCGANConfig()
   if not os.path.exists(path):
-    raise FileNotFoundError(f"DCGAN weights {path} not found; convert them with: "
-                            f"python -m ports.dcgan.convert --weights weights.tar --out {path}")
+    raise FileNotFoundError(
+      f"DCGAN weights {path} not found; convert them with: "
+      f"python -m ports.dcgan.convert --weights weights.tar --out {path}"
+    )
   template = DCGAN(config).init(jax.random.PRNGKey(0), jnp.zeros((1, config.nz)))
   with open(path, "rb") as fh:
     try:
       variables = flax.serialization.from_bytes(template, fh.read())
     except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(f"{path} is not a DCGAN checkpoint for nz={config.nz}, ngf={config.ngf}: "
-                       f"{' '.join(str(e).split())[:200]}") from None
+      raise ValueError(
+        f"{path} is not a DCGAN checkpoint for nz={config.nz}, ngf={config.ngf}: {' '.join(str(e).split())[:200]}"
+      ) from None
   shapes = jax.tree.map(jnp.shape, template)
   got = jax.tree.map(jnp.shape, variables)
   if shapes != got:

@@ -42,8 +42,9 @@ def config_of(state: Mapping[str, np.ndarray]) -> DCGANConfig:
   try:
     first, last = state["main.0.weight"].shape, state["main.12.weight"].shape
   except KeyError as e:
-    raise ValueError(f"not a DCGAN generator state dict: no {e.args[0]!r}; "
-                     f"its keys start {sorted(state)[:4]}") from None
+    raise ValueError(
+      f"not a DCGAN generator state dict: no {e.args[0]!r}; its keys start {sorted(state)[:4]}"
+    ) from None
   return DCGANConfig(nz=int(first[0]), ngf=int(first[1]) // 8, nc=int(last[1]))
 
 
@@ -59,8 +60,10 @@ def state_dict_to_variables(state: Mapping[str, np.ndarray]) -> tuple[DCGANConfi
   missing = sorted(set(want) - set(state))
   extra = sorted(set(state) - set(want))
   if missing or extra:
-    raise ValueError(f"state dict does not match a DCGAN generator (nz={config.nz}, ngf={config.ngf}): "
-                     f"missing {missing[:4]}, unexpected {extra[:4]}")
+    raise ValueError(
+      f"state dict does not match a DCGAN generator (nz={config.nz}, ngf={config.ngf}): "
+      f"missing {missing[:4]}, unexpected {extra[:4]}"
+    )
   bad = [(k, state[k].shape, s) for k, s in want.items() if tuple(state[k].shape) != s]
   if bad:
     raise ValueError(f"state dict shapes differ from a DCGAN generator: {bad[:3]}")
@@ -72,8 +75,10 @@ def state_dict_to_variables(state: Mapping[str, np.ndarray]) -> tuple[DCGANConfi
       b = BN_INDEX[k]
       params[f"block{k}"]["scale"] = state[f"main.{b}.weight"].astype(np.float32)
       params[f"block{k}"]["bias"] = state[f"main.{b}.bias"].astype(np.float32)
-      stats[f"block{k}"] = {"mean": state[f"main.{b}.running_mean"].astype(np.float32),
-                            "var": state[f"main.{b}.running_var"].astype(np.float32)}
+      stats[f"block{k}"] = {
+        "mean": state[f"main.{b}.running_mean"].astype(np.float32),
+        "var": state[f"main.{b}.running_var"].astype(np.float32),
+      }
   return config, {"params": params, "batch_stats": stats}
 
 

@@ -30,8 +30,7 @@ class DCGANGenerator:
 
   def __init__(self, config: DCGANConfig, variables: Mapping[str, Any]):
     self.config = config
-    self.variables = jax.tree.map(jnp.asarray, {"params": variables["params"],
-                                                "batch_stats": variables["batch_stats"]})
+    self.variables = jax.tree.map(jnp.asarray, {"params": variables["params"], "batch_stats": variables["batch_stats"]})
     self.module = DCGAN(config)
     self.layers = config.tap_names
     m = self.module

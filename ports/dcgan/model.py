@@ -32,6 +32,7 @@ class DCGANConfig:
   The released face generator (``gan-face-generate`` 1.1.1) has nz = 100,
   ngf = 64, nc = 3 (its ``inference.py``).
   """
+
   nz: int = 100
   ngf: int = 64
   nc: int = 3
@@ -47,7 +48,7 @@ class DCGANConfig:
     return tuple(f"layer{i}" for i in range(4))
 
   def feature_shape(self, i: int) -> tuple[int, int, int]:
-    res = 4 * 2 ** i
+    res = 4 * 2**i
     return (res, res, self.widths[i])
 
   @property
@@ -60,12 +61,19 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -
   k = kernel.shape[0]
   pad = k - 1 - padding
   return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding=[(pad, pad), (pad, pad)], lhs_dilation=(stride, stride),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST)
+    x,
+    kernel,
+    window_strides=(1, 1),
+    padding=[(pad, pad), (pad, pad)],
+    lhs_dilation=(stride, stride),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    precision=jax.lax.Precision.HIGHEST,
+  )
 
 
 class Block(nn.Module):
   """Transposed convolution, then (for all but the last) eval batch norm and ReLU."""
+
   features: int
   in_features: int
   stride: int
@@ -88,13 +96,16 @@ class Block(nn.Module):
 
 class DCGAN(nn.Module):
   """The five blocks; ``stage(i)`` runs block ``i`` alone (taps between them)."""
+
   config: DCGANConfig
 
   def setup(self):
     c = self.config
     ins = (c.nz,) + c.widths[:-1]
-    self.blocks = [Block(w, i, 1 if k == 0 else 2, 0 if k == 0 else 1, last=(k == 4), name=f"block{k}")
-                   for k, (i, w) in enumerate(zip(ins, c.widths))]
+    self.blocks = [
+      Block(w, i, 1 if k == 0 else 2, 0 if k == 0 else 1, last=(k == 4), name=f"block{k}")
+      for k, (i, w) in enumerate(zip(ins, c.widths))
+    ]
 
   def stage(self, h, i: int):
     return self.blocks[i](h)

@@ -35,13 +35,20 @@ def load(truncation: float = 1.0, directory: str | None = None):
   weights, config_path = os.path.join(directory, "weights.msgpack"), os.path.join(directory, "config.json")
   for path in (weights, config_path):
     if not os.path.exists(path):
-      raise FileNotFoundError(f"the embedded generator's {os.path.basename(path)} is missing from {directory}; "
-                              f"retrain it with: python -m ports.embedded.train --out {directory}")
+      raise FileNotFoundError(
+        f"the embedded generator's {os.path.basename(path)} is missing from {directory}; "
+        f"retrain it with: python -m ports.embedded.train --out {directory}"
+      )
   config = BigGANConfig.from_json(config_path)
   module = BigGANDeep(config)
   import jax.numpy as jnp
-  template = module.init(jax.random.PRNGKey(0), jnp.zeros((1, config.z_dim)), jnp.zeros((1, config.num_classes)),
-                         stats_position(1.0, config.n_stats))
+
+  template = module.init(
+    jax.random.PRNGKey(0),
+    jnp.zeros((1, config.z_dim)),
+    jnp.zeros((1, config.num_classes)),
+    stats_position(1.0, config.n_stats),
+  )
   with open(weights, "rb") as fh:
     try:
       variables = flax.serialization.from_bytes(template, fh.read())

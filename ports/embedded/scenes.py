@@ -26,13 +26,16 @@ __all__ = ["CLASS_NAMES", "CLASS_COLORS", "render", "render_seeded", "dominant_c
 
 CLASS_NAMES = ("red circle", "green square", "blue triangle", "yellow cross", "magenta ring")
 #: Base RGB colour in [0, 1] of each class's shapes.
-CLASS_COLORS = np.array([
+CLASS_COLORS = np.array(
+  [
     [0.92, 0.12, 0.10],
     [0.12, 0.78, 0.16],
     [0.12, 0.28, 0.95],
     [0.97, 0.86, 0.08],
     [0.90, 0.12, 0.88],
-], np.float32)
+  ],
+  np.float32,
+)
 NUM_CLASSES = len(CLASS_NAMES)
 _SUPERSAMPLE = 2
 
@@ -78,10 +81,10 @@ def _shape_mask(cls, xx, yy, cx, cy, r, rot):
     ccx, ccy, cr, crot = (a[idx, None, None] for a in (cx, cy, r, rot))
     dx, dy = xx - ccx, yy - ccy
     if c == 0:  # circle
-      m = dx ** 2 + dy ** 2 <= cr ** 2
+      m = dx**2 + dy**2 <= cr**2
     elif c == 4:  # ring
-      d2 = dx ** 2 + dy ** 2
-      m = (d2 <= cr ** 2) & (d2 >= (0.55 * cr) ** 2)
+      d2 = dx**2 + dy**2
+      m = (d2 <= cr**2) & (d2 >= (0.55 * cr) ** 2)
     else:
       # rotate into the shape's frame
       cos, sin = np.cos(crot), np.sin(crot)

@@ -31,14 +31,22 @@ from ports.biggan import BigGANConfig, BigGANDeep
 from ports.embedded import scenes
 
 MODEL_CONFIG = BigGANConfig(
-    output_dim=32, z_dim=32, class_embed_dim=16, channel_width=16, num_classes=scenes.NUM_CLASSES,
-    # (up-sample, in, out) × channel_width: 4×4 → 8×8 → 16×16 (attention) → 32×32
-    layers=((False, 4, 4), (True, 4, 4), (False, 4, 2), (True, 2, 2), (True, 2, 1)),
-    attention_layer_position=4, eps=1e-4, n_stats=2)
+  output_dim=32,
+  z_dim=32,
+  class_embed_dim=16,
+  channel_width=16,
+  num_classes=scenes.NUM_CLASSES,
+  # (up-sample, in, out) × channel_width: 4×4 → 8×8 → 16×16 (attention) → 32×32
+  layers=((False, 4, 4), (True, 4, 4), (False, 4, 2), (True, 2, 2), (True, 2, 1)),
+  attention_layer_position=4,
+  eps=1e-4,
+  n_stats=2,
+)
 
 
 class Discriminator(nn.Module):
   """Projection discriminator with spectral-normalised convolutions."""
+
   num_classes: int
   width: int = 16
 
@@ -67,8 +75,9 @@ def _z(key, n):
 
 def make_steps(gen: BigGANDeep, disc: Discriminator, g_opt, d_opt, ema_decay: float):
   def g_apply(params, stats, z, labels):
-    x, upd = gen.apply({"params": params, "batch_stats": stats}, z, _one_hot(labels), 1.0, train=True,
-                       mutable=["batch_stats"])
+    x, upd = gen.apply(
+      {"params": params, "batch_stats": stats}, z, _one_hot(labels), 1.0, train=True, mutable=["batch_stats"]
+    )
     return x, upd["batch_stats"]
 
   @jax.jit
@@ -107,12 +116,19 @@ def make_steps(gen: BigGANDeep, disc: Discriminator, g_opt, d_opt, ema_decay: fl
 
 def settle_stats(gen: BigGANDeep, params, stats, key, batches: int = 200, batch: int = 64):
   """Running statistics of the EMA weights: batch-norm passes in training mode."""
+
   @jax.jit
   def one(stats, key):
     kz, kc = jax.random.split(key)
     labels = jax.random.randint(kc, (batch,), 0, MODEL_CONFIG.num_classes)
-    _, upd = gen.apply({"params": params, "batch_stats": stats}, _z(kz, batch), _one_hot(labels), 1.0,
-                       train=True, mutable=["batch_stats"])
+    _, upd = gen.apply(
+      {"params": params, "batch_stats": stats},
+      _z(kz, batch),
+      _one_hot(labels),
+      1.0,
+      train=True,
+      mutable=["batch_stats"],
+    )
     return upd["batch_stats"]
 
   for i in range(batches):
@@ -120,9 +136,20 @@ def settle_stats(gen: BigGANDeep, params, stats, key, batches: int = 200, batch:
   return stats
 
 
-def train(out_dir: str, *, seed: int = 0, steps: int = 100_000, minutes: float = 15.0, batch: int = 32,
-          lr_g: float = 5e-4, lr_d: float = 5e-4, ema_decay: float = 0.995, log_every: int = 100,
-          dataset_size: int = 16384, adam_b2: float = 0.99) -> dict:
+def train(
+  out_dir: str,
+  *,
+  seed: int = 0,
+  steps: int = 100_000,
+  minutes: float = 15.0,
+  batch: int = 32,
+  lr_g: float = 5e-4,
+  lr_d: float = 5e-4,
+  ema_decay: float = 0.995,
+  log_every: int = 100,
+  dataset_size: int = 16384,
+  adam_b2: float = 0.99,
+) -> dict:
   """Trains for ``steps`` steps or ``minutes`` of wall time, whichever ends first."""
   key = jax.random.PRNGKey(seed)
   rng = np.random.default_rng(seed)
@@ -138,10 +165,16 @@ def train(out_dir: str, *, seed: int = 0, steps: int = 100_000, minutes: float =
   d_opt = optax.adam(lr_d, b1=0.0, b2=adam_b2)
   # a fixed, seeded training set rendered once (rendering costs as much as a step)
   data_labels = rng.integers(0, MODEL_CONFIG.num_classes, dataset_size)
-  data = np.concatenate([scenes.render(rng, data_labels[i:i + 1024]) for i in range(0, dataset_size, 1024)])
+  data = np.concatenate([scenes.render(rng, data_labels[i : i + 1024]) for i in range(0, dataset_size, 1024)])
   data = np.round((data + 1) * 127.5).astype(np.uint8)
-  state = {"g": g_vars["params"], "g_stats": g_vars["batch_stats"], "g_opt": g_opt.init(g_vars["params"]),
-           "ema": g_vars["params"], "d": d_vars, "d_opt": d_opt.init(d_vars["params"])}
+  state = {
+    "g": g_vars["params"],
+    "g_stats": g_vars["batch_stats"],
+    "g_opt": g_opt.init(g_vars["params"]),
+    "ema": g_vars["params"],
+    "d": d_vars,
+    "d_opt": d_opt.init(d_vars["params"]),
+  }
   d_step, g_step = make_steps(gen, disc, g_opt, d_opt, ema_decay)
   start = time.time()
   log = []
@@ -157,16 +190,30 @@ def train(out_dir: str, *, seed: int = 0, steps: int = 100_000, minutes: float =
     if step % log_every == 0:
       el = time.time() - start
       log.append({"step": step, "d_loss": float(d_loss), "g_loss": float(g_loss), "seconds": el})
-      print(f"step {step}  d {float(d_loss):.3f}  g {float(g_loss):.3f}  {step / el:.1f} step/s  "
-            f"{el / 60:.1f}/{minutes:.0f} min", flush=True)
+      print(
+        f"step {step}  d {float(d_loss):.3f}  g {float(g_loss):.3f}  {step / el:.1f} step/s  "
+        f"{el / 60:.1f}/{minutes:.0f} min",
+        flush=True,
+      )
   stats = settle_stats(gen, state["ema"], state["g_stats"], jax.random.fold_in(key, 7))
   variables = {"params": state["ema"], "batch_stats": stats}
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "weights.msgpack"), "wb") as fh:
     fh.write(flax.serialization.to_bytes(jax.device_get(variables)))
   MODEL_CONFIG.to_json(os.path.join(out_dir, "config.json"))
-  info = {"seed": seed, "steps": step, "minutes": (time.time() - start) / 60, "batch": batch, "lr_g": lr_g,
-          "lr_d": lr_d, "ema_decay": ema_decay, "dataset_size": dataset_size, "adam_b2": adam_b2, "log": log[-5:], "jax": jax.__version__}
+  info = {
+    "seed": seed,
+    "steps": step,
+    "minutes": (time.time() - start) / 60,
+    "batch": batch,
+    "lr_g": lr_g,
+    "lr_d": lr_d,
+    "ema_decay": ema_decay,
+    "dataset_size": dataset_size,
+    "adam_b2": adam_b2,
+    "log": log[-5:],
+    "jax": jax.__version__,
+  }
   with open(os.path.join(out_dir, "training.json"), "w") as fh:
     json.dump(info, fh, indent=1)
   return info
@@ -181,14 +228,17 @@ def _save(out_dir, variables, info):
     json.dump(info, fh, indent=1)
   try:  # a small sample grid, one row per class
     from ports import embedded
+
     g = embedded.load(directory=out_dir)
     classes = np.repeat(np.arange(MODEL_CONFIG.num_classes), 8)
     x = np.asarray(g.generate(g.sample_codes(jax.random.PRNGKey(0), classes.size, classes=classes)))
     grid = x.reshape(MODEL_CONFIG.num_classes, 8, 32, 32, 3).transpose(0, 2, 1, 3, 4)
     grid = grid.reshape(MODEL_CONFIG.num_classes * 32, 8 * 32, 3)
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     plt.imsave(os.path.join(out_dir, "samples.png"), np.kron((grid + 1) / 2, np.ones((2, 2, 1))).clip(0, 1))
   except Exception as e:  # noqa: BLE001 — the grid is a convenience
     print(f"could not write samples.png: {e}", file=sys.stderr)

@@ -14,13 +14,21 @@ from .generator import NVAEGenerator
 
 # The converter's names load lazily, so that `python -m ports.nvae.convert`
 # does not find its module already imported by the package.
-_CONVERT_NAMES = ("RELEASE_HINT", "RELEASED_FILE", "checkpoint_help", "load", "read_checkpoint", "save",
-                  "state_dict_to_variables")
+_CONVERT_NAMES = (
+  "RELEASE_HINT",
+  "RELEASED_FILE",
+  "checkpoint_help",
+  "load",
+  "read_checkpoint",
+  "save",
+  "state_dict_to_variables",
+)
 
 
 def __getattr__(name):
   if name in _CONVERT_NAMES:
     from . import convert  # noqa: PLC0415
+
     return getattr(convert, name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -28,26 +28,46 @@ CHANNEL_MULT = 2
 # evaluate.py fills these when a checkpoint's args lack them ("old model").
 _EVAL_DEFAULTS = dict(ada_groups=False, min_groups_per_scale=1, num_mixture_dec=10)
 
-_FIELDS = ("dataset", "num_channels_dec", "num_latent_scales", "num_groups_per_scale", "num_latent_per_group",
-           "num_cell_per_cond_dec", "num_preprocess_blocks", "num_postprocess_blocks", "num_postprocess_cells",
-           "num_mixture_dec", "ada_groups", "min_groups_per_scale", "use_se", "arch_instance", "num_x_bits",
-           "num_nf")
+_FIELDS = (
+  "dataset",
+  "num_channels_dec",
+  "num_latent_scales",
+  "num_groups_per_scale",
+  "num_latent_per_group",
+  "num_cell_per_cond_dec",
+  "num_preprocess_blocks",
+  "num_postprocess_blocks",
+  "num_postprocess_cells",
+  "num_mixture_dec",
+  "ada_groups",
+  "min_groups_per_scale",
+  "use_se",
+  "arch_instance",
+  "num_x_bits",
+  "num_nf",
+)
 
 # The decoder cells of NVAE utils.get_arch_cells(arch_instance) for the instances whose decoder uses the
 # inverted-residual ('mconv_e{ex}k{k}g{g}') cells; the encoder-side entries do not enter the generation path.
 _DEC_ARCH = {
-    "res_mbconv": dict(normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0",
-                       up_post="mconv_e3k5g0"),
-    "res53_mbconv": dict(normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0",
-                         up_post="mconv_e3k5g0"),
-    "res35_mbconv": dict(normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0",
-                         up_post="mconv_e3k5g0"),
-    "res55_mbconv": dict(normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0",
-                         up_post="mconv_e3k5g0"),
-    "mbconv_sep": dict(normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0",
-                       up_post="mconv_e3k5g0"),
-    "mbconv_sep11": dict(normal_dec="mconv_e6k11g0", up_dec="mconv_e6k11g0", normal_post="mconv_e3k5g0",
-                         up_post="mconv_e3k5g0"),
+  "res_mbconv": dict(
+    normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0", up_post="mconv_e3k5g0"
+  ),
+  "res53_mbconv": dict(
+    normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0", up_post="mconv_e3k5g0"
+  ),
+  "res35_mbconv": dict(
+    normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0", up_post="mconv_e3k5g0"
+  ),
+  "res55_mbconv": dict(
+    normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0", up_post="mconv_e3k5g0"
+  ),
+  "mbconv_sep": dict(
+    normal_dec="mconv_e6k5g0", up_dec="mconv_e6k5g0", normal_post="mconv_e3k5g0", up_post="mconv_e3k5g0"
+  ),
+  "mbconv_sep11": dict(
+    normal_dec="mconv_e6k11g0", up_dec="mconv_e6k11g0", normal_post="mconv_e3k5g0", up_post="mconv_e3k5g0"
+  ),
 }
 _MCONV = re.compile(r"^mconv_e(\d+)k(\d+)g(\d+)$")
 
@@ -59,8 +79,8 @@ class TowerModule:
   kind: str
   cin: int
   cout: int
-  res: int          # output resolution
-  group: int = -1   # latent group of a combiner (0 = the first, fixed N(0, t²) group), else -1
+  res: int  # output resolution
+  group: int = -1  # latent group of a combiner (0 = the first, fixed N(0, t²) group), else -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +105,20 @@ class NVAEConfig:
   num_nf: int = 1
 
   def __post_init__(self):
-    for name in ("num_channels_dec", "num_latent_scales", "num_groups_per_scale", "num_latent_per_group",
-                 "num_cell_per_cond_dec", "num_preprocess_blocks", "num_postprocess_blocks", "num_postprocess_cells",
-                 "num_mixture_dec", "min_groups_per_scale", "num_x_bits", "num_nf"):
+    for name in (
+      "num_channels_dec",
+      "num_latent_scales",
+      "num_groups_per_scale",
+      "num_latent_per_group",
+      "num_cell_per_cond_dec",
+      "num_preprocess_blocks",
+      "num_postprocess_blocks",
+      "num_postprocess_cells",
+      "num_mixture_dec",
+      "min_groups_per_scale",
+      "num_x_bits",
+      "num_nf",
+    ):
       v = getattr(self, name)
       if isinstance(v, bool) or int(v) != v or int(v) < 0:
         raise ValueError(f"NVAE args: {name} must be a non-negative integer, got {v!r}")
@@ -95,8 +126,10 @@ class NVAEConfig:
     for name in ("ada_groups", "use_se"):
       object.__setattr__(self, name, bool(getattr(self, name)))
     if self.arch_instance not in _DEC_ARCH:
-      raise ValueError(f"NVAE args: arch_instance {self.arch_instance!r} is not supported; this port implements the "
-                       f"inverted-residual decoders {sorted(_DEC_ARCH)}")
+      raise ValueError(
+        f"NVAE args: arch_instance {self.arch_instance!r} is not supported; this port implements the "
+        f"inverted-residual decoders {sorted(_DEC_ARCH)}"
+      )
     if self.num_latent_scales < 1 or self.num_groups_per_scale < 1 or self.num_latent_per_group < 1:
       raise ValueError("NVAE args: num_latent_scales, num_groups_per_scale and num_latent_per_group must be >= 1")
     if self.num_latent_scales == 1 and self.num_groups_per_scale == 1:
@@ -106,8 +139,11 @@ class NVAEConfig:
     res = self.input_size
     if res % self.spatial_scaling or res < self.spatial_scaling:
       raise ValueError(f"NVAE args: input size {res} is not divisible by the spatial scaling {self.spatial_scaling}")
-    if self.num_channels_dec * self.c_scaling % (CHANNEL_MULT ** (self.num_latent_scales - 1
-                                                                  + self.num_postprocess_blocks)):
+    if (
+      self.num_channels_dec
+      * self.c_scaling
+      % (CHANNEL_MULT ** (self.num_latent_scales - 1 + self.num_postprocess_blocks))
+    ):
       raise ValueError("NVAE args: num_channels_dec does not halve evenly through the up cells")
 
   # ---------------------------------------------------------------- derived
@@ -124,8 +160,10 @@ class NVAEConfig:
         return int(d.split("_")[-1])
       except ValueError:
         pass
-    raise ValueError(f"NVAE args: dataset {d!r} is not an RGB image dataset this port knows "
-                     "(celeba_N, imagenet_N, lsun_*_N, cifar10, ffhq)")
+    raise ValueError(
+      f"NVAE args: dataset {d!r} is not an RGB image dataset this port knows "
+      "(celeba_N, imagenet_N, lsun_*_N, cifar10, ffhq)"
+    )
 
   @property
   def c_scaling(self) -> int:
@@ -160,7 +198,7 @@ class NVAEConfig:
     r0 = self.input_size // self.spatial_scaling
     out = []
     for s in range(self.num_latent_scales):
-      r = r0 * 2 ** s
+      r = r0 * 2**s
       out += [(r, r, self.num_latent_per_group)] * self.groups_per_scale[self.num_latent_scales - s - 1]
     return tuple(out)
 
@@ -215,8 +253,10 @@ class NVAEConfig:
     for k, v in _EVAL_DEFAULTS.items():
       d.setdefault(k, v)
     if d.get("dataset") in ("mnist", "omniglot", "stacked_mnist"):
-      raise ValueError(f"{source}: an NVAE trained on {d['dataset']} (Bernoulli output); this port implements the "
-                       "RGB models with the logistic mixture output")
+      raise ValueError(
+        f"{source}: an NVAE trained on {d['dataset']} (Bernoulli output); this port implements the "
+        "RGB models with the logistic mixture output"
+      )
     missing = [k for k in _FIELDS if k not in d]
     if missing:
       raise ValueError(f"{source}: its args lack {missing}; it is not an NVAE train.py checkpoint")

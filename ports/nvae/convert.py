@@ -18,11 +18,11 @@ import argparse
 import functools
 import os
 import sys
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 
-from .. import nvlabs_pickle as nvp
+from ports import nvlabs_pickle as nvp
 from .config import NVAEConfig
 from .layout import DECODER_PREFIXES, ENCODER_PREFIXES, decoder_modules, state_dict_shapes
 
@@ -32,17 +32,21 @@ CONFIG_NAME = "config.json"
 VARIABLES_DIR = "variables"
 RELEASED_FILE = "checkpoint.pt"
 RELEASE_URL = "https://drive.google.com/drive/folders/1KVpw12AzdVjvbfEYM_6_3sxTy93wWkbe"
-RELEASE_HINT = (f"NVAE's CelebA 64×64 model is {RELEASED_FILE} in the 'celeba_64' folder linked from NVlabs/NVAE's "
-                f"README ({RELEASE_URL}; NVIDIA Source Code License for NVAE, non-commercial)")
+RELEASE_HINT = (
+  f"NVAE's CelebA 64×64 model is {RELEASED_FILE} in the 'celeba_64' folder linked from NVlabs/NVAE's "
+  f"README ({RELEASE_URL}; NVIDIA Source Code License for NVAE, non-commercial)"
+)
 
 
 def checkpoint_help(out: str = "checkpoints/nvae-celeba64") -> str:
   """What to download and the one command that converts it."""
-  return (f"Download the CelebA 64 {RELEASED_FILE} ({RELEASE_URL}) and run once: "
-          f"python -m ports.nvae.convert --checkpoint {RELEASED_FILE} --out {out}")
+  return (
+    f"Download the CelebA 64 {RELEASED_FILE} ({RELEASE_URL}) and run once: "
+    f"python -m ports.nvae.convert --checkpoint {RELEASED_FILE} --out {out}"
+  )
 
 
-def _set(tree: Dict[str, Any], path: str, leaf: str, value) -> None:
+def _set(tree: dict[str, Any], path: str, leaf: str, value) -> None:
   for part in path.split("."):
     tree = tree.setdefault(part, {})
   tree[leaf] = value
@@ -59,27 +63,33 @@ def state_dict_to_variables(sd: Mapping[str, Any], config: NVAEConfig, source: s
   """Reference ``AutoEncoder.state_dict()`` -> ``{'params': …, 'batch_stats': …}`` (NHWC/HWIO, weight norm folded)."""
   expected = state_dict_shapes(config)
   missing = [k for k in expected if k not in sd]
-  unexpected = [k for k in sd if k not in expected and k.split(".")[0] not in ENCODER_PREFIXES
-                and not k.endswith(".weight_normalized")]
+  unexpected = [
+    k
+    for k in sd
+    if k not in expected and k.split(".")[0] not in ENCODER_PREFIXES and not k.endswith(".weight_normalized")
+  ]
   if missing or unexpected:
-    raise ValueError(f"{source} does not hold the NVAE decoder its args describe ({config.tower().__len__()} "
-                     f"dec_tower modules): "
-                     + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
-                     + ("; " if missing and unexpected else "")
-                     + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else ""))
+    raise ValueError(
+      f"{source} does not hold the NVAE decoder its args describe ({config.tower().__len__()} "
+      f"dec_tower modules): "
+      + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
+      + ("; " if missing and unexpected else "")
+      + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else "")
+    )
   arrays = {}
   for k, shape in expected.items():
     arr = np.asarray(sd[k])
     if tuple(arr.shape) != tuple(shape):
-      raise ValueError(f"{source}: {k} has shape {tuple(arr.shape)}, but the decoder its args describe needs "
-                       f"{tuple(shape)}")
+      raise ValueError(
+        f"{source}: {k} has shape {tuple(arr.shape)}, but the decoder its args describe needs {tuple(shape)}"
+      )
     if k.endswith("num_batches_tracked"):
       continue
     if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
       raise ValueError(f"{source}: {k} is not a finite floating-point tensor")
     arrays[k] = arr
-  params: Dict[str, Any] = {}
-  stats: Dict[str, Any] = {}
+  params: dict[str, Any] = {}
+  stats: dict[str, Any] = {}
   f32 = lambda a: np.ascontiguousarray(a, np.float32)
   for prefix, kind, a in decoder_modules(config):
     if kind == "prior":
@@ -113,10 +123,10 @@ def read_checkpoint(path) -> tuple:
   except nvp.NVlabsPickleError as e:
     raise ValueError(f"cannot read {path} as an NVAE checkpoint: {e}") from None
   if not isinstance(data, Mapping) or "state_dict" not in data or "args" not in data:
-    what = (f"a dict with keys {sorted(map(str, data))[:6]}" if isinstance(data, Mapping)
-            else f"a {type(data).__name__}")
-    raise ValueError(f"{path} is not an NVAE train.py checkpoint: it holds {what}, not "
-                     "{'state_dict': …, 'args': Namespace, …}")
+    what = f"a dict with keys {sorted(map(str, data))[:6]}" if isinstance(data, Mapping) else f"a {type(data).__name__}"
+    raise ValueError(
+      f"{path} is not an NVAE train.py checkpoint: it holds {what}, not {{'state_dict': …, 'args': Namespace, …}}"
+    )
   args = data["args"]
   if not isinstance(args, (nvp.TorchNamespace, Mapping)):
     raise ValueError(f"{path}: its 'args' is a {type(args).__name__}, not train.py's argparse.Namespace")
@@ -142,9 +152,12 @@ def save(directory, config: NVAEConfig, variables: Mapping, *, overwrite: bool =
     if not overwrite:
       raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
     import shutil  # noqa: PLC0415
+
     shutil.rmtree(target)
-  tree = jax.tree.map(lambda a: np.asarray(a, np.float32),
-                      {"params": dict(variables["params"]), "batch_stats": dict(variables["batch_stats"])})
+  tree = jax.tree.map(
+    lambda a: np.asarray(a, np.float32),
+    {"params": dict(variables["params"]), "batch_stats": dict(variables["batch_stats"])},
+  )
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(target, tree)
   config.to_json(os.path.join(directory, CONFIG_NAME))
@@ -176,24 +189,29 @@ def load(directory, **generator_kwargs):
   cfg_path = os.path.join(directory, CONFIG_NAME)
   var_path = os.path.join(directory, VARIABLES_DIR)
   if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(f"{directory} is not a converted NVAE checkpoint: it needs {CONFIG_NAME} and "
-                            f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}")
+    raise FileNotFoundError(
+      f"{directory} is not a converted NVAE checkpoint: it needs {CONFIG_NAME} and "
+      f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}"
+    )
   config = NVAEConfig.from_json(cfg_path)
   abstract = abstract_variables(config)
   try:
     with ocp.StandardCheckpointer() as ckptr:
       variables = ckptr.restore(var_path, abstract)
   except Exception as e:  # noqa: BLE001 - orbax raises many kinds
-    raise ValueError(f"{var_path} does not hold NVAE variables matching {cfg_path}: {type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    raise ValueError(
+      f"{var_path} does not hold NVAE variables matching {cfg_path}: {type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}"
+    ) from None
   return NVAEGenerator(config, variables, **generator_kwargs)
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m ports.nvae.convert",
-      description="Convert NVAE's checkpoint.pt (the generation path) to a Flax/orbax checkpoint for "
-                  "ports.nvae.load(DIR). The file is read as data: no code in it runs. " + RELEASE_HINT)
+    prog="python -m ports.nvae.convert",
+    description="Convert NVAE's checkpoint.pt (the generation path) to a Flax/orbax checkpoint for "
+    "ports.nvae.load(DIR). The file is read as data: no code in it runs. " + RELEASE_HINT,
+  )
   parser.add_argument("--checkpoint", required=True, help=f"NVAE's {RELEASED_FILE}")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
@@ -205,6 +223,7 @@ def main(argv: Optional[list] = None) -> int:
     print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
     return 2
   import jax  # noqa: PLC0415
+
   n = sum(int(np.prod(np.shape(a))) for a in jax.tree.leaves(variables["params"]))
   print(f"wrote {out} ({n:,} decoder parameters, {config.dataset}, {len(config.tower())} dec_tower modules)")
   return 0

@@ -14,7 +14,7 @@ Taps: ``layer{i}``, the output of ``dec_tower[i]`` (counted from 0), NHWC. Image
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -30,17 +30,24 @@ OUTPUTS = ("mean", "sample")
 
 class NVAEGenerator:
   """Args:
-    config: ``NVAEConfig``.
-    variables: ``{'params': …, 'batch_stats': …}`` from ``ports.nvae.convert``.
-    temperature: t of :meth:`sample_codes` (NVAE evaluate.py's default ``--temp`` is 0.7).
-    output: 'mean' (``DiscMixLogistic.mean()``) or 'sample' (``.sample()`` with the codes' uniforms).
-    precision: matmul/conv precision ('highest' = float32 as the reference).
+  config: ``NVAEConfig``.
+  variables: ``{'params': …, 'batch_stats': …}`` from ``ports.nvae.convert``.
+  temperature: t of :meth:`sample_codes` (NVAE evaluate.py's default ``--temp`` is 0.7).
+  output: 'mean' (``DiscMixLogistic.mean()``) or 'sample' (``.sample()`` with the codes' uniforms).
+  precision: matmul/conv precision ('highest' = float32 as the reference).
   """
 
   num_classes = None  # unconditional
 
-  def __init__(self, config: NVAEConfig, variables: Mapping[str, Any], *, temperature: float = 1.0,
-               output: str = "mean", precision: Optional[str] = "highest"):
+  def __init__(
+    self,
+    config: NVAEConfig,
+    variables: Mapping[str, Any],
+    *,
+    temperature: float = 1.0,
+    output: str = "mean",
+    precision: str | None = "highest",
+  ):
     if not isinstance(config, NVAEConfig):
       config = NVAEConfig.from_dict(dict(config))
     self.config = config
@@ -48,8 +55,7 @@ class NVAEGenerator:
     if output not in OUTPUTS:
       raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     self.output = output
-    self.variables = jax.tree.map(jnp.asarray, {"params": variables["params"],
-                                                "batch_stats": variables["batch_stats"]})
+    self.variables = jax.tree.map(jnp.asarray, {"params": variables["params"], "batch_stats": variables["batch_stats"]})
     self.precision = precision
     self.layers = config.tap_names
     self._group_shapes = config.group_shapes()
@@ -57,9 +63,9 @@ class NVAEGenerator:
     self.module = M.NVAEDecoder(config, precision=precision)
     m = self.module
     self._run = jax.jit(
-        lambda v, eps, t, f, start, stop, taps: m.apply(v, eps, t, start=start, features=f, stop=stop,
-                                                        return_taps=taps),
-        static_argnums=(4, 5, 6))
+      lambda v, eps, t, f, start, stop, taps: m.apply(v, eps, t, start=start, features=f, stop=stop, return_taps=taps),
+      static_argnums=(4, 5, 6),
+    )
     self._mean = jax.jit(lambda logits: M.mixture_mean(logits, cfg.num_mixture_dec))
     self._sample = jax.jit(lambda logits, um, ul: M.mixture_sample(logits, cfg.num_mixture_dec, um, ul))
 
@@ -75,8 +81,10 @@ class NVAEGenerator:
       return int(layer)
     if isinstance(layer, str) and layer.startswith("layer") and layer[5:].isdigit() and int(layer[5:]) < n:
       return int(layer[5:])
-    raise ValueError(f"unknown layer {layer!r}: this NVAE generator's taps are layer0 … layer{n - 1} "
-                     f"(the outputs of dec_tower[0 … {n - 1}])")
+    raise ValueError(
+      f"unknown layer {layer!r}: this NVAE generator's taps are layer0 … layer{n - 1} "
+      f"(the outputs of dec_tower[0 … {n - 1}])"
+    )
 
   def feature_shape(self, layer) -> tuple:
     m = self.config.tower()[self.tap_index(layer)]
@@ -108,8 +116,10 @@ class NVAEGenerator:
     if num < 1:
       raise ValueError(f"num must be positive, got {num}")
     keys = jax.random.split(rng, len(self._group_shapes) + 2)
-    codes = {"eps": tuple(jax.random.normal(k, (num,) + s, jnp.float32) for k, s in zip(keys, self._group_shapes)),
-             "t": self.temperature}
+    codes = {
+      "eps": tuple(jax.random.normal(k, (num,) + s, jnp.float32) for k, s in zip(keys, self._group_shapes)),
+      "t": self.temperature,
+    }
     if self.output == "sample":
       h, w, _ = self.image_shape
       lo, hi = 1e-5, 1.0 - 1e-5  # the reference's uniform_(1e-5, 1 - 1e-5)
@@ -131,8 +141,9 @@ class NVAEGenerator:
     b = eps[0].shape[0] if eps[0].ndim else -1
     for g, (e, s) in enumerate(zip(eps, self._group_shapes)):
       if e.shape != (b,) + s:
-        raise ValueError(f"codes['eps'][{g}] must be (B, {', '.join(map(str, s))}) with the batch of eps[0], "
-                         f"got {tuple(e.shape)}")
+        raise ValueError(
+          f"codes['eps'][{g}] must be (B, {', '.join(map(str, s))}) with the batch of eps[0], got {tuple(e.shape)}"
+        )
     t = self._t(codes.get("t", self.temperature))
     return eps, t
 
@@ -145,8 +156,10 @@ class NVAEGenerator:
       raise ValueError("output='sample' needs codes['u_mix'] and codes['u_logistic'] (see sample_codes)") from None
     b, h, w, _ = logits.shape
     if um.shape != (b, h, w, self.config.num_mixture_dec) or ul.shape != (b, h, w, 3):
-      raise ValueError(f"codes['u_mix'] must be {(b, h, w, self.config.num_mixture_dec)} and codes['u_logistic'] "
-                       f"{(b, h, w, 3)}, got {tuple(um.shape)} and {tuple(ul.shape)}")
+      raise ValueError(
+        f"codes['u_mix'] must be {(b, h, w, self.config.num_mixture_dec)} and codes['u_logistic'] "
+        f"{(b, h, w, 3)}, got {tuple(um.shape)} and {tuple(ul.shape)}"
+      )
     return self._sample(logits, um, ul)
 
   # --------------------------------------------------------------- protocol
@@ -180,17 +193,33 @@ class NVAEGenerator:
     logits, taps = self._run(self.variables, eps, t, None, 0, None, True)
     return logits, dict(zip(self.layers, taps))
 
-  def readjust_bn(self, rng, *, num_samples: int = 16, iters: int = 500, momentum: float = 0.05,
-                  temperature: Optional[float] = None) -> "NVAEGenerator":
+  def readjust_bn(
+    self, rng, *, num_samples: int = 16, iters: int = 500, momentum: float = 0.05, temperature: float | None = None
+  ) -> "NVAEGenerator":
     """A copy whose batch-norm statistics are re-estimated as NVAE evaluate.py's ``--readjust_bn``."""
-    stats = readjust_bn(self.variables, self.config, rng, num_samples=num_samples, iters=iters, momentum=momentum,
-                        t=self.temperature if temperature is None else temperature, precision=self.precision)
-    return NVAEGenerator(self.config, {"params": self.variables["params"], "batch_stats": stats},
-                         temperature=self.temperature, output=self.output, precision=self.precision)
+    stats = readjust_bn(
+      self.variables,
+      self.config,
+      rng,
+      num_samples=num_samples,
+      iters=iters,
+      momentum=momentum,
+      t=self.temperature if temperature is None else temperature,
+      precision=self.precision,
+    )
+    return NVAEGenerator(
+      self.config,
+      {"params": self.variables["params"], "batch_stats": stats},
+      temperature=self.temperature,
+      output=self.output,
+      precision=self.precision,
+    )
 
   def __repr__(self):
-    return (f"NVAEGenerator({self.config.dataset}, {len(self.layers)} taps, {self.config.num_groups} latent groups, "
-            f"t={self.temperature}, output={self.output!r})")
+    return (
+      f"NVAEGenerator({self.config.dataset}, {len(self.layers)} taps, {self.config.num_groups} latent groups, "
+      f"t={self.temperature}, output={self.output!r})"
+    )
 
 
 def bn_update(variables: Mapping, config: NVAEConfig, eps, t, *, momentum: float = 0.05, precision="highest") -> dict:
@@ -208,8 +237,17 @@ def bn_update(variables: Mapping, config: NVAEConfig, eps, t, *, momentum: float
   return new
 
 
-def readjust_bn(variables: Mapping, config: NVAEConfig, rng, *, num_samples: int = 16, iters: int = 500,
-                momentum: float = 0.05, t: float = 1.0, precision="highest") -> dict:
+def readjust_bn(
+  variables: Mapping,
+  config: NVAEConfig,
+  rng,
+  *,
+  num_samples: int = 16,
+  iters: int = 500,
+  momentum: float = 0.05,
+  t: float = 1.0,
+  precision="highest",
+) -> dict:
   """NVAE evaluate.py ``set_bn(model, bn_eval_mode=False, num_samples, t, iter)`` (its ``--readjust_bn``):
   ``iters`` steps of :func:`bn_update`, each on ``num_samples`` fresh samples at temperature t. Returns the new
   ``batch_stats``."""
@@ -219,8 +257,9 @@ def readjust_bn(variables: Mapping, config: NVAEConfig, rng, *, num_samples: int
   def step(stats, key):
     keys = jax.random.split(key, len(shapes))
     eps = tuple(jax.random.normal(k, (num_samples,) + s, jnp.float32) for k, s in zip(keys, shapes))
-    return bn_update({"params": params, "batch_stats": stats}, config, eps, t, momentum=momentum,
-                     precision=precision), None
+    return bn_update(
+      {"params": params, "batch_stats": stats}, config, eps, t, momentum=momentum, precision=precision
+    ), None
 
   stats = jax.tree.map(jnp.asarray, dict(variables["batch_stats"]))
   stats, _ = jax.lax.scan(step, stats, jax.random.split(rng, int(iters)))

@@ -10,7 +10,6 @@ checkpoint against it; ``ports.nvae.testing`` fills it with random weights.
 from __future__ import annotations
 
 import collections
-from typing import Dict, List, Tuple
 
 from .config import CHANNEL_MULT, NVAEConfig
 
@@ -18,29 +17,41 @@ __all__ = ["decoder_modules", "state_dict_shapes", "DECODER_PREFIXES", "ENCODER_
 
 #: Top-level module names of the generation path, and of the encoder (read and ignored).
 DECODER_PREFIXES = ("prior_ftr0", "dec_tower", "dec_sampler", "post_process", "image_conditional")
-ENCODER_PREFIXES = ("stem", "pre_process", "enc_tower", "enc0", "enc_sampler", "nf_cells", "enc_kv", "dec_kv",
-                    "query", "stem_decoder")
+ENCODER_PREFIXES = (
+  "stem",
+  "pre_process",
+  "enc_tower",
+  "enc0",
+  "enc_sampler",
+  "nf_cells",
+  "enc_kv",
+  "dec_kv",
+  "query",
+  "stem_decoder",
+)
 
 # Module = (prefix, kind, args): kind 'conv' args (cin, cout, k, groups, bias, weight_norm);
 # 'bn' args (c,) for nn.BatchNorm inside NVAE's SyncBatchNorm wrapper (keys prefix.bn.*);
 # 'bnswish' args (c,) for SyncBatchNormSwish (keys prefix.*); 'linear' args (cin, cout); 'prior' args (C, h, w).
-Module = Tuple[str, str, tuple]
+Module = tuple[str, str, tuple]
 
 
-def _inverted_residual(prefix: str, cin: int, cout: int, upsample: bool, ex: int, k: int, g: int) -> List[Module]:
+def _inverted_residual(prefix: str, cin: int, cout: int, upsample: bool, ex: int, k: int, g: int) -> list[Module]:
   o = 1 if upsample else 0
   hidden = int(round(cin * ex))
   groups = hidden if g == 0 else g
-  return [(f"{prefix}.{o}", "bn", (cin,)),
-          (f"{prefix}.{o + 1}.conv.0", "conv", (cin, hidden, 1, 1, False, False)),
-          (f"{prefix}.{o + 1}.conv.1", "bnswish", (hidden,)),
-          (f"{prefix}.{o + 2}.conv.0", "conv", (hidden, hidden, k, groups, False, False)),
-          (f"{prefix}.{o + 2}.conv.1", "bnswish", (hidden,)),
-          (f"{prefix}.{o + 3}", "conv", (hidden, cout, 1, 1, False, False)),
-          (f"{prefix}.{o + 4}", "bn", (cout,))]
+  return [
+    (f"{prefix}.{o}", "bn", (cin,)),
+    (f"{prefix}.{o + 1}.conv.0", "conv", (cin, hidden, 1, 1, False, False)),
+    (f"{prefix}.{o + 1}.conv.1", "bnswish", (hidden,)),
+    (f"{prefix}.{o + 2}.conv.0", "conv", (hidden, hidden, k, groups, False, False)),
+    (f"{prefix}.{o + 2}.conv.1", "bnswish", (hidden,)),
+    (f"{prefix}.{o + 3}", "conv", (hidden, cout, 1, 1, False, False)),
+    (f"{prefix}.{o + 4}", "bn", (cout,)),
+  ]
 
 
-def _cell(config: NVAEConfig, prefix: str, kind: str, cin: int, cout: int, cell_type: str) -> List[Module]:
+def _cell(config: NVAEConfig, prefix: str, kind: str, cin: int, cout: int, cell_type: str) -> list[Module]:
   mods = []
   if kind == "up":  # get_skip_connection(stride −1): Sequential(UpSample(), Conv2D(C, C/2, 1)) (no bias)
     mods.append((f"{prefix}.skip.1", "conv", (cin, cin // CHANNEL_MULT, 1, 1, False, True)))
@@ -52,9 +63,9 @@ def _cell(config: NVAEConfig, prefix: str, kind: str, cin: int, cout: int, cell_
   return mods
 
 
-def decoder_modules(config: NVAEConfig) -> List[Module]:
+def decoder_modules(config: NVAEConfig) -> list[Module]:
   h, w, c = config.prior_shape
-  mods: List[Module] = [("prior_ftr0", "prior", (c, h, w))]
+  mods: list[Module] = [("prior_ftr0", "prior", (c, h, w))]
   latent = config.num_latent_per_group
   for i, m in enumerate(config.tower()):
     p = f"dec_tower.{i}"
@@ -73,9 +84,9 @@ def decoder_modules(config: NVAEConfig) -> List[Module]:
   return mods
 
 
-def state_dict_shapes(config: NVAEConfig) -> Dict[str, tuple]:
+def state_dict_shapes(config: NVAEConfig) -> dict[str, tuple]:
   """The reference ``AutoEncoder.state_dict()`` keys of the generation path and their shapes."""
-  out: Dict[str, tuple] = collections.OrderedDict()
+  out: dict[str, tuple] = collections.OrderedDict()
   for prefix, kind, a in decoder_modules(config):
     if kind == "prior":
       out[prefix] = a

@@ -23,7 +23,7 @@ Generation (``AutoEncoder.sample(num, t)`` with the noise given):
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -33,8 +33,19 @@ from jax import lax
 
 from .config import NVAEConfig
 
-__all__ = ["NVAEDecoder", "BN_EPS", "bilinear_up2", "nearest_up2", "soft_clamp5", "prior_params", "tower", "head",
-           "mixture_mean", "mixture_sample", "generate"]
+__all__ = [
+  "NVAEDecoder",
+  "BN_EPS",
+  "bilinear_up2",
+  "nearest_up2",
+  "soft_clamp5",
+  "prior_params",
+  "tower",
+  "head",
+  "mixture_mean",
+  "mixture_sample",
+  "generate",
+]
 
 #: neural_operations.BN_EPS (every batch norm of the generation path uses 1e-5).
 BN_EPS = 1e-5
@@ -108,9 +119,15 @@ def bilinear_up2(x, precision=lax.Precision.HIGHEST):
 
 def _conv(ctx: _Ctx, x, path: str, padding: int = 0, groups: int = 1):
   p = ctx.p(path)
-  y = lax.conv_general_dilated(x, p["kernel"], (1, 1), [(padding, padding)] * 2,
-                               dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups,
-                               precision=ctx.precision)
+  y = lax.conv_general_dilated(
+    x,
+    p["kernel"],
+    (1, 1),
+    [(padding, padding)] * 2,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    feature_group_count=groups,
+    precision=ctx.precision,
+  )
   if "bias" in p:
     y = y + p["bias"]
   return y
@@ -214,8 +231,8 @@ def _split_logits(logits, num_mix: int):
   logit_probs = logits[..., :num_mix]
   l = logits[..., num_mix:].reshape(b, h, w, 3, 3 * num_mix)
   means = l[..., :num_mix]
-  log_scales = jnp.maximum(l[..., num_mix:2 * num_mix], -7.0)
-  coeffs = jnp.tanh(l[..., 2 * num_mix:])
+  log_scales = jnp.maximum(l[..., num_mix : 2 * num_mix], -7.0)
+  coeffs = jnp.tanh(l[..., 2 * num_mix :])
   return logit_probs, means, log_scales, coeffs
 
 
@@ -249,9 +266,19 @@ def mixture_sample(logits, num_mix: int, u_mix, u_logistic, t: float = 1.0):
   return _autoregress(x, co)
 
 
-def generate(variables: Mapping, config: NVAEConfig, eps: Sequence, t, *, start: int = 0,
-             features: Optional[Any] = None, stop: Optional[int] = None, precision=lax.Precision.HIGHEST,
-             return_taps: bool = False, train: bool = False):
+def generate(
+  variables: Mapping,
+  config: NVAEConfig,
+  eps: Sequence,
+  t,
+  *,
+  start: int = 0,
+  features: Any | None = None,
+  stop: int | None = None,
+  precision=lax.Precision.HIGHEST,
+  return_taps: bool = False,
+  train: bool = False,
+):
   """The generation path from tap ``start − 1`` (``features``; prior_ftr0 when start = 0) to tap ``stop``
   (its output) or, when stop is None, to the logits. With ``return_taps``: (out, [taps start…]).
   With ``train``: (out, {bn path: (batch mean, unbiased batch var)}) — NVAE's BN in training mode."""
@@ -287,7 +314,9 @@ class NVAEDecoder(nn.Module):
 
   def _variables(self):
     from .convert import abstract_variables  # noqa: PLC0415 (convert imports no model code)
+
     shapes = abstract_variables(self.config)
+
     def init(rng, s):
       leaves, tree = jax.tree.flatten(s)
       keys = jax.random.split(rng, len(leaves))
@@ -297,12 +326,31 @@ class NVAEDecoder(nn.Module):
     stats = {}
     for k, s in shapes["batch_stats"].items():
       init = lambda s=s: jax.tree_util.tree_map_with_path(
-          lambda path, a: (jnp.ones if path[-1].key == "var" else jnp.zeros)(a.shape, jnp.float32), s)
+        lambda path, a: (jnp.ones if path[-1].key == "var" else jnp.zeros)(a.shape, jnp.float32), s
+      )
       stats[k] = self.variable("batch_stats", k, init).value
     return {"params": params, "batch_stats": stats}
 
   @nn.compact
-  def __call__(self, eps: Sequence, t, start: int = 0, features=None, stop: Optional[int] = None,
-               return_taps: bool = False, train: bool = False):
-    return generate(self._variables(), self.config, eps, t, start=start, features=features, stop=stop,
-                    precision=self.precision, return_taps=return_taps, train=train)
+  def __call__(
+    self,
+    eps: Sequence,
+    t,
+    start: int = 0,
+    features=None,
+    stop: int | None = None,
+    return_taps: bool = False,
+    train: bool = False,
+  ):
+    return generate(
+      self._variables(),
+      self.config,
+      eps,
+      t,
+      start=start,
+      features=features,
+      stop=stop,
+      precision=self.precision,
+      return_taps=return_taps,
+      train=train,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-from typing import Mapping, Optional
+from typing import Mapping
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from .layout import decoder_modules, state_dict_shapes
 __all__ = ["random_state_dict", "train_args", "write_random_checkpoint"]
 
 
-def random_state_dict(config: NVAEConfig, seed: int = 0, bn_stats: Optional[Mapping] = None) -> dict:
+def random_state_dict(config: NVAEConfig, seed: int = 0, bn_stats: Mapping | None = None) -> dict:
   """The generation path's state dict (torch layout, float32 numpy) with random, non-degenerate weights."""
   rs = np.random.RandomState(seed)
   out = collections.OrderedDict()
@@ -65,18 +65,26 @@ def random_state_dict(config: NVAEConfig, seed: int = 0, bn_stats: Optional[Mapp
 def train_args(config: NVAEConfig, **extra) -> argparse.Namespace:
   """An ``argparse.Namespace`` as NVAE's train.py stores it (the fields this port reads, plus encoder ones)."""
   d = dict(config.to_dict())
-  d.update(num_channels_enc=config.num_channels_dec, num_preprocess_cells=2, num_cell_per_cond_enc=2, res_dist=True,
-           batch_size=16, epochs=90)
+  d.update(
+    num_channels_enc=config.num_channels_dec,
+    num_preprocess_cells=2,
+    num_cell_per_cond_enc=2,
+    res_dist=True,
+    batch_size=16,
+    epochs=90,
+  )
   d.update(extra)
   return argparse.Namespace(**d)
 
 
-def write_random_checkpoint(path, config: NVAEConfig, seed: int = 0, bn_stats: Optional[Mapping] = None,
-                            args: Optional[argparse.Namespace] = None) -> None:
+def write_random_checkpoint(
+  path, config: NVAEConfig, seed: int = 0, bn_stats: Mapping | None = None, args: argparse.Namespace | None = None
+) -> None:
   """``torch.save({'state_dict', 'args', 'epoch', 'global_step'}, path)`` with random decoder weights."""
   import torch  # noqa: PLC0415
 
-  sd = collections.OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in
-                               random_state_dict(config, seed, bn_stats).items())
+  sd = collections.OrderedDict(
+    (k, torch.from_numpy(np.array(v))) for k, v in random_state_dict(config, seed, bn_stats).items()
+  )
   sd["stem.weight"] = torch.zeros(config.num_channels_dec, 3, 3, 3)  # an encoder tensor: read and dropped
   torch.save({"epoch": 1, "state_dict": sd, "args": args or train_args(config), "global_step": 1}, path)

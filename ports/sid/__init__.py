@@ -15,16 +15,23 @@ from .model import EDMSongUNet, precond
 
 # The converter's names load lazily, so that `python -m ports.sid.convert`
 # does not find its module already imported by the package.
-_CONVERT_NAMES = ("RELEASE_HINT", "RELEASED_FILE", "checkpoint_help", "load", "read_pickle", "save",
-                  "state_dict_to_variables")
+_CONVERT_NAMES = (
+  "RELEASE_HINT",
+  "RELEASED_FILE",
+  "checkpoint_help",
+  "load",
+  "read_pickle",
+  "save",
+  "state_dict_to_variables",
+)
 
 
 def __getattr__(name):
   if name in _CONVERT_NAMES:
     from . import convert  # noqa: PLC0415
+
     return getattr(convert, name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["EDMSongUNet", "RELEASED_CONFIGS", "SIGMA_INIT", "SiDConfig", "SiDGenerator", "precond",
-           *_CONVERT_NAMES]
+__all__ = ["EDMSongUNet", "RELEASED_CONFIGS", "SIGMA_INIT", "SiDConfig", "SiDGenerator", "precond", *_CONVERT_NAMES]

@@ -1,4 +1,5 @@
 """`python -m ports.sid …` is `python -m ports.sid.convert …`."""
+
 import sys
 
 from .convert import main

@@ -22,17 +22,46 @@ __all__ = ["SiDConfig", "RELEASED_CONFIGS", "SIGMA_INIT"]
 #: `--init_sigma 2.5` for every dataset; generate_onestep.py `--sigma_G` 2.5).
 SIGMA_INIT = 2.5
 
-_FIELDS = ("img_resolution", "img_channels", "model_channels", "channel_mult", "channel_mult_emb", "num_blocks",
-           "attn_resolutions", "channel_mult_noise", "augment_dim", "label_dim", "sigma_data", "use_fp16")
+_FIELDS = (
+  "img_resolution",
+  "img_channels",
+  "model_channels",
+  "channel_mult",
+  "channel_mult_emb",
+  "num_blocks",
+  "attn_resolutions",
+  "channel_mult_noise",
+  "augment_dim",
+  "label_dim",
+  "sigma_data",
+  "use_fp16",
+)
 
 # SongUNet's constructor defaults (NVlabs/edm training/networks.py).
-_SONGUNET_DEFAULTS = dict(model_channels=128, channel_mult=[1, 2, 2, 2], channel_mult_emb=4, num_blocks=4,
-                          attn_resolutions=[16], dropout=0.10, label_dropout=0, embedding_type="positional",
-                          channel_mult_noise=1, encoder_type="standard", decoder_type="standard",
-                          resample_filter=[1, 1], augment_dim=0, label_dim=0)
+_SONGUNET_DEFAULTS = dict(
+  model_channels=128,
+  channel_mult=[1, 2, 2, 2],
+  channel_mult_emb=4,
+  num_blocks=4,
+  attn_resolutions=[16],
+  dropout=0.10,
+  label_dropout=0,
+  embedding_type="positional",
+  channel_mult_noise=1,
+  encoder_type="standard",
+  decoder_type="standard",
+  resample_filter=[1, 1],
+  augment_dim=0,
+  label_dim=0,
+)
 # The only values of the variant this port implements.
-_REQUIRED = dict(model_type="SongUNet", embedding_type="positional", encoder_type="standard",
-                 decoder_type="standard", resample_filter=[1, 1])
+_REQUIRED = dict(
+  model_type="SongUNet",
+  embedding_type="positional",
+  encoder_type="standard",
+  decoder_type="standard",
+  resample_filter=[1, 1],
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +86,16 @@ class SiDConfig:
     object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
     object.__setattr__(self, "sigma_data", float(self.sigma_data))
     object.__setattr__(self, "use_fp16", bool(self.use_fp16))
-    for name in ("img_resolution", "img_channels", "model_channels", "channel_mult_emb", "num_blocks",
-                 "channel_mult_noise", "augment_dim", "label_dim"):
+    for name in (
+      "img_resolution",
+      "img_channels",
+      "model_channels",
+      "channel_mult_emb",
+      "num_blocks",
+      "channel_mult_noise",
+      "augment_dim",
+      "label_dim",
+    ):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ValueError(f"SiDConfig.{name} must be a non-negative integer, got {v!r}")
@@ -115,8 +152,17 @@ class SiDConfig:
         out.append(("dec", f"{res}x{res}_up", "up", cout, cout, res, False))
       for idx in range(self.num_blocks + 1):
         cin, cout = cout + skips.pop(), self.model_channels * mult
-        out.append(("dec", f"{res}x{res}_block{idx}", "block", cin, cout, res,
-                    idx == self.num_blocks and res in self.attn_resolutions))
+        out.append(
+          (
+            "dec",
+            f"{res}x{res}_block{idx}",
+            "block",
+            cin,
+            cout,
+            res,
+            idx == self.num_blocks and res in self.attn_resolutions,
+          )
+        )
     return tuple(out)
 
   @property
@@ -167,11 +213,15 @@ class SiDConfig:
     for k, want in _REQUIRED.items():
       got = kw.get(k)
       if (list(got) if isinstance(got, (list, tuple)) else got) != want:
-        raise ValueError(f"{source} is an EDMPrecond with {k}={got!r}; ports.sid supports the DDPM++ network "
-                         f"(SongUNet, positional embedding, standard encoder/decoder, resample_filter [1, 1])")
+        raise ValueError(
+          f"{source} is an EDMPrecond with {k}={got!r}; ports.sid supports the DDPM++ network "
+          f"(SongUNet, positional embedding, standard encoder/decoder, resample_filter [1, 1])"
+        )
     if kw.get("label_dim"):
-      raise ValueError(f"{source} is class-conditional (label_dim={kw['label_dim']}); ports.sid supports "
-                       "unconditional networks such as SiD's FFHQ 64×64 generator")
+      raise ValueError(
+        f"{source} is class-conditional (label_dim={kw['label_dim']}); ports.sid supports "
+        "unconditional networks such as SiD's FFHQ 64×64 generator"
+      )
     for k in ("img_resolution", "img_channels"):
       if k not in kw:
         raise ValueError(f"{source} does not record {k} in its constructor arguments")
@@ -187,15 +237,38 @@ class SiDConfig:
 #: channel_mult_noise 1, resample_filter [1,1]; SongUNet defaults: 4 blocks,
 #: attention at 16×16; augmentation → augment_dim 9).
 RELEASED_CONFIGS = {
-    "sid-ffhq64": SiDConfig(img_resolution=64, img_channels=3, model_channels=128, channel_mult=(1, 2, 2, 2),
-                            channel_mult_emb=4, num_blocks=4, attn_resolutions=(16,), channel_mult_noise=1,
-                            augment_dim=9, label_dim=0, sigma_data=0.5, use_fp16=True),
+  "sid-ffhq64": SiDConfig(
+    img_resolution=64,
+    img_channels=3,
+    model_channels=128,
+    channel_mult=(1, 2, 2, 2),
+    channel_mult_emb=4,
+    num_blocks=4,
+    attn_resolutions=(16,),
+    channel_mult_noise=1,
+    augment_dim=9,
+    label_dim=0,
+    sigma_data=0.5,
+    use_fp16=True,
+  ),
 }
 
 #: The released FFHQ init kwargs (EDMPrecond) as sid_train.py builds them.
 RELEASED_INIT_KWARGS = {
-    "sid-ffhq64": dict(img_resolution=64, img_channels=3, label_dim=0, use_fp16=True, model_type="SongUNet",
-                       embedding_type="positional", encoder_type="standard", decoder_type="standard",
-                       channel_mult_noise=1, resample_filter=[1, 1], model_channels=128,
-                       channel_mult=[1, 2, 2, 2], augment_dim=9, dropout=0.05),
+  "sid-ffhq64": dict(
+    img_resolution=64,
+    img_channels=3,
+    label_dim=0,
+    use_fp16=True,
+    model_type="SongUNet",
+    embedding_type="positional",
+    encoder_type="standard",
+    decoder_type="standard",
+    channel_mult_noise=1,
+    resample_filter=[1, 1],
+    model_channels=128,
+    channel_mult=[1, 2, 2, 2],
+    augment_dim=9,
+    dropout=0.05,
+  ),
 }

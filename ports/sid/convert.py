@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 
-from .. import nvlabs_pickle as nvp
+from ports import nvlabs_pickle as nvp
 from .config import SIGMA_INIT, SiDConfig
 
 __all__ = ["RELEASE_HINT", "checkpoint_help", "read_pickle", "state_dict_to_variables", "save", "load", "main"]
@@ -26,14 +26,15 @@ CONFIG_NAME = "config.json"
 VARIABLES_DIR = "variables"
 RELEASED_FILE = "network-snapshot-1.200000-498176.pkl"
 RELEASE_URL = "https://huggingface.co/UT-Austin-PML/SiD/resolve/main/ffhq64/alpha1.2/" + RELEASED_FILE
-RELEASE_HINT = (f"SiD's FFHQ 64×64 one-step generator is {RELEASED_FILE} ({RELEASE_URL}, listed in "
-                "mingyuanzhou/SiD's sid_generate.py; weights under CC BY-NC-SA 4.0)")
+RELEASE_HINT = (
+  f"SiD's FFHQ 64×64 one-step generator is {RELEASED_FILE} ({RELEASE_URL}, listed in "
+  "mingyuanzhou/SiD's sid_generate.py; weights under CC BY-NC-SA 4.0)"
+)
 
 
 def checkpoint_help(out: str = "checkpoints/sid-ffhq64") -> str:
   """What to download and the one command that converts it."""
-  return (f"Download {RELEASE_URL} and run once: python -m ports.sid.convert --pickle {RELEASED_FILE} "
-          f"--out {out}")
+  return f"Download {RELEASE_URL} and run once: python -m ports.sid.convert --pickle {RELEASED_FILE} --out {out}"
 
 
 def _flax_path(key: str):
@@ -47,7 +48,7 @@ def _flax_path(key: str):
   return tuple(parts[:-1]), parts[-1]
 
 
-def _expected_shapes(config: SiDConfig) -> Dict[tuple, tuple]:
+def _expected_shapes(config: SiDConfig) -> dict[tuple, tuple]:
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
   from .model import EDMSongUNet  # noqa: PLC0415
@@ -70,7 +71,7 @@ def _expected_shapes(config: SiDConfig) -> Dict[tuple, tuple]:
 def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: SiDConfig, source: str = "the pickle") -> dict:
   """Reference ``EDMPrecond.state_dict()`` -> ``{'params': …}`` of ``EDMSongUNet(config)``."""
   expected = _expected_shapes(config)
-  params: Dict[str, Any] = {}
+  params: dict[str, Any] = {}
   got = {}
   unexpected = []
   for key, value in sd.items():
@@ -99,17 +100,21 @@ def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: SiDConfig, sou
       unexpected.append(key)
       continue
     if tuple(arr.shape) != expected[flat_key]:
-      raise ValueError(f"{source}: {key} has shape {tuple(np.shape(value))}, but the network its constructor "
-                       f"arguments describe needs {expected[flat_key]} (after transposing)")
+      raise ValueError(
+        f"{source}: {key} has shape {tuple(np.shape(value))}, but the network its constructor "
+        f"arguments describe needs {expected[flat_key]} (after transposing)"
+      )
     if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
       raise ValueError(f"{source}: {key} is not a finite floating-point tensor")
     got[flat_key] = np.ascontiguousarray(arr, np.float32)
   missing = [".".join(k) for k in expected if k not in got]
   if missing or unexpected:
-    raise ValueError(f"{source} does not hold the DDPM++ network its constructor arguments describe: "
-                     + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
-                     + ("; " if missing and unexpected else "")
-                     + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else ""))
+    raise ValueError(
+      f"{source} does not hold the DDPM++ network its constructor arguments describe: "
+      + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
+      + ("; " if missing and unexpected else "")
+      + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else "")
+    )
   for k, v in got.items():
     d = params
     for part in k[:-1]:
@@ -154,6 +159,7 @@ def save(directory, config: SiDConfig, variables: Mapping, *, overwrite: bool = 
     if not overwrite:
       raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
     import shutil  # noqa: PLC0415
+
     shutil.rmtree(target)
   tree = jax.tree.map(lambda a: np.asarray(a, np.float32), {"params": dict(variables["params"])})
   with ocp.StandardCheckpointer() as ckptr:
@@ -174,8 +180,10 @@ def load(directory, **generator_kwargs):
   cfg_path = os.path.join(directory, CONFIG_NAME)
   var_path = os.path.join(directory, VARIABLES_DIR)
   if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(f"{directory} is not a converted SiD checkpoint: it needs {CONFIG_NAME} and "
-                            f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}")
+    raise FileNotFoundError(
+      f"{directory} is not a converted SiD checkpoint: it needs {CONFIG_NAME} and "
+      f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}"
+    )
   config = SiDConfig.from_json(cfg_path)
   res, c = config.img_resolution, config.img_channels
   abstract = jax.eval_shape(lambda: EDMSongUNet(config).init(jax.random.PRNGKey(0), jnp.zeros((1, res, res, c))))
@@ -184,16 +192,19 @@ def load(directory, **generator_kwargs):
     with ocp.StandardCheckpointer() as ckptr:
       variables = ckptr.restore(var_path, abstract)
   except Exception as e:  # noqa: BLE001 - orbax raises many kinds
-    raise ValueError(f"{var_path} does not hold SiD variables matching {cfg_path}: {type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    raise ValueError(
+      f"{var_path} does not hold SiD variables matching {cfg_path}: {type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}"
+    ) from None
   return SiDGenerator(config, variables, **generator_kwargs)
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m ports.sid.convert",
-      description="Convert a SiD (EDM DDPM++) network pickle to a Flax/orbax checkpoint for ports.sid.load(DIR). "
-                  "The pickle is read as data: no code in it runs. " + RELEASE_HINT)
+    prog="python -m ports.sid.convert",
+    description="Convert a SiD (EDM DDPM++) network pickle to a Flax/orbax checkpoint for ports.sid.load(DIR). "
+    "The pickle is read as data: no code in it runs. " + RELEASE_HINT,
+  )
   parser.add_argument("--pickle", required=True, help=f"the network pickle, e.g. {RELEASED_FILE}")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")

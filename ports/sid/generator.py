@@ -12,7 +12,7 @@ Images are the network's output, which lies in [-1, 1] up to small overshoots
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -26,14 +26,20 @@ __all__ = ["SiDGenerator"]
 
 class SiDGenerator:
   """Args:
-    config: ``SiDConfig``.
-    variables: ``{'params': …}`` of ``EDMSongUNet(config)``.
-    sigma_init: the generator's input noise level (SiD: 2.5).
-    precision: matmul/conv precision ('highest' = float32 as the reference).
+  config: ``SiDConfig``.
+  variables: ``{'params': …}`` of ``EDMSongUNet(config)``.
+  sigma_init: the generator's input noise level (SiD: 2.5).
+  precision: matmul/conv precision ('highest' = float32 as the reference).
   """
 
-  def __init__(self, config: SiDConfig, variables: Mapping[str, Any], *, sigma_init: float = SIGMA_INIT,
-               precision: Optional[str] = "highest"):
+  def __init__(
+    self,
+    config: SiDConfig,
+    variables: Mapping[str, Any],
+    *,
+    sigma_init: float = SIGMA_INIT,
+    precision: str | None = "highest",
+  ):
     if not isinstance(config, SiDConfig):
       config = SiDConfig.from_dict(dict(config))
     self.config = config
@@ -46,12 +52,15 @@ class SiDGenerator:
     self.layers = tuple(f"layer{i}" for i in range(len(self.block_names))) + self.block_names
     m = self.module
     self._run = jax.jit(
-        lambda v, z, f, start, stop, taps: m.apply(v, z, start=start, features=f, stop=stop, return_taps=taps,
-                                                   method=EDMSongUNet.run),
-        static_argnums=(3, 4, 5))
+      lambda v, z, f, start, stop, taps: m.apply(
+        v, z, start=start, features=f, stop=stop, return_taps=taps, method=EDMSongUNet.run
+      ),
+      static_argnums=(3, 4, 5),
+    )
     self._prefix = jax.jit(lambda v, z, start: m.apply(v, z, start, method=EDMSongUNet.prefix), static_argnums=2)
-    self._tail = jax.jit(lambda v, z, emb, skips, f, start: m.apply(v, z, emb, skips, f, start,
-                                                                    method=EDMSongUNet.tail), static_argnums=5)
+    self._tail = jax.jit(
+      lambda v, z, emb, skips, f, start: m.apply(v, z, emb, skips, f, start, method=EDMSongUNet.tail), static_argnums=5
+    )
 
   # ------------------------------------------------------------- properties
   @property
@@ -67,8 +76,10 @@ class SiDGenerator:
         return self.block_names.index(layer)
       if layer.startswith("layer") and layer[5:].isdigit() and int(layer[5:]) < len(self.block_names):
         return int(layer[5:])
-    raise ValueError(f"unknown layer {layer!r}: this SiD generator's taps are layer0 … "
-                     f"layer{len(self.block_names) - 1} or {self.block_names[0]} … {self.block_names[-1]}")
+    raise ValueError(
+      f"unknown layer {layer!r}: this SiD generator's taps are layer0 … "
+      f"layer{len(self.block_names) - 1} or {self.block_names[0]} … {self.block_names[-1]}"
+    )
 
   def feature_shape(self, layer) -> tuple:
     _, _, _, _, cout, res, _ = self.config.blocks()[self.tap_index(layer)]
@@ -121,8 +132,9 @@ class SiDGenerator:
       z = self._z(codes)
       shape = (z.shape[0],) + self.feature_shape(i)
       if tuple(jnp.shape(features)) != shape:
-        raise ValueError(f"features for {self.block_names[i]} must have shape {shape}, "
-                         f"got {tuple(jnp.shape(features))}")
+        raise ValueError(
+          f"features for {self.block_names[i]} must have shape {shape}, got {tuple(jnp.shape(features))}"
+        )
       emb, skips = self._prefix(self.variables, z, i)
     return self._tail(self.variables, z, emb, skips, features, i)
 
@@ -132,5 +144,7 @@ class SiDGenerator:
     return x, dict(zip(self.block_names, taps))
 
   def __repr__(self):
-    return (f"SiDGenerator({self.config.img_resolution}×{self.config.img_resolution}, "
-            f"{len(self.block_names)} taps, σ_init={self.sigma_init})")
+    return (
+      f"SiDGenerator({self.config.img_resolution}×{self.config.img_resolution}, "
+      f"{len(self.block_names)} taps, σ_init={self.sigma_init})"
+    )

@@ -34,7 +34,7 @@ Augmentation labels are zero (SiD's training/sampling), so ``map_augment``
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -52,9 +52,9 @@ def precond(sigma: float, sigma_data: float):
   """EDM's (c_skip, c_out, c_in, c_noise) at ``sigma`` (float32 as the reference)."""
   s = np.float32(sigma)
   sd = np.float32(sigma_data)
-  c_skip = sd ** 2 / (s ** 2 + sd ** 2)
-  c_out = s * sd / np.sqrt(s ** 2 + sd ** 2)
-  c_in = np.float32(1) / np.sqrt(sd ** 2 + s ** 2)
+  c_skip = sd**2 / (s**2 + sd**2)
+  c_out = s * sd / np.sqrt(s**2 + sd**2)
+  c_in = np.float32(1) / np.sqrt(sd**2 + s**2)
   c_noise = np.log(s) / np.float32(4)
   return tuple(np.float32(c) for c in (c_skip, c_out, c_in, c_noise))
 
@@ -86,6 +86,7 @@ def _up(x):
 
 class Conv(nn.Module):
   """EDM ``Conv2d``: optional resampling, then a k×k conv (padding k//2) and bias."""
+
   features: int
   kernel: int = 3
   up: bool = False
@@ -98,16 +99,19 @@ class Conv(nn.Module):
       x = _up(x)
     if self.down:
       x = _down(x)
-    k = self.param("kernel", nn.initializers.lecun_normal(), (self.kernel, self.kernel, x.shape[-1], self.features),
-                   jnp.float32)
+    k = self.param(
+      "kernel", nn.initializers.lecun_normal(), (self.kernel, self.kernel, x.shape[-1], self.features), jnp.float32
+    )
     p = self.kernel // 2
-    y = jax.lax.conv_general_dilated(x, k, (1, 1), [(p, p), (p, p)], dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                     precision=self.precision)
+    y = jax.lax.conv_general_dilated(
+      x, k, (1, 1), [(p, p), (p, p)], dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=self.precision
+    )
     return y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
 
 
 class GroupNorm(nn.Module):
   """EDM ``GroupNorm``: min(32, C // 4) groups of contiguous channels."""
+
   eps: float = 1e-6
 
   @nn.compact
@@ -125,6 +129,7 @@ class GroupNorm(nn.Module):
 
 class UNetBlock(nn.Module):
   """EDM ``UNetBlock`` as DDPM++ configures it (see module docstring)."""
+
   in_channels: int
   out_channels: int
   up: bool = False
@@ -175,6 +180,7 @@ class EDMSongUNet(nn.Module):
   Parameters mirror the reference's ``model.*`` names: ``map_layer0``,
   ``enc_64x64_block0/conv0`` … (kernels HWIO / (in, out)).
   """
+
   config: SiDConfig
   sigma_init: float = 2.5
   precision: Any = None
@@ -189,8 +195,7 @@ class EDMSongUNet(nn.Module):
       if kind == "conv":
         mods[key] = Conv(cout, 3, precision=p, name=key)
       else:
-        mods[key] = UNetBlock(cin, cout, up=kind == "up", down=kind == "down", attention=attn, precision=p,
-                              name=key)
+        mods[key] = UNetBlock(cin, cout, up=kind == "up", down=kind == "down", attention=attn, precision=p, name=key)
     self.blocks = mods
     res = cfg.img_resolution
     self.aux_norm = GroupNorm(1e-6, name=f"dec_{res}x{res}_aux_norm")
@@ -232,8 +237,8 @@ class EDMSongUNet(nn.Module):
     for i in range(min(start, n_enc)):
       h = self._apply(i, h, emb, skips)
     if start >= n_enc:
-      used = sum(1 for op in ops[n_enc:start + 1] if op[2] == "block")
-      skips = skips[:len(skips) - used]
+      used = sum(1 for op in ops[n_enc : start + 1] if op[2] == "block")
+      skips = skips[: len(skips) - used]
     return emb, tuple(skips)
 
   def tail(self, z, emb, skips, features, start: int):
@@ -253,8 +258,7 @@ class EDMSongUNet(nn.Module):
     """F's last layers: group norm, SiLU, 3×3 conv."""
     return self.aux_conv(nn.silu(self.aux_norm(h)))
 
-  def run(self, z, start: Optional[int] = None, features=None, stop: Optional[int] = None,
-          return_taps: bool = False):
+  def run(self, z, start: int | None = None, features=None, stop: int | None = None, return_taps: bool = False):
     """The generator from codes ``z`` (B, H, W, C).
 
     ``stop=i`` returns tap i's output; ``start=i, features=f`` puts ``f`` in

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .. import nvlabs_pickle as nvp
+from ports import nvlabs_pickle as nvp
 from .config import SiDConfig
 
 __all__ = ["random_network", "random_state_dict", "write_random_pickle", "init_kwargs"]
@@ -28,17 +28,29 @@ __all__ = ["random_network", "random_state_dict", "write_random_pickle", "init_k
 
 def init_kwargs(config: SiDConfig, dropout: float = 0.05) -> dict:
   """``EDMPrecond`` constructor arguments (sid_train.py's ddpmpp set)."""
-  return dict(img_resolution=config.img_resolution, img_channels=config.img_channels, label_dim=0,
-              use_fp16=config.use_fp16, model_type="SongUNet", embedding_type="positional",
-              encoder_type="standard", decoder_type="standard", channel_mult_noise=config.channel_mult_noise,
-              resample_filter=[1, 1], model_channels=config.model_channels,
-              channel_mult=list(config.channel_mult), augment_dim=config.augment_dim, dropout=dropout,
-              channel_mult_emb=config.channel_mult_emb, num_blocks=config.num_blocks,
-              attn_resolutions=list(config.attn_resolutions), sigma_data=config.sigma_data)
+  return dict(
+    img_resolution=config.img_resolution,
+    img_channels=config.img_channels,
+    label_dim=0,
+    use_fp16=config.use_fp16,
+    model_type="SongUNet",
+    embedding_type="positional",
+    encoder_type="standard",
+    decoder_type="standard",
+    channel_mult_noise=config.channel_mult_noise,
+    resample_filter=[1, 1],
+    model_channels=config.model_channels,
+    channel_mult=list(config.channel_mult),
+    augment_dim=config.augment_dim,
+    dropout=dropout,
+    channel_mult_emb=config.channel_mult_emb,
+    num_blocks=config.num_blocks,
+    attn_resolutions=list(config.attn_resolutions),
+    sigma_data=config.sigma_data,
+  )
 
 
 class _Rand:
-
   def __init__(self, seed):
     self.rs = np.random.RandomState(seed)
 
@@ -62,8 +74,12 @@ def _linear(r, fin, fout, bias=True):
     params["bias"] = r.bias(fout)
   else:
     attrs["bias"] = None
-  return nvp.persistent("Linear", parameters=params, attributes=attrs,
-                        init_kwargs=dict(in_features=fin, out_features=fout, bias=bias, init_mode="xavier_uniform"))
+  return nvp.persistent(
+    "Linear",
+    parameters=params,
+    attributes=attrs,
+    init_kwargs=dict(in_features=fin, out_features=fout, bias=bias, init_mode="xavier_uniform"),
+  )
 
 
 def _conv(r, cin, cout, kernel, up=False, down=False):
@@ -74,15 +90,30 @@ def _conv(r, cin, cout, kernel, up=False, down=False):
   else:
     attrs.update(weight=None, bias=None)
   buffers = {"resample_filter": _FILTER.copy() if up or down else None}
-  return nvp.persistent("Conv2d", parameters=params, buffers=buffers, attributes=attrs,
-                        init_kwargs=dict(in_channels=cin, out_channels=cout, kernel=kernel, up=up, down=down,
-                                         resample_filter=[1, 1], init_mode="xavier_uniform"))
+  return nvp.persistent(
+    "Conv2d",
+    parameters=params,
+    buffers=buffers,
+    attributes=attrs,
+    init_kwargs=dict(
+      in_channels=cin,
+      out_channels=cout,
+      kernel=kernel,
+      up=up,
+      down=down,
+      resample_filter=[1, 1],
+      init_mode="xavier_uniform",
+    ),
+  )
 
 
 def _norm(r, c, eps=1e-6):
-  return nvp.persistent("GroupNorm", parameters={"weight": r.scale(c), "bias": r.bias(c)},
-                        attributes={"num_groups": min(32, c // 4), "eps": eps},
-                        init_kwargs=dict(num_channels=c, eps=eps))
+  return nvp.persistent(
+    "GroupNorm",
+    parameters={"weight": r.scale(c), "bias": r.bias(c)},
+    attributes={"num_groups": min(32, c // 4), "eps": eps},
+    init_kwargs=dict(num_channels=c, eps=eps),
+  )
 
 
 def _block(r, cin, cout, emb, up=False, down=False, attention=False):
@@ -92,8 +123,15 @@ def _block(r, cin, cout, emb, up=False, down=False, attention=False):
   mods["affine"] = _linear(r, emb, cout)
   mods["norm1"] = _norm(r, cout)
   mods["conv1"] = _conv(r, cout, cout, 3)
-  attrs = {"in_channels": cin, "out_channels": cout, "emb_channels": emb, "num_heads": 1 if attention else 0,
-           "dropout": 0.05, "skip_scale": np.float64(np.sqrt(0.5)), "adaptive_scale": False}
+  attrs = {
+    "in_channels": cin,
+    "out_channels": cout,
+    "emb_channels": emb,
+    "num_heads": 1 if attention else 0,
+    "dropout": 0.05,
+    "skip_scale": np.float64(np.sqrt(0.5)),
+    "adaptive_scale": False,
+  }
   if cout != cin or up or down:
     mods["skip"] = _conv(r, cin, cout, 1, up=up, down=down)
   else:
@@ -102,11 +140,21 @@ def _block(r, cin, cout, emb, up=False, down=False, attention=False):
     mods["norm2"] = _norm(r, cout)
     mods["qkv"] = _conv(r, cout, 3 * cout, 1)
     mods["proj"] = _conv(r, cout, cout, 1)
-  kw = dict(in_channels=cin, out_channels=cout, emb_channels=emb, num_heads=1, dropout=0.05,
-            skip_scale=np.float64(np.sqrt(0.5)), eps=1e-6, resample_filter=[1, 1], resample_proj=True,
-            adaptive_scale=False, init=dict(init_mode="xavier_uniform"),
-            init_zero=dict(init_mode="xavier_uniform", init_weight=1e-5),
-            init_attn=dict(init_mode="xavier_uniform", init_weight=np.float64(np.sqrt(0.2))))
+  kw = dict(
+    in_channels=cin,
+    out_channels=cout,
+    emb_channels=emb,
+    num_heads=1,
+    dropout=0.05,
+    skip_scale=np.float64(np.sqrt(0.5)),
+    eps=1e-6,
+    resample_filter=[1, 1],
+    resample_proj=True,
+    adaptive_scale=False,
+    init=dict(init_mode="xavier_uniform"),
+    init_zero=dict(init_mode="xavier_uniform", init_weight=1e-5),
+    init_attn=dict(init_mode="xavier_uniform", init_weight=np.float64(np.sqrt(0.2))),
+  )
   kw.update(up=up, down=down, attention=attention)
   return nvp.persistent("UNetBlock", modules=mods, attributes=attrs, init_kwargs=kw)
 
@@ -127,9 +175,11 @@ def random_network(config: SiDConfig, seed: int = 0, module_src: str = ""):
   dec[f"{res}x{res}_aux_norm"] = _norm(r, last)
   dec[f"{res}x{res}_aux_conv"] = _conv(r, last, config.img_channels, 3)
   mods = collections.OrderedDict()
-  mods["map_noise"] = nvp.persistent("PositionalEmbedding",
-                                     attributes={"num_channels": noise, "max_positions": 10000, "endpoint": True},
-                                     init_kwargs=dict(num_channels=noise, endpoint=True))
+  mods["map_noise"] = nvp.persistent(
+    "PositionalEmbedding",
+    attributes={"num_channels": noise, "max_positions": 10000, "endpoint": True},
+    init_kwargs=dict(num_channels=noise, endpoint=True),
+  )
   attrs = {"label_dropout": 0, "map_label": None}
   if config.augment_dim:
     mods["map_augment"] = _linear(r, config.augment_dim, noise, bias=False)
@@ -143,10 +193,21 @@ def random_network(config: SiDConfig, seed: int = 0, module_src: str = ""):
   unet_kw = {k: v for k, v in kw.items() if k not in ("use_fp16", "model_type", "sigma_data", "img_channels")}
   unet_kw.update(in_channels=config.img_channels, out_channels=config.img_channels)
   unet = nvp.persistent("SongUNet", modules=mods, attributes=attrs, init_kwargs=unet_kw, module_src=module_src)
-  net = nvp.persistent("EDMPrecond", modules={"model": unet}, module_src=module_src, init_kwargs=kw,
-                       attributes={"img_resolution": config.img_resolution, "img_channels": config.img_channels,
-                                   "label_dim": 0, "use_fp16": config.use_fp16, "sigma_min": 0,
-                                   "sigma_max": float("inf"), "sigma_data": config.sigma_data})
+  net = nvp.persistent(
+    "EDMPrecond",
+    modules={"model": unet},
+    module_src=module_src,
+    init_kwargs=kw,
+    attributes={
+      "img_resolution": config.img_resolution,
+      "img_channels": config.img_channels,
+      "label_dim": 0,
+      "use_fp16": config.use_fp16,
+      "sigma_min": 0,
+      "sigma_max": float("inf"),
+      "sigma_data": config.sigma_data,
+    },
+  )
   _set_source(net, module_src)
   return net
 

@@ -15,16 +15,31 @@ from .model import NOISE_MODES, StyleGAN2
 
 # The converter's names load lazily, so that `python -m ports.stylegan2.convert`
 # does not find its module already imported by the package.
-_CONVERT_NAMES = ("RELEASE_HINT", "RELEASED_FILE", "checkpoint_help", "load", "read_pickle", "save",
-                  "state_dict_to_variables")
+_CONVERT_NAMES = (
+  "RELEASE_HINT",
+  "RELEASED_FILE",
+  "checkpoint_help",
+  "load",
+  "read_pickle",
+  "save",
+  "state_dict_to_variables",
+)
 
 
 def __getattr__(name):
   if name in _CONVERT_NAMES:
     from . import convert  # noqa: PLC0415
+
     return getattr(convert, name)
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["NOISE_MODES", "RELEASED_CONFIGS", "RELEASED_INIT_KWARGS", "StyleGAN2", "StyleGAN2Config",
-           "StyleGAN2Generator", *_CONVERT_NAMES]
+__all__ = [
+  "NOISE_MODES",
+  "RELEASED_CONFIGS",
+  "RELEASED_INIT_KWARGS",
+  "StyleGAN2",
+  "StyleGAN2Config",
+  "StyleGAN2Generator",
+  *_CONVERT_NAMES,
+]

@@ -1,4 +1,5 @@
 """`python -m ports.stylegan2 …` is `python -m ports.stylegan2.convert …`."""
+
 import sys
 
 from .convert import main

@@ -19,19 +19,40 @@ from typing import Any, Mapping
 
 __all__ = ["StyleGAN2Config", "RELEASED_CONFIGS", "RELEASED_INIT_KWARGS"]
 
-_FIELDS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_layers", "mapping_lr_multiplier",
-           "channel_base", "channel_max", "num_fp16_res", "conv_clamp")
+_FIELDS = (
+  "z_dim",
+  "c_dim",
+  "w_dim",
+  "img_resolution",
+  "img_channels",
+  "mapping_layers",
+  "mapping_lr_multiplier",
+  "channel_base",
+  "channel_max",
+  "num_fp16_res",
+  "conv_clamp",
+)
 
 # MappingNetwork / SynthesisNetwork / SynthesisBlock / SynthesisLayer defaults
 # (stylegan2-ada-pytorch training/networks.py).
-_MAPPING_DEFAULTS = dict(num_layers=8, embed_features=None, layer_features=None, activation="lrelu",
-                         lr_multiplier=0.01, w_avg_beta=0.995)
-_SYNTHESIS_DEFAULTS = dict(channel_base=32768, channel_max=512, num_fp16_res=0, conv_clamp=None,
-                           architecture="skip", resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu",
-                           kernel_size=3)
+_MAPPING_DEFAULTS = dict(
+  num_layers=8, embed_features=None, layer_features=None, activation="lrelu", lr_multiplier=0.01, w_avg_beta=0.995
+)
+_SYNTHESIS_DEFAULTS = dict(
+  channel_base=32768,
+  channel_max=512,
+  num_fp16_res=0,
+  conv_clamp=None,
+  architecture="skip",
+  resample_filter=[1, 3, 3, 1],
+  use_noise=True,
+  activation="lrelu",
+  kernel_size=3,
+)
 # The only values of the variant this port implements.
-_REQUIRED_SYNTHESIS = dict(architecture="skip", resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu",
-                           kernel_size=3)
+_REQUIRED_SYNTHESIS = dict(
+  architecture="skip", resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu", kernel_size=3
+)
 _REQUIRED_MAPPING = dict(activation="lrelu", embed_features=None)
 
 
@@ -52,8 +73,17 @@ class StyleGAN2Config:
   conv_clamp: Any = None  # None or a float
 
   def __post_init__(self):
-    for name in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_layers", "channel_base",
-                 "channel_max", "num_fp16_res"):
+    for name in (
+      "z_dim",
+      "c_dim",
+      "w_dim",
+      "img_resolution",
+      "img_channels",
+      "mapping_layers",
+      "channel_base",
+      "channel_max",
+      "num_fp16_res",
+    ):
       v = getattr(self, name)
       if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ValueError(f"StyleGAN2Config.{name} must be a non-negative integer, got {v!r}")
@@ -77,7 +107,7 @@ class StyleGAN2Config:
   @property
   def resolutions(self) -> tuple:
     """b4, b8, …, b{img_resolution}."""
-    return tuple(2 ** i for i in range(2, int(math.log2(self.img_resolution)) + 1))
+    return tuple(2**i for i in range(2, int(math.log2(self.img_resolution)) + 1))
 
   def channels(self) -> dict:
     """Output channels of each block: min(channel_base // res, channel_max)."""
@@ -159,21 +189,34 @@ class StyleGAN2Config:
     for k, want in _REQUIRED_SYNTHESIS.items():
       got = sk.get(k)
       if (list(got) if isinstance(got, (list, tuple)) else got) != want:
-        raise ValueError(f"{source} is a StyleGAN2 generator with synthesis {k}={got!r}; ports.stylegan2 supports "
-                         "the released variant (skip architecture, [1,3,3,1] filter, lrelu, 3×3 kernels, noise)")
+        raise ValueError(
+          f"{source} is a StyleGAN2 generator with synthesis {k}={got!r}; ports.stylegan2 supports "
+          "the released variant (skip architecture, [1,3,3,1] filter, lrelu, 3×3 kernels, noise)"
+        )
     for k, want in _REQUIRED_MAPPING.items():
       if mk.get(k) != want:
         raise ValueError(f"{source} has mapping {k}={mk.get(k)!r}; ports.stylegan2 supports {k}={want!r}")
     if mk.get("layer_features") not in (None, kw["w_dim"]):
       raise ValueError(f"{source} has mapping layer_features={mk['layer_features']!r} != w_dim")
     if kw.get("c_dim"):
-      raise ValueError(f"{source} is class-conditional (c_dim={kw['c_dim']}); ports.stylegan2 supports "
-                       "unconditional generators such as StyleGAN2-ADA's afhqcat.pkl")
+      raise ValueError(
+        f"{source} is class-conditional (c_dim={kw['c_dim']}); ports.stylegan2 supports "
+        "unconditional generators such as StyleGAN2-ADA's afhqcat.pkl"
+      )
     try:
-      return cls(z_dim=kw["z_dim"], c_dim=kw["c_dim"], w_dim=kw["w_dim"], img_resolution=kw["img_resolution"],
-                 img_channels=kw["img_channels"], mapping_layers=mk["num_layers"],
-                 mapping_lr_multiplier=mk["lr_multiplier"], channel_base=sk["channel_base"],
-                 channel_max=sk["channel_max"], num_fp16_res=sk["num_fp16_res"], conv_clamp=sk["conv_clamp"])
+      return cls(
+        z_dim=kw["z_dim"],
+        c_dim=kw["c_dim"],
+        w_dim=kw["w_dim"],
+        img_resolution=kw["img_resolution"],
+        img_channels=kw["img_channels"],
+        mapping_layers=mk["num_layers"],
+        mapping_lr_multiplier=mk["lr_multiplier"],
+        channel_base=sk["channel_base"],
+        channel_max=sk["channel_max"],
+        num_fp16_res=sk["num_fp16_res"],
+        conv_clamp=sk["conv_clamp"],
+      )
     except (TypeError, ValueError) as e:
       raise ValueError(f"{source}: unsupported Generator arguments: {e}") from e
 
@@ -183,14 +226,30 @@ class StyleGAN2Config:
 #: the mixed-precision settings train.py always adds (num_fp16_res 4,
 #: conv_clamp 256); z_dim = w_dim = 512, unconditional.
 RELEASED_CONFIGS = {
-    "afhqcat": StyleGAN2Config(z_dim=512, c_dim=0, w_dim=512, img_resolution=512, img_channels=3, mapping_layers=8,
-                               mapping_lr_multiplier=0.01, channel_base=32768, channel_max=512, num_fp16_res=4,
-                               conv_clamp=256.0),
+  "afhqcat": StyleGAN2Config(
+    z_dim=512,
+    c_dim=0,
+    w_dim=512,
+    img_resolution=512,
+    img_channels=3,
+    mapping_layers=8,
+    mapping_lr_multiplier=0.01,
+    channel_base=32768,
+    channel_max=512,
+    num_fp16_res=4,
+    conv_clamp=256.0,
+  ),
 }
 
 #: ``G_ema._init_kwargs`` as train.py builds them for --cfg=paper512.
 RELEASED_INIT_KWARGS = {
-    "afhqcat": dict(z_dim=512, w_dim=512, c_dim=0, img_resolution=512, img_channels=3,
-                    mapping_kwargs=dict(num_layers=8),
-                    synthesis_kwargs=dict(channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256)),
+  "afhqcat": dict(
+    z_dim=512,
+    w_dim=512,
+    c_dim=0,
+    img_resolution=512,
+    img_channels=3,
+    mapping_kwargs=dict(num_layers=8),
+    synthesis_kwargs=dict(channel_base=32768, channel_max=512, num_fp16_res=4, conv_clamp=256),
+  ),
 }

@@ -13,31 +13,40 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 
-from .. import nvlabs_pickle as nvp
+from ports import nvlabs_pickle as nvp
 from .config import StyleGAN2Config
 
-__all__ = ["RELEASE_HINT", "RELEASED_FILE", "checkpoint_help", "read_pickle", "state_dict_to_variables", "save",
-           "load", "main"]
+__all__ = [
+  "RELEASE_HINT",
+  "RELEASED_FILE",
+  "checkpoint_help",
+  "read_pickle",
+  "state_dict_to_variables",
+  "save",
+  "load",
+  "main",
+]
 
 CONFIG_NAME = "config.json"
 VARIABLES_DIR = "variables"
 RELEASED_FILE = "afhqcat.pkl"
 RELEASE_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/" + RELEASED_FILE
-RELEASE_HINT = (f"StyleGAN2-ADA's AFHQ cat 512×512 generator is {RELEASED_FILE} ({RELEASE_URL}, listed in "
-                "NVlabs/stylegan2-ada-pytorch's README; NVIDIA Source Code License, non-commercial)")
+RELEASE_HINT = (
+  f"StyleGAN2-ADA's AFHQ cat 512×512 generator is {RELEASED_FILE} ({RELEASE_URL}, listed in "
+  "NVlabs/stylegan2-ada-pytorch's README; NVIDIA Source Code License, non-commercial)"
+)
 
 
 def checkpoint_help(out: str = "checkpoints/stylegan2-afhqcat") -> str:
   """What to download and the one command that converts it."""
-  return (f"Download {RELEASE_URL} and run once: python -m ports.stylegan2.convert --pickle {RELEASED_FILE} "
-          f"--out {out}")
+  return f"Download {RELEASE_URL} and run once: python -m ports.stylegan2.convert --pickle {RELEASED_FILE} --out {out}"
 
 
-def _expected_shapes(config: StyleGAN2Config) -> Dict[tuple, tuple]:
+def _expected_shapes(config: StyleGAN2Config) -> dict[tuple, tuple]:
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
   from .model import StyleGAN2  # noqa: PLC0415
@@ -66,13 +75,13 @@ def _flax_path(key: str):
   return None
 
 
-def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: StyleGAN2Config,
-                            source: str = "the pickle") -> dict:
+def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: StyleGAN2Config, source: str = "the pickle") -> dict:
   """Reference ``Generator.state_dict()`` -> ``{'params': …}`` of ``StyleGAN2(config)``
   (names and layouts kept; the [1,3,3,1] resampling filters are checked and dropped)."""
   from .model import resample_filter  # noqa: PLC0415
+
   expected = _expected_shapes(config)
-  params: Dict[str, Any] = {}
+  params: dict[str, Any] = {}
   got = {}
   unexpected = []
   for key, value in sd.items():
@@ -86,17 +95,21 @@ def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: StyleGAN2Confi
       unexpected.append(key)
       continue
     if tuple(arr.shape) != expected[path]:
-      raise ValueError(f"{source}: {key} has shape {tuple(arr.shape)}, but the generator its constructor "
-                       f"arguments describe needs {expected[path]}")
+      raise ValueError(
+        f"{source}: {key} has shape {tuple(arr.shape)}, but the generator its constructor "
+        f"arguments describe needs {expected[path]}"
+      )
     if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
       raise ValueError(f"{source}: {key} is not a finite floating-point tensor")
     got[path] = np.array(arr, np.float32, order="C")  # (ascontiguousarray would make 0-d tensors 1-d)
   missing = [".".join(k) for k in expected if k not in got]
   if missing or unexpected:
-    raise ValueError(f"{source} does not hold the StyleGAN2 generator its constructor arguments describe: "
-                     + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
-                     + ("; " if missing and unexpected else "")
-                     + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else ""))
+    raise ValueError(
+      f"{source} does not hold the StyleGAN2 generator its constructor arguments describe: "
+      + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
+      + ("; " if missing and unexpected else "")
+      + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else "")
+    )
   for k, v in got.items():
     d = params
     for part in k[:-1]:
@@ -141,6 +154,7 @@ def save(directory, config: StyleGAN2Config, variables: Mapping, *, overwrite: b
     if not overwrite:
       raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
     import shutil  # noqa: PLC0415
+
     shutil.rmtree(target)
   tree = jax.tree.map(lambda a: np.asarray(a, np.float32), {"params": dict(variables["params"])})
   with ocp.StandardCheckpointer() as ckptr:
@@ -161,8 +175,10 @@ def load(directory, **generator_kwargs):
   cfg_path = os.path.join(directory, CONFIG_NAME)
   var_path = os.path.join(directory, VARIABLES_DIR)
   if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(f"{directory} is not a converted StyleGAN2 checkpoint: it needs {CONFIG_NAME} and "
-                            f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}")
+    raise FileNotFoundError(
+      f"{directory} is not a converted StyleGAN2 checkpoint: it needs {CONFIG_NAME} and "
+      f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}"
+    )
   config = StyleGAN2Config.from_json(cfg_path)
   abstract = jax.eval_shape(lambda: StyleGAN2(config).init(jax.random.PRNGKey(0), jnp.zeros((1, config.z_dim))))
   abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), {"params": abstract["params"]})
@@ -170,16 +186,19 @@ def load(directory, **generator_kwargs):
     with ocp.StandardCheckpointer() as ckptr:
       variables = ckptr.restore(var_path, abstract)
   except Exception as e:  # noqa: BLE001 - orbax raises many kinds
-    raise ValueError(f"{var_path} does not hold StyleGAN2 variables matching {cfg_path}: {type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    raise ValueError(
+      f"{var_path} does not hold StyleGAN2 variables matching {cfg_path}: {type(e).__name__}: "
+      f"{str(e).splitlines()[0] if str(e) else ''}"
+    ) from None
   return StyleGAN2Generator(config, variables, **generator_kwargs)
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: list | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m ports.stylegan2.convert",
-      description="Convert a StyleGAN2-ADA network pickle (G_ema) to a Flax/orbax checkpoint for "
-                  "ports.stylegan2.load(DIR). The pickle is read as data: no code in it runs. " + RELEASE_HINT)
+    prog="python -m ports.stylegan2.convert",
+    description="Convert a StyleGAN2-ADA network pickle (G_ema) to a Flax/orbax checkpoint for "
+    "ports.stylegan2.load(DIR). The pickle is read as data: no code in it runs. " + RELEASE_HINT,
+  )
   parser.add_argument("--pickle", required=True, help=f"the network pickle, e.g. {RELEASED_FILE}")
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
@@ -191,8 +210,9 @@ def main(argv: Optional[list] = None) -> int:
     print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
     return 2
   n = sum(int(np.prod(np.shape(a))) for a in _leaves(variables["params"]))
-  print(f"wrote {out} ({n:,} parameters, {config.img_resolution}×{config.img_resolution}, "
-        f"{len(config.resolutions)} blocks)")
+  print(
+    f"wrote {out} ({n:,} parameters, {config.img_resolution}×{config.img_resolution}, {len(config.resolutions)} blocks)"
+  )
   return 0
 
 

@@ -22,7 +22,7 @@ overshoots (the reference clips only when it writes PNGs).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -36,23 +36,31 @@ __all__ = ["StyleGAN2Generator"]
 
 class StyleGAN2Generator:
   """Args:
-    config: ``StyleGAN2Config``.
-    variables: ``{'params': …}`` of ``StyleGAN2(config)``.
-    truncation: ψ for :meth:`sample_codes` (1 = none).
-    truncation_cutoff: truncate the first this many w vectors (None = all).
-    noise_mode: :meth:`sample_codes`'s noise mode ('const', as generate.py).
-    precision: matmul/conv precision ('highest' = float32 as the reference).
+  config: ``StyleGAN2Config``.
+  variables: ``{'params': …}`` of ``StyleGAN2(config)``.
+  truncation: ψ for :meth:`sample_codes` (1 = none).
+  truncation_cutoff: truncate the first this many w vectors (None = all).
+  noise_mode: :meth:`sample_codes`'s noise mode ('const', as generate.py).
+  precision: matmul/conv precision ('highest' = float32 as the reference).
   """
 
-  def __init__(self, config: StyleGAN2Config, variables: Mapping[str, Any], *, truncation: float = 1.0,
-               truncation_cutoff: Optional[int] = None, noise_mode: str = "const",
-               precision: Optional[str] = "highest"):
+  def __init__(
+    self,
+    config: StyleGAN2Config,
+    variables: Mapping[str, Any],
+    *,
+    truncation: float = 1.0,
+    truncation_cutoff: int | None = None,
+    noise_mode: str = "const",
+    precision: str | None = "highest",
+  ):
     if not isinstance(config, StyleGAN2Config):
       config = StyleGAN2Config.from_dict(dict(config))
     self.config = config
     self.truncation = self._psi(truncation)
-    if truncation_cutoff is not None and (isinstance(truncation_cutoff, bool) or int(truncation_cutoff) != truncation_cutoff
-                                          or truncation_cutoff < 0):
+    if truncation_cutoff is not None and (
+      isinstance(truncation_cutoff, bool) or int(truncation_cutoff) != truncation_cutoff or truncation_cutoff < 0
+    ):
       raise ValueError(f"truncation_cutoff must be None or an integer >= 0, got {truncation_cutoff!r}")
     self.truncation_cutoff = None if truncation_cutoff is None else int(truncation_cutoff)
     self.noise_mode = self._mode(noise_mode)
@@ -66,8 +74,19 @@ class StyleGAN2Generator:
     self._ws_exact = jax.jit(lambda v, z: m.apply(v, z, 1.0, cut, method=StyleGAN2.ws))
 
     def synth(v, ws, seed, mode, start, f, img, stop, until, taps):
-      return m.apply(v, ws, mode, seed, start=start, features=f, img=img, stop=stop, until_res=until,
-                     return_taps=taps, method=StyleGAN2.synthesis)
+      return m.apply(
+        v,
+        ws,
+        mode,
+        seed,
+        start=start,
+        features=f,
+        img=img,
+        stop=stop,
+        until_res=until,
+        return_taps=taps,
+        method=StyleGAN2.synthesis,
+      )
 
     self._synth = jax.jit(synth, static_argnums=(3, 4, 7, 8, 9))
 
@@ -84,9 +103,11 @@ class StyleGAN2Generator:
       name = self.aliases.get(layer, layer)
       if name in self.block_names:
         return self.block_names.index(name)
-    raise ValueError(f"unknown layer {layer!r}: this StyleGAN2 generator's taps are {self.block_names[0]} … "
-                     f"{self.block_names[-1]} (b{{res}}, b{{res}}.conv0, b{{res}}.conv1) or layer0 … "
-                     f"layer{len(self.aliases) - 1} (= b4 … b{self.config.img_resolution})")
+    raise ValueError(
+      f"unknown layer {layer!r}: this StyleGAN2 generator's taps are {self.block_names[0]} … "
+      f"{self.block_names[-1]} (b{{res}}, b{{res}}.conv0, b{{res}}.conv1) or layer0 … "
+      f"layer{len(self.aliases) - 1} (= b4 … b{self.config.img_resolution})"
+    )
 
   def feature_shape(self, layer) -> tuple:
     _, res, _, ch = self.config.taps()[self.tap_index(layer)]
@@ -119,9 +140,12 @@ class StyleGAN2Generator:
     if num < 1:
       raise ValueError(f"num must be positive, got {num}")
     kz, ks = jax.random.split(rng)
-    return {"z": jax.random.normal(kz, (num, self.config.z_dim), jnp.float32),
-            "noise_seed": jax.random.randint(ks, (num,), 0, 2**31 - 1, jnp.int32),
-            "truncation": self.truncation, "noise_mode": self.noise_mode}
+    return {
+      "z": jax.random.normal(kz, (num, self.config.z_dim), jnp.float32),
+      "noise_seed": jax.random.randint(ks, (num,), 0, 2**31 - 1, jnp.int32),
+      "truncation": self.truncation,
+      "noise_mode": self.noise_mode,
+    }
 
   def class_of(self, codes):
     del codes
@@ -159,8 +183,7 @@ class StyleGAN2Generator:
 
   def encode(self, codes, layer) -> jnp.ndarray:
     z, seed, _, mode = self._parse(codes)
-    return self._synth(self.variables, self.ws(codes), seed, mode, None, None, None, self.tap_index(layer), None,
-                       False)
+    return self._synth(self.variables, self.ws(codes), seed, mode, None, None, None, self.tap_index(layer), None, False)
 
   def decode(self, codes, layer, features) -> jnp.ndarray:
     """The rest of the network after ``layer`` on ``features``; pure in
@@ -175,8 +198,9 @@ class StyleGAN2Generator:
       z, seed, _, mode = self._parse(codes)
       shape = (z.shape[0],) + self.feature_shape(i)
       if tuple(jnp.shape(features)) != shape:
-        raise ValueError(f"features for {self.block_names[i]} must have shape {shape}, "
-                         f"got {tuple(jnp.shape(features))}")
+        raise ValueError(
+          f"features for {self.block_names[i]} must have shape {shape}, got {tuple(jnp.shape(features))}"
+        )
       ws = self.ws(codes)
       res = self.config.taps()[i][1]
       img = None if res == 4 else self._synth(self.variables, ws, seed, mode, None, None, None, None, res, False)
@@ -189,6 +213,8 @@ class StyleGAN2Generator:
     return x, dict(zip(self.block_names, taps))
 
   def __repr__(self):
-    return (f"StyleGAN2Generator({self.config.img_resolution}×{self.config.img_resolution}, "
-            f"{len(self.block_names)} taps, ψ={self.truncation}, cutoff={self.truncation_cutoff}, "
-            f"noise={self.noise_mode})")
+    return (
+      f"StyleGAN2Generator({self.config.img_resolution}×{self.config.img_resolution}, "
+      f"{len(self.block_names)} taps, ψ={self.truncation}, cutoff={self.truncation_cutoff}, "
+      f"noise={self.noise_mode})"
+    )

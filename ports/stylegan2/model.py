@@ -31,7 +31,7 @@ per block, ``upsample`` the same [1,3,3,1] filter after zero insertion.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -60,9 +60,16 @@ def _fir(x, gain: float, pad: tuple, dilate: int, precision):
   padding ``pad`` = (before, after) on both spatial axes."""
   c = x.shape[-1]
   f = jnp.asarray(np.tile((resample_filter() * np.float32(gain))[:, :, None, None], (1, 1, 1, c)))
-  return jax.lax.conv_general_dilated(x, f, (1, 1), [pad, pad], lhs_dilation=(dilate, dilate),
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c,
-                                      precision=precision)
+  return jax.lax.conv_general_dilated(
+    x,
+    f,
+    (1, 1),
+    [pad, pad],
+    lhs_dilation=(dilate, dilate),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    feature_group_count=c,
+    precision=precision,
+  )
 
 
 def upsample2d(img, precision=None):
@@ -98,6 +105,7 @@ def _noise(mode: str, noise_const, seed, salt: int, batch: int, res: int):
 
 class FullyConnected(nn.Module):
   """``FullyConnectedLayer``: weight (out, in) × lr_multiplier/sqrt(in), bias × lr_multiplier."""
+
   in_features: int
   out_features: int
   lr_multiplier: float = 1.0
@@ -118,6 +126,7 @@ class FullyConnected(nn.Module):
 
 class Mapping(nn.Module):
   """``MappingNetwork`` (unconditional): z -> w, plus the buffer ``w_avg``."""
+
   config: StyleGAN2Config
   precision: Any = None
 
@@ -127,8 +136,14 @@ class Mapping(nn.Module):
     x = z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=1, keepdims=True) + np.float32(1e-8))
     for i in range(cfg.mapping_layers):
       fin = cfg.z_dim if i == 0 else cfg.w_dim
-      x = FullyConnected(fin, cfg.w_dim, lr_multiplier=cfg.mapping_lr_multiplier, activation="lrelu",
-                         precision=self.precision, name=f"fc{i}")(x)
+      x = FullyConnected(
+        fin,
+        cfg.w_dim,
+        lr_multiplier=cfg.mapping_lr_multiplier,
+        activation="lrelu",
+        precision=self.precision,
+        name=f"fc{i}",
+      )(x)
     w_avg = self.param("w_avg", nn.initializers.zeros, (cfg.w_dim,))
     return x, w_avg
 
@@ -136,40 +151,42 @@ class Mapping(nn.Module):
 class SynthesisLayer(nn.Module):
   """``SynthesisLayer``: modulated 3×3 convolution (optionally ×2 upsampling),
   noise, bias, leaky ReLU × √2, clamp."""
+
   in_channels: int
   out_channels: int
   w_dim: int
   resolution: int
   up: bool = False
-  conv_clamp: Optional[float] = None
+  conv_clamp: float | None = None
   precision: Any = None
 
   @nn.compact
   def __call__(self, x, w, noise_mode: str = "const", noise_seed=None, salt: int = 0):
     """``noise_mode``: 'const' (the stored ``noise_const``), 'none', or
     'random' (per code, N(0, 1) drawn from ``noise_seed`` (B,) and ``salt``)."""
-    styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, precision=self.precision,
-                            name="affine")(w)                                          # (B, I)
+    styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, precision=self.precision, name="affine")(
+      w
+    )  # (B, I)
     weight = self.param("weight", nn.initializers.normal(1.0), (self.out_channels, self.in_channels, 3, 3))
     bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
     noise_const = self.param("noise_const", nn.initializers.normal(1.0), (self.resolution, self.resolution))
     strength = self.param("noise_strength", nn.initializers.zeros, ())
     noise = _noise(noise_mode, noise_const, noise_seed, salt, x.shape[0], self.resolution)
     wsq = jnp.einsum("oikl,bi->bo", jnp.square(weight), jnp.square(styles), precision=self.precision)
-    dcoefs = jax.lax.rsqrt(wsq + np.float32(1e-8))                                    # (B, O)
+    dcoefs = jax.lax.rsqrt(wsq + np.float32(1e-8))  # (B, O)
     x = x * styles[:, None, None, :]
     dn = ("NHWC", "HWIO", "NHWC")
     if self.up:
       # conv_transpose2d(stride 2) == correlation of the zero-inserted input
       # with the spatially flipped kernel, padded by 2; then the filter (gain 4)
       k = jnp.transpose(weight[:, :, ::-1, ::-1], (2, 3, 1, 0))
-      x = jax.lax.conv_general_dilated(x, k, (1, 1), [(2, 2), (2, 2)], lhs_dilation=(2, 2), dimension_numbers=dn,
-                                       precision=self.precision)
+      x = jax.lax.conv_general_dilated(
+        x, k, (1, 1), [(2, 2), (2, 2)], lhs_dilation=(2, 2), dimension_numbers=dn, precision=self.precision
+      )
       x = _fir(x, 4.0, (1, 1), 1, self.precision)
     else:
       k = jnp.transpose(weight, (2, 3, 1, 0))
-      x = jax.lax.conv_general_dilated(x, k, (1, 1), [(1, 1), (1, 1)], dimension_numbers=dn,
-                                       precision=self.precision)
+      x = jax.lax.conv_general_dilated(x, k, (1, 1), [(1, 1), (1, 1)], dimension_numbers=dn, precision=self.precision)
     x = x * dcoefs[:, None, None, :]
     if noise is not None:
       x = x + (noise * strength)[..., None]
@@ -178,16 +195,18 @@ class SynthesisLayer(nn.Module):
 
 class ToRGB(nn.Module):
   """``ToRGBLayer``: 1×1 modulated convolution without demodulation, bias, clamp."""
+
   in_channels: int
   out_channels: int
   w_dim: int
-  conv_clamp: Optional[float] = None
+  conv_clamp: float | None = None
   precision: Any = None
 
   @nn.compact
   def __call__(self, x, w):
-    styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, precision=self.precision,
-                            name="affine")(w) * np.float32(1 / math.sqrt(self.in_channels))
+    styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, precision=self.precision, name="affine")(
+      w
+    ) * np.float32(1 / math.sqrt(self.in_channels))
     weight = self.param("weight", nn.initializers.normal(1.0), (self.out_channels, self.in_channels, 1, 1))
     bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
     y = jnp.einsum("bhwi,oi->bhwo", x * styles[:, None, None, :], weight[:, :, 0, 0], precision=self.precision)
@@ -204,6 +223,7 @@ class StyleGAN2(nn.Module):
   Entry points: :meth:`ws` (mapping and truncation), :meth:`synthesis`
   (blocks from the start, or from a tap with given features and RGB sum).
   """
+
   config: StyleGAN2Config
   precision: Any = None
 
@@ -212,7 +232,7 @@ class StyleGAN2(nn.Module):
     self.mapping = Mapping(cfg, precision=p, name="mapping")
     self.blocks = {r: _Block(cfg, r, precision=p, name=f"b{r}") for r in cfg.resolutions}
 
-  def ws(self, z, psi=1.0, cutoff: Optional[int] = None):
+  def ws(self, z, psi=1.0, cutoff: int | None = None):
     """(B, num_ws, w_dim) w vectors of codes ``z``, truncated with ψ on the first ``cutoff`` rows (all if None)."""
     cfg = self.config
     w, w_avg = self.mapping(z)
@@ -223,8 +243,18 @@ class StyleGAN2(nn.Module):
     trunc = w_avg + jnp.asarray(psi, jnp.float32) * (ws[:, :n] - w_avg)
     return jnp.concatenate([trunc, ws[:, n:]], axis=1)
 
-  def synthesis(self, ws, noise_mode: str = "const", noise_seed=None, start: Optional[int] = None, features=None,
-                img=None, stop: Optional[int] = None, until_res: Optional[int] = None, return_taps: bool = False):
+  def synthesis(
+    self,
+    ws,
+    noise_mode: str = "const",
+    noise_seed=None,
+    start: int | None = None,
+    features=None,
+    img=None,
+    stop: int | None = None,
+    until_res: int | None = None,
+    return_taps: bool = False,
+  ):
     """The synthesis network on ``ws``.
 
     ``start=t, features=f, img=rgb``: tap ``t``'s output replaced by ``f``,
@@ -261,6 +291,7 @@ class StyleGAN2(nn.Module):
 
 class _Block(nn.Module):
   """``SynthesisBlock`` ('skip'): [const,] conv0 (×2 up), conv1, ToRGB."""
+
   config: StyleGAN2Config
   resolution: int
   precision: Any = None

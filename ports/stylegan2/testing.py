@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .. import nvlabs_pickle as nvp
+from ports import nvlabs_pickle as nvp
 from .config import StyleGAN2Config
 
 __all__ = ["random_generator", "write_random_pickle", "random_state_dict", "init_kwargs"]
@@ -43,15 +43,23 @@ def _filter():
 
 def init_kwargs(config: StyleGAN2Config) -> dict:
   """``Generator`` constructor arguments (train.py's, with this config's values)."""
-  return dict(z_dim=config.z_dim, c_dim=0, w_dim=config.w_dim, img_resolution=config.img_resolution,
-              img_channels=config.img_channels,
-              mapping_kwargs=dict(num_layers=config.mapping_layers, lr_multiplier=config.mapping_lr_multiplier),
-              synthesis_kwargs=dict(channel_base=config.channel_base, channel_max=config.channel_max,
-                                    num_fp16_res=config.num_fp16_res, conv_clamp=config.conv_clamp))
+  return dict(
+    z_dim=config.z_dim,
+    c_dim=0,
+    w_dim=config.w_dim,
+    img_resolution=config.img_resolution,
+    img_channels=config.img_channels,
+    mapping_kwargs=dict(num_layers=config.mapping_layers, lr_multiplier=config.mapping_lr_multiplier),
+    synthesis_kwargs=dict(
+      channel_base=config.channel_base,
+      channel_max=config.channel_max,
+      num_fp16_res=config.num_fp16_res,
+      conv_clamp=config.conv_clamp,
+    ),
+  )
 
 
 class _Rand:
-
   def __init__(self, seed):
     self.rs = np.random.RandomState(seed)
 
@@ -64,35 +72,61 @@ class _Rand:
 
 def _fc(r, fin, fout, activation="linear", lr_multiplier=1.0, bias_init=0.0):
   lr = float(lr_multiplier)
-  params = {"weight": r.normal((fout, fin)) / np.float32(lr),
-            "bias": (r.normal((fout,), 0.1, bias_init) / np.float32(lr)).astype(np.float32)}
+  params = {
+    "weight": r.normal((fout, fin)) / np.float32(lr),
+    "bias": (r.normal((fout,), 0.1, bias_init) / np.float32(lr)).astype(np.float32),
+  }
   attrs = {"activation": activation, "weight_gain": lr / np.sqrt(fin), "bias_gain": lr}
-  return nvp.persistent("FullyConnectedLayer", parameters=params, attributes=attrs,
-                        init_kwargs=dict(in_features=fin, out_features=fout, activation=activation,
-                                         lr_multiplier=lr_multiplier, bias_init=bias_init))
+  return nvp.persistent(
+    "FullyConnectedLayer",
+    parameters=params,
+    attributes=attrs,
+    init_kwargs=dict(
+      in_features=fin, out_features=fout, activation=activation, lr_multiplier=lr_multiplier, bias_init=bias_init
+    ),
+  )
 
 
 def _layer(r, cin, cout, w_dim, res, up, conv_clamp, channels_last=False):
   mods = collections.OrderedDict(affine=_fc(r, w_dim, cin, bias_init=1))
-  params = collections.OrderedDict(weight=r.normal((cout, cin, 3, 3)), noise_strength=r.uniform(0.1, 0.5),
-                                   bias=r.normal((cout,), 0.1))
+  params = collections.OrderedDict(
+    weight=r.normal((cout, cin, 3, 3)), noise_strength=r.uniform(0.1, 0.5), bias=r.normal((cout,), 0.1)
+  )
   buffers = collections.OrderedDict(resample_filter=_filter(), noise_const=r.normal((res, res)))
-  attrs = {"resolution": res, "up": up, "use_noise": True, "activation": "lrelu", "conv_clamp": conv_clamp,
-           "padding": 1, "act_gain": float(np.sqrt(2))}
+  attrs = {
+    "resolution": res,
+    "up": up,
+    "use_noise": True,
+    "activation": "lrelu",
+    "conv_clamp": conv_clamp,
+    "padding": 1,
+    "act_gain": float(np.sqrt(2)),
+  }
   kw = dict(w_dim=w_dim, resolution=res, conv_clamp=conv_clamp, channels_last=channels_last)
   if up != 1:
     kw.update(up=up, resample_filter=list(_FILTER))
-  return nvp.persistent("SynthesisLayer", parameters=params, buffers=buffers, modules=mods, attributes=attrs,
-                        init_args=(cin, cout), init_kwargs=kw)
+  return nvp.persistent(
+    "SynthesisLayer",
+    parameters=params,
+    buffers=buffers,
+    modules=mods,
+    attributes=attrs,
+    init_args=(cin, cout),
+    init_kwargs=kw,
+  )
 
 
 def _torgb(r, cin, cout, w_dim, conv_clamp, channels_last=False):
   mods = collections.OrderedDict(affine=_fc(r, w_dim, cin, bias_init=1))
   params = collections.OrderedDict(weight=r.normal((cout, cin, 1, 1)), bias=r.normal((cout,), 0.1))
-  return nvp.persistent("ToRGBLayer", parameters=params, modules=mods,
-                        attributes={"conv_clamp": conv_clamp, "weight_gain": 1 / np.sqrt(cin)},
-                        init_args=(cin, cout), init_kwargs=dict(w_dim=w_dim, conv_clamp=conv_clamp,
-                                                               channels_last=channels_last))
+  return nvp.persistent(
+    "ToRGBLayer",
+    parameters=params,
+    modules=mods,
+    attributes={"conv_clamp": conv_clamp, "weight_gain": 1 / np.sqrt(cin)},
+    init_args=(cin, cout),
+    init_kwargs=dict(w_dim=w_dim, conv_clamp=conv_clamp, channels_last=channels_last),
+  )
 
 
 def _block(r, config: StyleGAN2Config, res):
@@ -110,13 +144,35 @@ def _block(r, config: StyleGAN2Config, res):
     mods["conv0"] = _layer(r, cin, cout, config.w_dim, res, 2, clamp)
   mods["conv1"] = _layer(r, cout, cout, config.w_dim, res, 1, clamp)
   mods["torgb"] = _torgb(r, cout, config.img_channels, config.w_dim, clamp)
-  attrs = {"in_channels": cin, "w_dim": config.w_dim, "resolution": res, "img_channels": config.img_channels,
-           "is_last": is_last, "architecture": "skip", "use_fp16": use_fp16, "channels_last": False,
-           "num_conv": 1 if cin == 0 else 2, "num_torgb": 1}
-  kw = dict(w_dim=config.w_dim, resolution=res, img_channels=config.img_channels, is_last=is_last,
-            use_fp16=use_fp16, conv_clamp=clamp)
-  return nvp.persistent("SynthesisBlock", parameters=params, buffers={"resample_filter": _filter()}, modules=mods,
-                        attributes=attrs, init_args=(cin, cout), init_kwargs=kw)
+  attrs = {
+    "in_channels": cin,
+    "w_dim": config.w_dim,
+    "resolution": res,
+    "img_channels": config.img_channels,
+    "is_last": is_last,
+    "architecture": "skip",
+    "use_fp16": use_fp16,
+    "channels_last": False,
+    "num_conv": 1 if cin == 0 else 2,
+    "num_torgb": 1,
+  }
+  kw = dict(
+    w_dim=config.w_dim,
+    resolution=res,
+    img_channels=config.img_channels,
+    is_last=is_last,
+    use_fp16=use_fp16,
+    conv_clamp=clamp,
+  )
+  return nvp.persistent(
+    "SynthesisBlock",
+    parameters=params,
+    buffers={"resample_filter": _filter()},
+    modules=mods,
+    attributes=attrs,
+    init_args=(cin, cout),
+    init_kwargs=kw,
+  )
 
 
 def random_generator(config: StyleGAN2Config, seed: int = 0, module_src: str = ""):
@@ -128,26 +184,54 @@ def random_generator(config: StyleGAN2Config, seed: int = 0, module_src: str = "
   kw = init_kwargs(config)
   log2 = int(math.log2(config.img_resolution))
   synthesis = nvp.persistent(
-      "SynthesisNetwork", modules=blocks, init_kwargs=dict(w_dim=config.w_dim, img_resolution=config.img_resolution,
-                                                          img_channels=config.img_channels,
-                                                          **kw["synthesis_kwargs"]),
-      attributes={"w_dim": config.w_dim, "img_resolution": config.img_resolution, "img_resolution_log2": log2,
-                  "img_channels": config.img_channels, "block_resolutions": list(config.resolutions),
-                  "num_ws": config.num_ws})
+    "SynthesisNetwork",
+    modules=blocks,
+    init_kwargs=dict(
+      w_dim=config.w_dim,
+      img_resolution=config.img_resolution,
+      img_channels=config.img_channels,
+      **kw["synthesis_kwargs"],
+    ),
+    attributes={
+      "w_dim": config.w_dim,
+      "img_resolution": config.img_resolution,
+      "img_resolution_log2": log2,
+      "img_channels": config.img_channels,
+      "block_resolutions": list(config.resolutions),
+      "num_ws": config.num_ws,
+    },
+  )
   fcs = collections.OrderedDict(
-      (f"fc{i}", _fc(r, config.z_dim if i == 0 else config.w_dim, config.w_dim, "lrelu",
-                     config.mapping_lr_multiplier)) for i in range(config.mapping_layers))
+    (f"fc{i}", _fc(r, config.z_dim if i == 0 else config.w_dim, config.w_dim, "lrelu", config.mapping_lr_multiplier))
+    for i in range(config.mapping_layers)
+  )
   mapping = nvp.persistent(
-      "MappingNetwork", modules=fcs, buffers={"w_avg": r.normal((config.w_dim,), 0.5)},
-      init_kwargs=dict(z_dim=config.z_dim, c_dim=0, w_dim=config.w_dim, num_ws=config.num_ws,
-                       **kw["mapping_kwargs"]),
-      attributes={"z_dim": config.z_dim, "c_dim": 0, "w_dim": config.w_dim, "num_ws": config.num_ws,
-                  "num_layers": config.mapping_layers, "w_avg_beta": 0.995})
-  gen = nvp.persistent("Generator", modules=collections.OrderedDict(synthesis=synthesis, mapping=mapping),
-                       init_kwargs=kw,
-                       attributes={"z_dim": config.z_dim, "c_dim": 0, "w_dim": config.w_dim,
-                                   "img_resolution": config.img_resolution, "img_channels": config.img_channels,
-                                   "num_ws": config.num_ws})
+    "MappingNetwork",
+    modules=fcs,
+    buffers={"w_avg": r.normal((config.w_dim,), 0.5)},
+    init_kwargs=dict(z_dim=config.z_dim, c_dim=0, w_dim=config.w_dim, num_ws=config.num_ws, **kw["mapping_kwargs"]),
+    attributes={
+      "z_dim": config.z_dim,
+      "c_dim": 0,
+      "w_dim": config.w_dim,
+      "num_ws": config.num_ws,
+      "num_layers": config.mapping_layers,
+      "w_avg_beta": 0.995,
+    },
+  )
+  gen = nvp.persistent(
+    "Generator",
+    modules=collections.OrderedDict(synthesis=synthesis, mapping=mapping),
+    init_kwargs=kw,
+    attributes={
+      "z_dim": config.z_dim,
+      "c_dim": 0,
+      "w_dim": config.w_dim,
+      "img_resolution": config.img_resolution,
+      "img_channels": config.img_channels,
+      "num_ws": config.num_ws,
+    },
+  )
   _set_source(gen, module_src)
   return gen
 

@@ -30,6 +30,13 @@ def test_memory_table_has_every_variant(capsys):
     assert name in out, out
 
 
+def test_cpu_gap_table(capsys):
+  from benchmarks import cpu_gap
+
+  out = _run(cpu_gap.main, ["--channel-width", "8", "--images", "2", "--repeats", "1"], capsys)
+  assert "JAX gradient, vmap over 2" in out and "PyTorch forward only, batch 2" in out, out
+
+
 def test_jax_loop_and_transform(capsys):
   from benchmarks import jax_loop, transform
 

@@ -23,6 +23,7 @@ spread over the pairs, and the largest |α_torch − α_jax| after the run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -78,6 +79,9 @@ def main(argv=None):
   ap.add_argument("--lr", type=float, default=1e-4)
   ap.add_argument("--torch-threads", type=int, default=0, help="0 = torch's default")
   ap.add_argument("--repeats", type=int, default=5, help="interleaved repetitions of each (medians reported)")
+  ap.add_argument(
+    "--subsets-per-call", type=int, default=1, help="also time solver.subsets_per_call = this (0: skip that row)"
+  )
   args = ap.parse_args(argv)
   import torch
 
@@ -121,15 +125,29 @@ def main(argv=None):
   compile_s = time.perf_counter() - t
   mem = compiled.memory_analysis()
   peak = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2**20
+  grouped = None
+  if args.subsets_per_call:  # the same chunk as groups of subsets called one after another
+    grouped = dataclasses.replace(
+      setup,
+      subsets_per_call=args.subsets_per_call,
+      run=solver_lib.make_chunk_runner(setup.problem, setup.steps_per_call, args.subsets_per_call),
+    )
+    t = time.perf_counter()
+    jax.block_until_ready(grouped.run(alpha0, sid))
+    grouped_compile_s = time.perf_counter() - t
   torch_loop(prob, subsets[:1], lam=args.lam, lr=args.lr, steps=1)  # warm-up, not timed
-  jax_times, torch_times = [], []
-  for _ in range(args.repeats):  # A B A B …: load on the machine hits both alike
+  jax_times, torch_times, grouped_times = [], [], []
+  for _ in range(args.repeats):  # A B (C) A B (C) …: load on the machine hits all alike
     t = time.perf_counter()
     alpha_jax = np.asarray(jax.block_until_ready(compiled(setup.problem, alpha0, sid))[0])
     jax_times.append(time.perf_counter() - t)
     t = time.perf_counter()
     alpha_torch = torch_loop(prob, subsets, lam=args.lam, lr=args.lr, steps=steps)
     torch_times.append(time.perf_counter() - t)
+    if grouped is not None:
+      t = time.perf_counter()
+      alpha_grouped = np.asarray(jax.block_until_ready(grouped.run(alpha0, sid))[0])
+      grouped_times.append(time.perf_counter() - t)
   rss_after_jax = peak_rss_mib()
   jax_s, torch_s = float(np.median(jax_times)), float(np.median(torch_times))
   pair_ratios = np.array(torch_times) / np.array(jax_times)
@@ -157,6 +175,19 @@ def main(argv=None):
       f"{peak:.0f} MiB",
     ),
   ]
+  if grouped is not None:
+    grouped_s = float(np.median(grouped_times))
+    rows.append(
+      (
+        f"regionjax, {args.subsets_per_call} subset(s) per call",
+        f"{grouped_s:.1f}",
+        f"{grouped_compile_s:.1f}",
+        f"{work / grouped_s:.3f}",
+        spread(grouped_times),
+        f"{torch_s / grouped_s:.2f}×",
+        "—",
+      )
+    )
   print(
     table(("method", "median run s", "compile s", "subset-steps/s (median)", "min–max", "speed-up", "XLA peak"), rows)
   )
@@ -164,6 +195,12 @@ def main(argv=None):
     f"# {args.repeats} interleaved repetitions; speed-up = ratio of medians {torch_s / jax_s:.2f}×, per pair "
     f"{pair_ratios.min():.2f}×–{pair_ratios.max():.2f}× (median {np.median(pair_ratios):.2f}×)"
   )
+  if grouped is not None:
+    gr = np.array(torch_times) / np.array(grouped_times)
+    print(
+      f"# {args.subsets_per_call} subset(s) per call: ratio of medians {torch_s / grouped_s:.2f}×, per triple "
+      f"{gr.min():.2f}×–{gr.max():.2f}×; max |α_grouped − α_vmap| {np.abs(alpha_grouped - alpha_jax).max():.1e}"
+    )
   print(
     f"# max |α_torch − α_jax| after {steps} steps: {diff:.2e}; process peak RSS {peak_rss_mib():.0f} MiB "
     f"({rss_after_jax:.0f} MiB after the JAX run)"

@@ -20,6 +20,7 @@ def test_torch_vs_jax_prints_an_interleaved_ratio(capsys):
   out = _run(torch_vs_jax.main, ["--channel-width", "8", "--subsets", "2", "--steps", "2", "--repeats", "2"], capsys)
   m = re.search(r"speed-up = ratio of medians ([0-9.]+)×", out)
   assert m and float(m.group(1)) > 0, out
+  assert "1 subset(s) per call: ratio of medians" in out, out
 
 
 def test_memory_table_has_every_variant(capsys):

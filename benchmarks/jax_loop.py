@@ -48,9 +48,11 @@ def main(argv=None):
   k, steps = args.subsets, args.steps
   subsets = np.arange(1, k + 1, dtype=np.int32)
   kw = dict(lam=args.lam, learning_rate=args.lr, steps=steps, chunk_size=k)
-  setup = solver_lib.prepare(prob.decode, prob.f, prob.f0, prob.target, prob.masks, steps_per_call=0, **kw)
+  setup = solver_lib.prepare(
+    prob.decode, prob.f, prob.f0, prob.target, prob.masks, steps_per_call=0, subsets_per_call=0, **kw
+  )
   blocked = solver_lib.prepare(
-    prob.decode, prob.f, prob.f0, prob.target, prob.masks, steps_per_call=args.steps_per_call, **kw
+    prob.decode, prob.f, prob.f0, prob.target, prob.masks, steps_per_call=args.steps_per_call, subsets_per_call=0, **kw
   )
   problem = setup.problem
   opt = optax.adam(args.lr)

@@ -59,7 +59,7 @@ def get_config():
   c.solver.steps_per_call = ml_collections.config_dict.placeholder(int)  # None: 5 on CPU, all steps in one call else
   c.solver.subsets_per_call = ml_collections.config_dict.placeholder(
     int
-  )  # None: the chunk in one vmap; 1: one subset per call (faster on a 2-core CPU for BigGAN)
+  )  # None: 1 on one CPU device (faster there), 0 (the chunk in one vmap) on accelerators
   c.solver.stop_tol = ml_collections.config_dict.placeholder(float)  # early stopping: relative objective change
   c.solver.shard = True  # shard each chunk's subsets over all local devices
   c.solver.composition = "independent"  # 'independent' (2**n solves) or 'max' (n + 1 solves, composed)

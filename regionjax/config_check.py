@@ -162,7 +162,7 @@ SCHEMA: dict[str, Check] = {
     integer(0, 10**6), choice(None), expect="None (5 on CPU, all on accelerators) or an integer >= 0"
   ),
   "solver.subsets_per_call": any_of(
-    integer(1, 10**6), choice(None), expect="None (the whole chunk in one vmapped program) or an integer >= 1"
+    integer(0, 10**6), choice(None), expect="None (1 on one CPU device, else 0), 0 (one vmap) or an integer >= 1"
   ),
   "solver.stop_tol": any_of(
     number(0, 1, lo_open=True, hi_open=True),

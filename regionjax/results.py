@@ -2,10 +2,11 @@
 
 ``evaluation.compute_metrics`` builds an :class:`ImageMetrics`; ``report`` reads
 its attributes (and so does ``report.html.j2``: Jinja's ``a.b`` reads attributes).
-:meth:`ImageMetrics.to_json_dict` writes ``metrics.json`` (sections, fields and
-key order are the declaration order below; ``None`` sections marked
-``omit_if_none`` are left out) and :meth:`ImageMetrics.from_json_dict` reads it
-back, failing loudly on a missing or unknown key.
+:meth:`ImageMetrics.to_json_dict` gives the ``metrics.json`` dict (sections and
+fields in the declaration order below, which ``io.write_json`` sorts on disk;
+``None`` fields marked ``omit_if_none`` are left out) and
+:meth:`ImageMetrics.from_json_dict` reads it back, failing loudly on a missing or
+unknown key.
 
 Values are kept as ``metrics.json`` holds them (:meth:`ImageMetrics.normalised`):
 Python ``int``/``float``/``bool``/``str``, lists, and ``None`` for a non-finite

@@ -23,6 +23,7 @@ from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
 from regionjax import metrics as metrics_lib
 from regionjax import progress
+from regionjax import results as results_lib
 from regionjax import subsets as subsets_lib
 
 #: Fractions p of Algorithm 2 shown in the incremental strips (v1 Fig. 4, 7).
@@ -34,7 +35,8 @@ class ImageEvaluation:
   """Everything computed about one image.
 
   Attributes:
-    metrics: metrics.json of the image (JSON-able; ``metrics_lib.summary`` applied).
+    metrics: metrics.json of the image, typed (:class:`regionjax.results.ImageMetrics`; values as the JSON holds
+      them, ``to_json_dict()`` writes it).
     raw: each metric's full output by name (curves and per-component arrays).
     top: the strongest 10% of components (bitmasks), whose patterns are drawn.
     patterns: ``g(f0 + Δf_S)`` for ``S`` in ``top`` (regional patterns).
@@ -42,7 +44,7 @@ class ImageEvaluation:
     strip_titles: one title per strip image.
   """
 
-  metrics: dict
+  metrics: results_lib.ImageMetrics
   raw: dict
   top: np.ndarray
   patterns: np.ndarray
@@ -52,9 +54,9 @@ class ImageEvaluation:
 
 @dataclasses.dataclass(frozen=True)
 class BatchEvaluation:
-  """Batch mode: the per-image evaluations and what needs several images."""
+  """Batch mode: the per-image evaluations and what needs several images (the batch index's dicts)."""
 
-  images: list
+  images: list[ImageEvaluation]
   aggregate: dict
   transferability: dict
   faithfulness: dict
@@ -81,7 +83,7 @@ def evaluate_batch(config, results, per_image: list[ImageEvaluation]) -> BatchEv
     images=per_image,
     aggregate=aggregate(metrics),
     transferability=transfer_pairs(results, config.metrics.transfer_k),
-    faithfulness=_mean_faithfulness([m["faithfulness"] for m in metrics]),
+    faithfulness=_mean_faithfulness([m.faithfulness for m in metrics]),
   )
 
 
@@ -103,10 +105,10 @@ def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[s
   return list(np.asarray(images)), titles
 
 
-def compute_metrics(config, res) -> tuple[dict, dict]:
-  """All faithfulness metrics of one image (docs/method.md §Metrics): (JSON-able, raw curves).
+def compute_metrics(config, res) -> tuple[results_lib.ImageMetrics, dict]:
+  """All faithfulness metrics of one image (docs/method.md §Metrics): (typed scalars of metrics.json, raw curves).
 
-  Prefer :func:`evaluate_image`, which returns them typed.
+  ``raw`` holds each metric's full output by name (``regionjax.metrics``'s dicts of arrays).
   """
   mc = config.metrics
   comps, u, decode, masks = res.components, np.asarray(res.solution.u), res.decode, res.masks
@@ -169,114 +171,116 @@ def compute_metrics(config, res) -> tuple[dict, dict]:
   unmet = np.nonzero(res.solution.unmet)[0]
   ranked = components_lib.rank(comps)
   norms = components_lib.component_norms(comps)
-  scalars = {
-    "completeness": {k: raw["completeness"][k] for k in raw["completeness"] if np.ndim(raw["completeness"][k]) == 0},
-    "additivity": {
-      "k": raw["additivity"]["k"],
-      "error_mean": raw["additivity"]["error_mean"],
-      "error_max": raw["additivity"]["error_max"],
-      "error_all_components": _additivity_all(comps, u),
-    },
-    "sparsity": {
-      "near_zero_share": raw["sparsity"]["near_zero_share"],
-      "eps": raw["sparsity"]["eps"],
-      "shares": dict(zip([str(t) for t in raw["sparsity"]["thresholds"]], raw["sparsity"]["shares"])),
-      "num_elements": raw["sparsity"]["num_elements"],
-    },
-    "boundedness": {k: raw["boundedness"][k] for k in ("rho_mean", "rho_min", "rho_max", "rho_image_mean")},
-    "boundedness_top10pct": _top_rho(raw["boundedness"], max(1, math.ceil(0.1 * ranked.size))),
-    "boundary_breach": {k: raw["boundary_breach"][k] for k in ("breach_max", "breach_mean", "others_final_mean")},
-    "consistency": {k: raw["consistency"][k] for k in ("inconsistency_mean", "inconsistency_max")},
-    "consistency_paper": {k: raw["consistency_paper"][k] for k in ("inconsistency_mean", "inconsistency_max")},
-    "salient_algorithm2": raw["salient_algorithm2"]["scalars"],
-    "controllable": {k: raw["controllable"][k] for k in ("initial_rmse_mean", "final_rmse_mean")},
-    "sequential": {k: raw["sequential"][k] for k in ("new_rmse_mean", "final_rmse")},
-    "salient": {
-      "num_salient": raw["salient"]["num_salient"],
-      "fraction_salient": raw["salient"]["fraction_salient"],
-      "num_components": raw["salient"]["num_components"],
-      "num_top_fraction": raw["salient"]["num_top_fraction"],
-      "fraction": raw["salient"]["fraction"],
-      "rmse_salient_only": raw["salient"].get("rmse_salient_only"),
-      "rmse_top_fraction_only": raw["salient"].get("rmse_top_fraction_only"),
-    },
-    "solver": {
-      "subsets": int(err.size),
-      "met_tau": int(err.size - unmet.size),
-      "tau": float(res.solution.tau),
-      "unmet": [subsets_lib.format_subset(s) for s in unmet[:50]],
-      "num_unmet": int(unmet.size),
-      "max_error": float(err.max()),
-      "median_error": float(np.median(err[1:])),
-      "seconds": float(res.seconds),
-      "composition": config.solver.composition,
-      "optimizer": config.solver.optimizer,
-      "problems_solved": int(np.sum(res.solution.solved)) if res.solution.solved is not None else None,
-      "lam_final_max": float(np.nanmax(res.solution.lam)) if res.solution.lam is not None else None,
-      "continued": int(np.sum(res.solution.lam > config.solver.lam)) if res.solution.lam is not None else 0,
-    },
-    "alpha": metrics_lib.alpha_movement(res.solution.alpha),
-    "faithfulness": _faithfulness(raw["headline"], err.size - unmet.size, err.size),
-    "top_components": [
-      {"field": subsets_lib.format_subset(s), "players": subsets_lib.to_indices(s), "norm": float(norms[s])}
+  c, a, sp, b, br = raw["completeness"], raw["additivity"], raw["sparsity"], raw["boundedness"], raw["boundary_breach"]
+  sal, ctl, seq = raw["salient"], raw["controllable"], raw["sequential"]
+  metrics = results_lib.ImageMetrics(
+    completeness=results_lib.Completeness(
+      feature_error=c["feature_error"],
+      identity_error=c["identity_error"],
+      image_rmse=c["image_rmse"],
+      image_rmse_players=c["image_rmse_players"],
+    ),
+    additivity=results_lib.Additivity(
+      k=a["k"], error_mean=a["error_mean"], error_max=a["error_max"], error_all_components=_additivity_all(comps, u)
+    ),
+    sparsity=results_lib.Sparsity(
+      near_zero_share=sp["near_zero_share"],
+      eps=sp["eps"],
+      shares=dict(zip([str(t) for t in sp["thresholds"]], sp["shares"])),
+      num_elements=sp["num_elements"],
+    ),
+    boundedness=results_lib.Boundedness(
+      rho_mean=b["rho_mean"], rho_min=b["rho_min"], rho_max=b["rho_max"], rho_image_mean=b["rho_image_mean"]
+    ),
+    boundedness_top10pct=_top_rho(b, max(1, math.ceil(0.1 * ranked.size))),
+    boundary_breach=results_lib.BoundaryBreach(
+      breach_max=br["breach_max"], breach_mean=br["breach_mean"], others_final_mean=br["others_final_mean"]
+    ),
+    consistency=_consistency(raw["consistency"]),
+    consistency_paper=_consistency(raw["consistency_paper"]),
+    salient_algorithm2=raw["salient_algorithm2"]["scalars"],
+    controllable=results_lib.Controllable(
+      initial_rmse_mean=ctl["initial_rmse_mean"], final_rmse_mean=ctl["final_rmse_mean"]
+    ),
+    sequential=results_lib.Sequential(new_rmse_mean=seq["new_rmse_mean"], final_rmse=seq["final_rmse"]),
+    salient=results_lib.Salient(
+      num_salient=sal["num_salient"],
+      fraction_salient=sal["fraction_salient"],
+      num_components=sal["num_components"],
+      num_top_fraction=sal["num_top_fraction"],
+      fraction=sal["fraction"],
+      rmse_salient_only=sal.get("rmse_salient_only"),
+      rmse_top_fraction_only=sal.get("rmse_top_fraction_only"),
+    ),
+    solver=results_lib.SolverSummary(
+      subsets=int(err.size),
+      met_tau=int(err.size - unmet.size),
+      tau=float(res.solution.tau),
+      unmet=[subsets_lib.format_subset(s) for s in unmet[:50]],
+      num_unmet=int(unmet.size),
+      max_error=float(err.max()),
+      median_error=float(np.median(err[1:])),
+      seconds=float(res.seconds),
+      composition=config.solver.composition,
+      optimizer=config.solver.optimizer,
+      problems_solved=int(np.sum(res.solution.solved)) if res.solution.solved is not None else None,
+      lam_final_max=float(np.nanmax(res.solution.lam)) if res.solution.lam is not None else None,
+      continued=int(np.sum(res.solution.lam > config.solver.lam)) if res.solution.lam is not None else 0,
+    ),
+    alpha=results_lib.AlphaMovement(**metrics_lib.alpha_movement(res.solution.alpha)),
+    faithfulness=_faithfulness(raw["headline"], err.size - unmet.size, err.size),
+    top_components=[
+      results_lib.TopComponent(
+        field=subsets_lib.format_subset(s), players=subsets_lib.to_indices(s), norm=float(norms[s])
+      )
       for s in ranked[:20]
     ],
-  }
-  if "denoise" in raw:
-    d = raw["denoise"]
-    scalars["denoise"] = {
-      side: {
-        k: d[side][k]
-        for k in ("l1", "near_zero_share", "near_zero_share_common", "recon_rmse_mean", "full_rmse")
-        if k in d[side]
-      }
-      for side in ("before", "after")
-    }
-    scalars["denoise"]["tau_q"] = float(d["tau_q"])
-  return metrics_lib.summary(scalars), raw
+    denoise=_denoise_scalars(raw["denoise"]) if "denoise" in raw else None,
+  )
+  return metrics.normalised(), raw
 
 
 #: Targets of the faithfulness figures on the face model (issue "Faithful explanations…").
 TARGETS = {"rho_image_top10": 0.8, "additivity_top30": 0.3, "transferability": metrics_lib.TRANSFERABILITY_SID}
 
 
-def _faithfulness(h: dict, met: int, total: int) -> dict:
+def _faithfulness(h: dict, met: int, total: int) -> results_lib.Faithfulness:
   """The headline figures of one image, each with its target and whether it is met."""
-  return {
-    "subsets_meeting_tau": {"value": int(met), "of": int(total), "met": bool(met == total)},
-    "rho_image_top10": {
-      "value": h["rho_image_top"],
-      "target": TARGETS["rho_image_top10"],
-      "met": bool(h["rho_image_top"] >= TARGETS["rho_image_top10"]),
-      "players_denominator": h["rho_players_top"],
-      "num_components": h["num_top"],
-    },
-    "additivity_top30": {
-      "value": h["additivity_aggregate"],
-      "k": h["k"],
-      "target": TARGETS["additivity_top30"],
-      "met": bool(h["additivity_aggregate"] <= TARGETS["additivity_top30"]),
-    },
-    "top30_mean_field_size": h["top_k_mean_field_size"],
-  }
+  return results_lib.Faithfulness(
+    subsets_meeting_tau=results_lib.SubsetsMeetingTau(value=int(met), of=int(total), met=bool(met == total)),
+    rho_image_top10=results_lib.RhoImageTop(
+      value=h["rho_image_top"],
+      target=TARGETS["rho_image_top10"],
+      met=bool(h["rho_image_top"] >= TARGETS["rho_image_top10"]),
+      players_denominator=h["rho_players_top"],
+      num_components=h["num_top"],
+    ),
+    additivity_top30=results_lib.AdditivityTop(
+      value=h["additivity_aggregate"],
+      k=h["k"],
+      target=TARGETS["additivity_top30"],
+      met=bool(h["additivity_aggregate"] <= TARGETS["additivity_top30"]),
+    ),
+    top30_mean_field_size=h["top_k_mean_field_size"],
+  )
 
 
-def _mean_faithfulness(per: list[dict]) -> dict:
+def _mean_faithfulness(per: list[results_lib.Faithfulness]) -> dict:
   """Batch mode: the headline figures averaged over images (met = the mean meets the target)."""
-  rho = float(np.mean([p["rho_image_top10"]["value"] for p in per]))
-  add = float(np.mean([p["additivity_top30"]["value"] for p in per]))
-  met = int(sum(p["subsets_meeting_tau"]["value"] for p in per))
-  total = int(sum(p["subsets_meeting_tau"]["of"] for p in per))
+  rho = float(np.mean([p.rho_image_top10.value for p in per]))
+  add = float(np.mean([p.additivity_top30.value for p in per]))
+  met = int(sum(p.subsets_meeting_tau.value for p in per))
+  total = int(sum(p.subsets_meeting_tau.of for p in per))
   return {
     "subsets_meeting_tau": {"value": met, "of": total, "met": met == total},
     "rho_image_top10": {"value": rho, "target": TARGETS["rho_image_top10"], "met": rho >= TARGETS["rho_image_top10"]},
     "additivity_top30": {
       "value": add,
-      "k": per[0]["additivity_top30"]["k"],
+      "k": per[0].additivity_top30.k,
       "target": TARGETS["additivity_top30"],
       "met": add <= TARGETS["additivity_top30"],
     },
-    "top30_mean_field_size": float(np.mean([p["top30_mean_field_size"] for p in per])),
+    "top30_mean_field_size": float(np.mean([p.top30_mean_field_size for p in per])),
   }
 
 
@@ -302,20 +306,20 @@ def _salient_algorithm2(config, res, salient) -> dict:
   br = metrics_lib.boundary_breach(res.decode, comps, masks, kept=kept, batch_size=bs)
   return {
     "raw": {"controllable": ctl, "sequential": seq, "breach": br},
-    "scalars": {
-      "num_kept": int(kept.size),
-      "targets": [subsets_lib.format_subset(t) for t in targets],
-      "controllable_initial_rmse_mean": ctl["initial_rmse_mean"],
-      "controllable_final_rmse_mean": ctl["final_rmse_mean"],
-      "sequential_new_rmse_mean": seq["new_rmse_mean"],
-      "sequential_final_rmse": seq["final_rmse"],
-      "breach_max": br["breach_max"],
-      "breach_mean": br["breach_mean"],
-    },
+    "scalars": results_lib.SalientAlgorithm2(
+      num_kept=int(kept.size),
+      targets=[subsets_lib.format_subset(t) for t in targets],
+      controllable_initial_rmse_mean=ctl["initial_rmse_mean"],
+      controllable_final_rmse_mean=ctl["final_rmse_mean"],
+      sequential_new_rmse_mean=seq["new_rmse_mean"],
+      sequential_final_rmse=seq["final_rmse"],
+      breach_max=br["breach_max"],
+      breach_mean=br["breach_mean"],
+    ),
   }
 
 
-def baseline_scores(config, res, features) -> list[dict]:
+def baseline_scores(config, res, features) -> list[baselines_lib.Scores]:
   """Units, directions, spatial cells and our components (denoised too when ``denoise.enabled``) scored on the
   axioms with this run's settings (``regionjax.baselines``; ``features``: the tap's feature of many codes)."""
   denoised = None
@@ -329,7 +333,7 @@ def baseline_scores(config, res, features) -> list[dict]:
   rows = baselines_lib.compare(
     decs, res.decode, res.f, res.image, res.masks, np.asarray(res.solution.u), **baselines_lib.score_settings(config)
   )
-  return [r.to_dict() for r in rows]
+  return [baselines_lib.Scores(**r.to_dict()) for r in rows]  # values as metrics.json holds them
 
 
 def _additivity_all(comps, u) -> float:
@@ -337,13 +341,26 @@ def _additivity_all(comps, u) -> float:
   return float(metrics_lib.additivity(comps, u, k=comps.shape[0] - 1)["error_max"])
 
 
-def _top_rho(b, k) -> dict:
+def _top_rho(b, k) -> results_lib.TopBoundedness:
   rho = np.asarray(b["rho"])[:k]
-  return {
-    "k": int(rho.size),
-    "mean": float(rho.mean()) if rho.size else 1.0,
-    "min": float(rho.min()) if rho.size else 1.0,
-  }
+  return results_lib.TopBoundedness(
+    k=int(rho.size), mean=float(rho.mean()) if rho.size else 1.0, min=float(rho.min()) if rho.size else 1.0
+  )
+
+
+def _consistency(c: dict) -> results_lib.Consistency:
+  return results_lib.Consistency(inconsistency_mean=c["inconsistency_mean"], inconsistency_max=c["inconsistency_max"])
+
+
+def _denoise_scalars(d: dict) -> results_lib.Denoise:
+  side = lambda s: results_lib.DenoiseSide(  # noqa: E731
+    l1=s["l1"],
+    near_zero_share=s["near_zero_share"],
+    near_zero_share_common=s["near_zero_share_common"],
+    recon_rmse_mean=s["recon_rmse_mean"],
+    full_rmse=s["full_rmse"],
+  )
+  return results_lib.Denoise(before=side(d["before"]), after=side(d["after"]), tau_q=float(d["tau_q"]))
 
 
 def _denoise(config, res) -> dict:
@@ -368,11 +385,12 @@ def _flatten(d, prefix=""):
       yield f"{prefix}{k}", float(v)
 
 
-def aggregate(per_image: list[dict]) -> dict:
-  """mean ± std over images of every scalar metric."""
+def aggregate(per_image: list[results_lib.ImageMetrics]) -> dict:
+  """mean ± std over images of every scalar metric (keys: dotted paths into metrics.json)."""
   keys = {}
   for m in per_image:
-    for k, v in _flatten({k: v for k, v in m.items() if k not in ("summary", "top_components")}):
+    d = m.to_json_dict()
+    for k, v in _flatten({k: v for k, v in d.items() if k not in ("summary", "top_components")}):
       keys.setdefault(k, []).append(v)
   return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "count": len(v)} for k, v in sorted(keys.items())}
 

@@ -9,6 +9,7 @@ metric and the transferability of action fields over all same-class pairs.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import os
 import time
@@ -23,6 +24,7 @@ from regionjax import evaluation
 from regionjax import figures
 from regionjax import io as io_lib
 from regionjax import metrics as metrics_lib
+from regionjax import results as results_lib
 
 
 def _uri(png: bytes) -> str:
@@ -162,131 +164,130 @@ def render(template: str, **ctx) -> str:
   return env.get_template(template).render(**ctx)
 
 
-def metric_rows(m: dict) -> list[dict]:
+def metric_rows(m: results_lib.ImageMetrics) -> list[dict]:
   """The metrics table: our value, the paper's value or claim, one-line meaning."""
   f = lambda x: "—" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
   rows = [
     (
       "completeness ‖f0+ΣΔf−f‖/‖f−f0‖",
-      f(m["completeness"]["feature_error"]),
+      f(m.completeness.feature_error),
       "0 when u(N) = f (v2 Axiom 1)",
       "how far the components' sum is from f (the L1 term shrinks u(N))",
     ),
     (
       "transform identity ‖f0+ΣΔf−u(N)‖/‖u(N)−f0‖",
-      f(m["completeness"].get("identity_error")),
+      f(m.completeness.identity_error),
       "0 (Theorem 2)",
       "the OR transform is exact",
     ),
     (
       "image RMSE of u(N) on the players",
-      f(m["completeness"].get("image_rmse_players")),
+      f(m.completeness.image_rmse_players),
       "< τ",
       "the full minimal feature regenerates the chosen patches",
     ),
     (
-      f"additivity error, top {m['additivity']['k']} (mean / max)",
-      f"{f(m['additivity']['error_mean'])} / {f(m['additivity']['error_max'])}",
+      f"additivity error, top {m.additivity.k} (mean / max)",
+      f"{f(m.additivity.error_mean)} / {f(m.additivity.error_max)}",
       "small (v2 Fig. 4, top-30 of 512)",
       "‖h_K(Ŝ)−u(Ŝ)‖/√D: a few components rebuild every minimal feature",
     ),
     (
       "additivity error, all components",
-      f(m["additivity"]["error_all_components"]),
+      f(m.additivity.error_all_components),
       "0 (OR matching)",
       "linear additivity holds exactly with every component",
     ),
     (
       "boundedness ρ over the whole image, top 10% (paper's definition)",
-      f(m["faithfulness"]["rho_image_top10"]["value"]),
+      f(m.faithfulness.rho_image_top10.value),
       "close to 1 (v2 §3.2.1, Fig. 6)",
       "share of a pattern's energy inside its action field, the entire image as denominator",
     ),
     (
-      f"additivity, aggregate over all Ŝ, top {m['faithfulness']['additivity_top30']['k']} (paper's figure)",
-      f(m["faithfulness"]["additivity_top30"]["value"]),
+      f"additivity, aggregate over all Ŝ, top {m.faithfulness.additivity_top30.k} (paper's figure)",
+      f(m.faithfulness.additivity_top30.value),
       "small (v2 §3.1, Fig. 4)",
       "√(Σ‖h_K(Ŝ)−u(Ŝ)‖² / Σ‖u(Ŝ)−f0‖²): 0 = the top K rebuild every minimal feature",
     ),
     (
       "boundedness ρ, players' pixels as denominator, top 10% (ours; mean / min)",
-      f"{f(m['boundedness_top10pct']['mean'])} / {f(m['boundedness_top10pct']['min'])}",
+      f"{f(m.boundedness_top10pct.mean)} / {f(m.boundedness_top10pct.min)}",
       "close to 1 (v2 Fig. 6)",
       "share of a pattern's energy inside its action field",
     ),
-    ("boundedness ρ, all components (mean)", f(m["boundedness"]["rho_mean"]), "close to 1 (v2 Fig. 6)", ""),
+    ("boundedness ρ, all components (mean)", f(m.boundedness.rho_mean), "close to 1 (v2 Fig. 6)", ""),
     (
       "boundary breach: RMSE of excluded patch (max / mean)",
-      f"{f(m['boundary_breach']['breach_max'])} / {f(m['boundary_breach']['breach_mean'])}",
+      f"{f(m.boundary_breach.breach_max)} / {f(m.boundary_breach.breach_mean)}",
       "≈ 0 (v2 Fig. 5)",
       "components that exclude a patch leave it as in g(f0)",
     ),
     (
       "… while other patches change (RMSE at p = 1)",
-      f(m["boundary_breach"]["others_final_mean"]),
+      f(m.boundary_breach.others_final_mean),
       "grows (v2 Fig. 5)",
       "",
     ),
     (
       "inconsistency of patterns, Ω_T = all components meeting T (paper's definition; mean / max)",
-      f"{f(m['consistency_paper']['inconsistency_mean'])} / {f(m['consistency_paper']['inconsistency_max'])}",
+      f"{f(m.consistency_paper.inconsistency_mean)} / {f(m.consistency_paper.inconsistency_max)}",
       "small (v2 §3.3, Fig. 7)",
       "a component paints the same pattern whatever else is painted",
     ),
     (
       "inconsistency, Ω_T without components meeting S (ours; mean / max)",
-      f"{f(m['consistency']['inconsistency_mean'])} / {f(m['consistency']['inconsistency_max'])}",
+      f"{f(m.consistency.inconsistency_mean)} / {f(m.consistency.inconsistency_max)}",
       "small (v2 Fig. 7)",
       "a component paints the same pattern whatever else is painted",
     ),
     (
       "controllable reconstruction RMSE (p = 0 → 1)",
-      f"{f(m['controllable']['initial_rmse_mean'])} → {f(m['controllable']['final_rmse_mean'])}",
+      f"{f(m.controllable.initial_rmse_mean)} → {f(m.controllable.final_rmse_mean)}",
       "decreases to ≈ 0 (v1 Fig. 7)",
       "covering components regenerate their patch",
     ),
     (
       "sequential reconstruction: RMSE of the patch just added",
-      f(m["sequential"]["new_rmse_mean"]),
+      f(m.sequential.new_rmse_mean),
       "small (v2 Fig. 11)",
       "patches can be regenerated one by one",
     ),
     (
       "sparsity: share of elements < eps·max",
-      f(m["sparsity"]["near_zero_share"]),
+      f(m.sparsity.near_zero_share),
       "most elements ≈ 0 (v2 Fig. 3)",
-      f"eps = {m['sparsity']['eps']}",
+      f"eps = {m.sparsity.eps}",
     ),
     (
       "salient components (removal criterion / top 60%)",
-      f"{m['salient']['num_salient']} / {m['salient']['num_top_fraction']} of {m['salient']['num_components']}",
+      f"{m.salient.num_salient} / {m.salient.num_top_fraction} of {m.salient.num_components}",
       "top 60% (v1 App. H)",
       "components needed before the image falls back to the baseline",
     ),
-    ("subsets meeting τ", f"{m['solver']['met_tau']} / {m['solver']['subsets']}", "all", "solver convergence"),
+    ("subsets meeting τ", f"{m.solver.met_tau} / {m.solver.subsets}", "all", "solver convergence"),
     (
       "Algorithm 2 with the salient components only: controllable RMSE on random multi-patch Ŝ (p = 0 → 1)",
-      f"{f(m['salient_algorithm2']['controllable_initial_rmse_mean'])} → "
-      f"{f(m['salient_algorithm2']['controllable_final_rmse_mean'])}",
+      f"{f(m.salient_algorithm2.controllable_initial_rmse_mean)} → "
+      f"{f(m.salient_algorithm2.controllable_final_rmse_mean)}",
       "decreases to ≈ 0 (v1 App. E, H)",
-      f"{m['salient_algorithm2']['num_kept']} salient components; Ŝ = {', '.join(m['salient_algorithm2']['targets'])}",
+      f"{m.salient_algorithm2.num_kept} salient components; Ŝ = {', '.join(m.salient_algorithm2.targets)}",
     ),
     (
       "… sequential: RMSE of the patch just added / breach max",
-      f"{f(m['salient_algorithm2']['sequential_new_rmse_mean'])} / {f(m['salient_algorithm2']['breach_max'])}",
+      f"{f(m.salient_algorithm2.sequential_new_rmse_mean)} / {f(m.salient_algorithm2.breach_max)}",
       "small / ≈ 0 (v2 Fig. 5, 11)",
       "same, salient components only",
     ),
   ]
-  if "denoise" in m:
-    d = m["denoise"]
+  if m.denoise is not None:
+    d = m.denoise
     rows.append(
       (
         "denoising: Σ‖I_or‖₁ before → after",
-        f"{f(d['before']['l1'])} → {f(d['after']['l1'])}",
+        f"{f(d.before.l1)} → {f(d.after.l1)}",
         "lower (v1 App. G)",
-        f"τ_q = {d['tau_q']:.3g}; reconstruction RMSE "
-        f"{f(d['before']['recon_rmse_mean'])} → {f(d['after']['recon_rmse_mean'])}",
+        f"τ_q = {d.tau_q:.3g}; reconstruction RMSE {f(d.before.recon_rmse_mean)} → {f(d.after.recon_rmse_mean)}",
       )
     )
   return [dict(zip(("metric", "ours", "paper", "meaning"), r)) for r in rows]
@@ -323,8 +324,8 @@ def comparison_view(config, results, reports):
   return None if data is None else markupsafe.Markup(interactive.render_comparison(data))
 
 
-def write_image(config, res, outdir: str, samples_png, header: dict, features=None) -> dict:
-  """components.npz, metrics.json and report.html of one image in ``outdir``.
+def write_image(config, res, outdir: str, samples_png, header: dict, features=None) -> results_lib.ImageMetrics:
+  """components.npz, metrics.json and report.html of one image in ``outdir``; returns its metrics.
 
   ``features`` (the tap's feature of many codes, :func:`baseline_features`) adds the Baselines section.
   """
@@ -332,13 +333,13 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
   ev = evaluation.evaluate_image(config, res)
   metrics = ev.metrics
   if features is not None:
-    metrics["baselines"] = evaluation.baseline_scores(config, res, features)
+    metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(config, res, features))
   figs = image_figures(config, res, ev, samples_png)
   names = getattr(res, "names", None)
   extra = {}
   if names:  # named regions (patches.method = 'regions'): carried into metrics.json and components.npz
-    for c in metrics["top_components"]:
-      c["names"] = [names[i] for i in c["players"]]
+    top = [dataclasses.replace(c, names=[names[i] for i in c.players]) for c in metrics.top_components]
+    metrics = dataclasses.replace(metrics, top_components=top)
     extra = {"player_names": np.asarray(names)}
   io_lib.atomic_savez(
     os.path.join(outdir, "components.npz"),
@@ -355,18 +356,17 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
     history=np.asarray(res.solution.history),
     **extra,
   )
-  summary = dict(
-    header,
+  summary = results_lib.ImageSummary(
+    **header,
     image=res.index,
     class_id=res.class_id,
     n=int(res.masks.shape[0]),
     players=res.players.tolist(),
     feature_shape=list(res.f.shape),
+    player_names=list(names) if names else None,
   )
-  if names:
-    summary["player_names"] = list(names)
-  metrics = {"summary": summary, **metrics}
-  io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics)
+  metrics = dataclasses.replace(metrics, summary=summary).normalised()
+  io_lib.write_json(os.path.join(outdir, "metrics.json"), metrics.to_json_dict())
   html = render(
     "report.html.j2",
     config=config,
@@ -376,13 +376,13 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
     rows=metric_rows(metrics),
     reference=metrics_lib.PAPER_REFERENCE,
     interactive=interactive_view(config, res),
-    baselines=baseline_rows(metrics.get("baselines")),
+    baselines=baseline_rows(metrics.baselines),
   )
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
   return metrics
 
 
-def baseline_rows(scores: list[dict] | None) -> dict | None:
+def baseline_rows(scores: list | None) -> dict | None:
   """The Baselines table (column heads naming the paper's axioms), or None when not computed."""
   if not scores:
     return None
@@ -392,7 +392,7 @@ def baseline_rows(scores: list[dict] | None) -> dict | None:
   fmt = lambda v, f: "—" if v is None else format(v, f)  # noqa: E731
   return {
     "heads": [c[0] for c in cols],
-    "rows": [{"method": s["method"], "cells": [fmt(s[a], f) for _, a, f in cols]} for s in scores],
+    "rows": [{"method": s.method, "cells": [fmt(getattr(s, a), f) for _, a, f in cols]} for s in scores],
     "threshold": baselines_lib.FIELD_THRESHOLD,
   }
 
@@ -433,7 +433,7 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   }
   features = baseline_features(config, gen)
   if len(results) == 1:
-    return write_image(config, results[0], workdir, samples_png, header, features)
+    return write_image(config, results[0], workdir, samples_png, header, features).to_json_dict()
   per_image = []
   for res in results:
     per_image.append(
@@ -441,33 +441,31 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
     )
   transfer = evaluation.transfer_pairs(results, config.metrics.transfer_k)
   agg = evaluation.aggregate(per_image)
-  first = per_image[0]["summary"]
-  summary = dict(
-    header, num_images=len(results), n=first["n"], players=first["players"], feature_shape=first["feature_shape"]
-  )
+  first = per_image[0].summary
+  summary = dict(header, num_images=len(results), n=first.n, players=first.players, feature_shape=first.feature_shape)
   metrics = {
     "summary": summary,
     "aggregate": agg,
     "transferability": transfer,
     "per_image": [
       {
-        "image": m["summary"]["image"],
-        "class_id": m["summary"]["class_id"],
-        "report": f"images/{m['summary']['image']:03d}/report.html",
-        **{k: m[k] for k in m if k not in ("summary",)},
+        "image": m.summary.image,
+        "class_id": m.summary.class_id,
+        "report": f"images/{m.summary.image:03d}/report.html",
+        **{k: v for k, v in m.to_json_dict().items() if k != "summary"},
       }
       for m in per_image
     ],
     # headline numbers for the summary line: means over images
     "solver": {
-      "met_tau": int(sum(m["solver"]["met_tau"] for m in per_image)),
-      "subsets": int(sum(m["solver"]["subsets"] for m in per_image)),
-      "median_error": float(np.median([m["solver"]["median_error"] for m in per_image])),
+      "met_tau": int(sum(m.solver.met_tau for m in per_image)),
+      "subsets": int(sum(m.solver.subsets for m in per_image)),
+      "median_error": float(np.median([m.solver.median_error for m in per_image])),
     },
     "completeness": {"feature_error": agg["completeness.feature_error"]["mean"]},
-    "additivity": {"k": per_image[0]["additivity"]["k"], "error_mean": agg["additivity.error_mean"]["mean"]},
-    "faithfulness": evaluation._mean_faithfulness([m["faithfulness"] for m in per_image]),
-    "top_components": per_image[0]["top_components"],
+    "additivity": {"k": per_image[0].additivity.k, "error_mean": agg["additivity.error_mean"]["mean"]},
+    "faithfulness": evaluation._mean_faithfulness([m.faithfulness for m in per_image]),
+    "top_components": results_lib.to_json(per_image[0].top_components),
   }
   io_lib.atomic_savez(
     os.path.join(workdir, "components.npz"),

@@ -55,6 +55,9 @@ def compare(a: str, b: str, rtol: float, atol: float) -> list[str]:
         for k in sorted(set(x.files) | set(y.files)):
           if k not in x.files or k not in y.files or x[k].shape != y[k].shape:
             diffs.append(f"{pb}: {k}: missing or shape differs")
+          elif not np.issubdtype(x[k].dtype, np.number) or not np.issubdtype(y[k].dtype, np.number):
+            if not np.array_equal(x[k], y[k]):  # e.g. player_names
+              diffs.append(f"{pb}: {k}: differs")
           elif not np.allclose(x[k], y[k], rtol=rtol, atol=atol, equal_nan=True):
             diffs.append(f"{pb}: {k}: max |Δ| {np.nanmax(np.abs(x[k].astype(float) - y[k])):.3g}")
   return diffs

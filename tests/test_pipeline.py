@@ -45,6 +45,12 @@ def test_outputs(finished):
   np.testing.assert_array_equal(data["patches"], [0, 1, 2, 3])
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))
   assert metrics["solver"]["met_tau"] == 16
+  # metrics.json is exactly the typed metrics' serialisation (every key known, none missing; written with sorted keys)
+  from regionjax import results as results_lib
+
+  typed = results_lib.ImageMetrics.from_json_dict(metrics)
+  assert typed.solver.met_tau == 16 and typed.summary.n == 4
+  assert typed.to_json_dict() == metrics
   html = open(os.path.join(workdir, "report.html")).read()
   assert "data:image/png;base64," in html and "Action fields" in html
   assert "report:" in proc.stdout and "Done." in proc.stdout

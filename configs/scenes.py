@@ -57,9 +57,8 @@ def get_config():
   c.solver.remat = False  # rematerialise the decoder in the backward pass (memory for compute)
   c.solver.memory_budget_gb = ml_collections.config_dict.placeholder(float)  # GiB per device: chunk size fit to it
   c.solver.steps_per_call = ml_collections.config_dict.placeholder(int)  # None: 5 on CPU, all steps in one call else
-  c.solver.subsets_per_call = ml_collections.config_dict.placeholder(
-    int
-  )  # None: 1 on one CPU device (faster there), 0 (the chunk in one vmap) on accelerators
+  # None: 1 on one CPU device (faster there), 0 (the chunk in one vmap) on accelerators
+  c.solver.subsets_per_call = ml_collections.config_dict.placeholder(int)
   c.solver.stop_tol = ml_collections.config_dict.placeholder(float)  # early stopping: relative objective change
   c.solver.shard = True  # shard each chunk's subsets over all local devices
   c.solver.composition = "independent"  # 'independent' (2**n solves) or 'max' (n + 1 solves, composed)
@@ -91,9 +90,8 @@ def get_config():
   c.denoise.steps = 300
 
   c.report = ml_collections.ConfigDict()
-  c.report.interactive = (
-    True  # report.html: click players, see g(u(Ŝ)), components, Algorithm 2 (regionjax.interactive)
-  )
+  # report.html: click players, see g(u(Ŝ)), components, Algorithm 2 (regionjax.interactive)
+  c.report.interactive = True
   c.report.thumbnail_size = 64  # longest side of its embedded thumbnails (scaled down, never up)
   c.report.thumbnail_format = "jpeg"  # 'jpeg' (small) or 'png' (lossless)
   c.report.baselines = False  # a "Baselines" section: units, directions, spatial cells vs ours on the axioms

@@ -164,9 +164,8 @@ class SynthesisLayer(nn.Module):
   def __call__(self, x, w, noise_mode: str = "const", noise_seed=None, salt: int = 0):
     """``noise_mode``: 'const' (the stored ``noise_const``), 'none', or
     'random' (per code, N(0, 1) drawn from ``noise_seed`` (B,) and ``salt``)."""
-    styles = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, precision=self.precision, name="affine")(
-      w
-    )  # (B, I)
+    affine = FullyConnected(self.w_dim, self.in_channels, bias_init=1.0, precision=self.precision, name="affine")
+    styles = affine(w)  # (B, I)
     weight = self.param("weight", nn.initializers.normal(1.0), (self.out_channels, self.in_channels, 3, 3))
     bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
     noise_const = self.param("noise_const", nn.initializers.normal(1.0), (self.resolution, self.resolution))

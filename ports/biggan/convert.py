@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ports import checkpoint
 from .config import BigGANConfig
 
 __all__ = [
@@ -43,8 +44,7 @@ __all__ = [
   "main",
 ]
 
-CONFIG_NAME = "config.json"
-VARIABLES_DIR = "variables"
+from ports.checkpoint import CONFIG_NAME, VARIABLES_DIR  # noqa: E402,F401 - the directory layout, re-exported
 
 RELEASE_URL = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
 RELEASE_HINT = (
@@ -301,64 +301,34 @@ def load_torch(weights_path: str | os.PathLike, config_path: str | os.PathLike, 
 
 # -------------------------------------------------------------------- orbax
 def save(directory: str | os.PathLike, config: BigGANConfig, variables: Mapping, *, overwrite: bool = False) -> str:
-  """Writes DIR/config.json and the orbax checkpoint DIR/variables."""
-  import orbax.checkpoint as ocp  # noqa: PLC0415
-
-  directory = os.path.abspath(os.fspath(directory))
-  os.makedirs(directory, exist_ok=True)
-  target = os.path.join(directory, VARIABLES_DIR)
-  if os.path.exists(target):
-    if not overwrite:
-      raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
-    import shutil  # noqa: PLC0415
-
-    shutil.rmtree(target)
-  tree = {"params": dict(variables["params"]), "batch_stats": dict(variables["batch_stats"])}
-  tree = _to_numpy(tree)
-  with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(target, tree)
-  config.to_json(os.path.join(directory, CONFIG_NAME))
-  return directory
+  """Writes DIR/config.json and the orbax checkpoint DIR/variables (ports.checkpoint)."""
+  return checkpoint.save(directory, config, variables, collections=("params", "batch_stats"), overwrite=overwrite)
 
 
-def _to_numpy(tree):
+def _abstract(config: BigGANConfig):
   import jax  # noqa: PLC0415
-
-  return jax.tree.map(lambda a: np.asarray(a, np.float32), tree)
-
-
-def load(directory: str | os.PathLike, **generator_kwargs):
-  """Reads a directory written by `save` / the converter CLI -> `BigGANGenerator`
-  (no torch needed)."""
-  import orbax.checkpoint as ocp  # noqa: PLC0415
-  from .generator import BigGANGenerator  # noqa: PLC0415
-
-  directory = os.path.abspath(os.fspath(directory))
-  cfg_path = os.path.join(directory, CONFIG_NAME)
-  var_path = os.path.join(directory, VARIABLES_DIR)
-  if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(
-      f"{directory} is not a converted BigGAN checkpoint: it needs {CONFIG_NAME} and "
-      f"{VARIABLES_DIR}/ (orbax), written by `python -m ports.biggan.convert --weights "
-      f"pytorch_model.bin --config config.json --out {directory}`. {RELEASE_HINT}"
-    )
-  config = BigGANConfig.from_json(cfg_path)
-  import jax  # noqa: PLC0415
-  from .model import BigGANDeep  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
+  from .model import BigGANDeep  # noqa: PLC0415
 
-  abstract = jax.eval_shape(
+  shapes = jax.eval_shape(
     lambda: BigGANDeep(config).init(
       jax.random.PRNGKey(0), jnp.zeros((1, config.z_dim)), jnp.zeros((1, config.num_classes)), 1.0
     )
   )
-  abstract = {"params": abstract["params"], "batch_stats": abstract["batch_stats"]}
-  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), abstract)
-  try:
-    with ocp.StandardCheckpointer() as ckptr:
-      variables = ckptr.restore(var_path, abstract)
-  except Exception as e:  # noqa: BLE001
-    raise ValueError(f"{var_path} does not hold BigGAN variables matching {cfg_path}: {type(e).__name__}: {e}") from e
+  return {"params": shapes["params"], "batch_stats": shapes["batch_stats"]}
+
+
+def load(directory: str | os.PathLike, **generator_kwargs):
+  """Reads a directory written by `save` / the converter CLI -> `BigGANGenerator` (no torch needed)."""
+  from .generator import BigGANGenerator  # noqa: PLC0415
+
+  help_text = (
+    f"It is written by `python -m ports.biggan.convert --weights pytorch_model.bin --config config.json "
+    f"--out {os.path.abspath(os.fspath(directory))}`. {RELEASE_HINT}"
+  )
+  config, variables = checkpoint.load(
+    directory, family="BigGAN", config_cls=BigGANConfig, abstract=_abstract, help_text=help_text
+  )
   return BigGANGenerator(config, variables, **generator_kwargs)
 
 
@@ -382,17 +352,9 @@ def main(argv: list | None = None) -> int:
   except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  n = sum(int(np.prod(np.shape(a))) for a in _leaves(variables["params"]))
+  n = checkpoint.num_parameters(variables["params"])
   print(f"wrote {out} ({n:,} parameters; {json.dumps({'output_dim': config.output_dim})})")
   return 0
-
-
-def _leaves(tree):
-  if isinstance(tree, Mapping):
-    for v in tree.values():
-      yield from _leaves(v)
-  else:
-    yield tree
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from ports import nvlabs_pickle as nvp
+from ports import checkpoint
 from .config import NVAEConfig
 from .layout import DECODER_PREFIXES, ENCODER_PREFIXES, decoder_modules, state_dict_shapes
 
 __all__ = ["RELEASE_HINT", "checkpoint_help", "read_checkpoint", "state_dict_to_variables", "save", "load", "main"]
 
-CONFIG_NAME = "config.json"
-VARIABLES_DIR = "variables"
+from ports.checkpoint import CONFIG_NAME, VARIABLES_DIR  # noqa: E402,F401 - the directory layout, re-exported
+
 RELEASED_FILE = "checkpoint.pt"
 RELEASE_URL = "https://drive.google.com/drive/folders/1KVpw12AzdVjvbfEYM_6_3sxTy93wWkbe"
 RELEASE_HINT = (
@@ -141,27 +142,8 @@ def read_checkpoint(path) -> tuple:
 
 
 def save(directory, config: NVAEConfig, variables: Mapping, *, overwrite: bool = False) -> str:
-  """Writes DIR/config.json and the orbax checkpoint DIR/variables."""
-  import jax  # noqa: PLC0415
-  import orbax.checkpoint as ocp  # noqa: PLC0415
-
-  directory = os.path.abspath(os.fspath(directory))
-  os.makedirs(directory, exist_ok=True)
-  target = os.path.join(directory, VARIABLES_DIR)
-  if os.path.exists(target):
-    if not overwrite:
-      raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
-    import shutil  # noqa: PLC0415
-
-    shutil.rmtree(target)
-  tree = jax.tree.map(
-    lambda a: np.asarray(a, np.float32),
-    {"params": dict(variables["params"]), "batch_stats": dict(variables["batch_stats"])},
-  )
-  with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(target, tree)
-  config.to_json(os.path.join(directory, CONFIG_NAME))
-  return directory
+  """Writes DIR/config.json and the orbax checkpoint DIR/variables (ports.checkpoint)."""
+  return checkpoint.save(directory, config, variables, collections=("params", "batch_stats"), overwrite=overwrite)
 
 
 @functools.lru_cache(maxsize=8)
@@ -182,27 +164,11 @@ def state_dict_to_variables_shapes_only(sd, config):
 
 def load(directory, **generator_kwargs):
   """A directory written by :func:`save` / the CLI -> ``NVAEGenerator`` (no torch)."""
-  import orbax.checkpoint as ocp  # noqa: PLC0415
   from .generator import NVAEGenerator  # noqa: PLC0415
 
-  directory = os.path.abspath(os.fspath(directory))
-  cfg_path = os.path.join(directory, CONFIG_NAME)
-  var_path = os.path.join(directory, VARIABLES_DIR)
-  if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(
-      f"{directory} is not a converted NVAE checkpoint: it needs {CONFIG_NAME} and "
-      f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}"
-    )
-  config = NVAEConfig.from_json(cfg_path)
-  abstract = abstract_variables(config)
-  try:
-    with ocp.StandardCheckpointer() as ckptr:
-      variables = ckptr.restore(var_path, abstract)
-  except Exception as e:  # noqa: BLE001 - orbax raises many kinds
-    raise ValueError(
-      f"{var_path} does not hold NVAE variables matching {cfg_path}: {type(e).__name__}: "
-      f"{str(e).splitlines()[0] if str(e) else ''}"
-    ) from None
+  config, variables = checkpoint.load(
+    directory, family="NVAE", config_cls=NVAEConfig, abstract=abstract_variables, help_text=checkpoint_help(directory)
+  )
   return NVAEGenerator(config, variables, **generator_kwargs)
 
 

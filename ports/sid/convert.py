@@ -18,12 +18,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from ports import nvlabs_pickle as nvp
+from ports import checkpoint
 from .config import SIGMA_INIT, SiDConfig
 
 __all__ = ["RELEASE_HINT", "checkpoint_help", "read_pickle", "state_dict_to_variables", "save", "load", "main"]
 
-CONFIG_NAME = "config.json"
-VARIABLES_DIR = "variables"
+from ports.checkpoint import CONFIG_NAME, VARIABLES_DIR  # noqa: E402,F401 - the directory layout, re-exported
+
 RELEASED_FILE = "network-snapshot-1.200000-498176.pkl"
 RELEASE_URL = "https://huggingface.co/UT-Austin-PML/SiD/resolve/main/ffhq64/alpha1.2/" + RELEASED_FILE
 RELEASE_HINT = (
@@ -148,54 +149,27 @@ def read_pickle(path) -> tuple:
 
 
 def save(directory, config: SiDConfig, variables: Mapping, *, overwrite: bool = False) -> str:
-  """Writes DIR/config.json and the orbax checkpoint DIR/variables."""
+  """Writes DIR/config.json and the orbax checkpoint DIR/variables (ports.checkpoint)."""
+  return checkpoint.save(directory, config, variables, overwrite=overwrite)
+
+
+def _abstract(config: SiDConfig):
   import jax  # noqa: PLC0415
-  import orbax.checkpoint as ocp  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from .model import EDMSongUNet  # noqa: PLC0415
 
-  directory = os.path.abspath(os.fspath(directory))
-  os.makedirs(directory, exist_ok=True)
-  target = os.path.join(directory, VARIABLES_DIR)
-  if os.path.exists(target):
-    if not overwrite:
-      raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
-    import shutil  # noqa: PLC0415
-
-    shutil.rmtree(target)
-  tree = jax.tree.map(lambda a: np.asarray(a, np.float32), {"params": dict(variables["params"])})
-  with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(target, tree)
-  config.to_json(os.path.join(directory, CONFIG_NAME))
-  return directory
+  res, c = config.img_resolution, config.img_channels
+  shapes = jax.eval_shape(lambda: EDMSongUNet(config).init(jax.random.PRNGKey(0), jnp.zeros((1, res, res, c))))
+  return {"params": shapes["params"]}
 
 
 def load(directory, **generator_kwargs):
   """A directory written by :func:`save` / the CLI -> ``SiDGenerator`` (no torch)."""
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
-  import orbax.checkpoint as ocp  # noqa: PLC0415
   from .generator import SiDGenerator  # noqa: PLC0415
-  from .model import EDMSongUNet  # noqa: PLC0415
 
-  directory = os.path.abspath(os.fspath(directory))
-  cfg_path = os.path.join(directory, CONFIG_NAME)
-  var_path = os.path.join(directory, VARIABLES_DIR)
-  if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(
-      f"{directory} is not a converted SiD checkpoint: it needs {CONFIG_NAME} and "
-      f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}"
-    )
-  config = SiDConfig.from_json(cfg_path)
-  res, c = config.img_resolution, config.img_channels
-  abstract = jax.eval_shape(lambda: EDMSongUNet(config).init(jax.random.PRNGKey(0), jnp.zeros((1, res, res, c))))
-  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), {"params": abstract["params"]})
-  try:
-    with ocp.StandardCheckpointer() as ckptr:
-      variables = ckptr.restore(var_path, abstract)
-  except Exception as e:  # noqa: BLE001 - orbax raises many kinds
-    raise ValueError(
-      f"{var_path} does not hold SiD variables matching {cfg_path}: {type(e).__name__}: "
-      f"{str(e).splitlines()[0] if str(e) else ''}"
-    ) from None
+  config, variables = checkpoint.load(
+    directory, family="SiD", config_cls=SiDConfig, abstract=_abstract, help_text=checkpoint_help(directory)
+  )
   return SiDGenerator(config, variables, **generator_kwargs)
 
 
@@ -215,17 +189,9 @@ def main(argv: list | None = None) -> int:
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
     return 2
-  n = sum(int(np.prod(np.shape(a))) for a in _leaves(variables["params"]))
+  n = checkpoint.num_parameters(variables["params"])
   print(f"wrote {out} ({n:,} parameters, {config.img_resolution}×{config.img_resolution}, σ_init {SIGMA_INIT})")
   return 0
-
-
-def _leaves(tree):
-  if isinstance(tree, Mapping):
-    for v in tree.values():
-      yield from _leaves(v)
-  else:
-    yield tree
 
 
 if __name__ == "__main__":

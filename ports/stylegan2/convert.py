@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ports import nvlabs_pickle as nvp
+from ports import checkpoint
 from .config import StyleGAN2Config
 
 __all__ = [
@@ -31,8 +32,8 @@ __all__ = [
   "main",
 ]
 
-CONFIG_NAME = "config.json"
-VARIABLES_DIR = "variables"
+from ports.checkpoint import CONFIG_NAME, VARIABLES_DIR  # noqa: E402,F401 - the directory layout, re-exported
+
 RELEASED_FILE = "afhqcat.pkl"
 RELEASE_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/" + RELEASED_FILE
 RELEASE_HINT = (
@@ -143,53 +144,26 @@ def read_pickle(path) -> tuple:
 
 
 def save(directory, config: StyleGAN2Config, variables: Mapping, *, overwrite: bool = False) -> str:
-  """Writes DIR/config.json and the orbax checkpoint DIR/variables."""
+  """Writes DIR/config.json and the orbax checkpoint DIR/variables (ports.checkpoint)."""
+  return checkpoint.save(directory, config, variables, overwrite=overwrite)
+
+
+def _abstract(config: StyleGAN2Config):
   import jax  # noqa: PLC0415
-  import orbax.checkpoint as ocp  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from .model import StyleGAN2  # noqa: PLC0415
 
-  directory = os.path.abspath(os.fspath(directory))
-  os.makedirs(directory, exist_ok=True)
-  target = os.path.join(directory, VARIABLES_DIR)
-  if os.path.exists(target):
-    if not overwrite:
-      raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
-    import shutil  # noqa: PLC0415
-
-    shutil.rmtree(target)
-  tree = jax.tree.map(lambda a: np.asarray(a, np.float32), {"params": dict(variables["params"])})
-  with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(target, tree)
-  config.to_json(os.path.join(directory, CONFIG_NAME))
-  return directory
+  shapes = jax.eval_shape(lambda: StyleGAN2(config).init(jax.random.PRNGKey(0), jnp.zeros((1, config.z_dim))))
+  return {"params": shapes["params"]}
 
 
 def load(directory, **generator_kwargs):
   """A directory written by :func:`save` / the CLI -> ``StyleGAN2Generator`` (no torch)."""
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
-  import orbax.checkpoint as ocp  # noqa: PLC0415
   from .generator import StyleGAN2Generator  # noqa: PLC0415
-  from .model import StyleGAN2  # noqa: PLC0415
 
-  directory = os.path.abspath(os.fspath(directory))
-  cfg_path = os.path.join(directory, CONFIG_NAME)
-  var_path = os.path.join(directory, VARIABLES_DIR)
-  if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
-    raise FileNotFoundError(
-      f"{directory} is not a converted StyleGAN2 checkpoint: it needs {CONFIG_NAME} and "
-      f"{VARIABLES_DIR}/ (orbax). {checkpoint_help(directory)}"
-    )
-  config = StyleGAN2Config.from_json(cfg_path)
-  abstract = jax.eval_shape(lambda: StyleGAN2(config).init(jax.random.PRNGKey(0), jnp.zeros((1, config.z_dim))))
-  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), {"params": abstract["params"]})
-  try:
-    with ocp.StandardCheckpointer() as ckptr:
-      variables = ckptr.restore(var_path, abstract)
-  except Exception as e:  # noqa: BLE001 - orbax raises many kinds
-    raise ValueError(
-      f"{var_path} does not hold StyleGAN2 variables matching {cfg_path}: {type(e).__name__}: "
-      f"{str(e).splitlines()[0] if str(e) else ''}"
-    ) from None
+  config, variables = checkpoint.load(
+    directory, family="StyleGAN2", config_cls=StyleGAN2Config, abstract=_abstract, help_text=checkpoint_help(directory)
+  )
   return StyleGAN2Generator(config, variables, **generator_kwargs)
 
 
@@ -209,19 +183,11 @@ def main(argv: list | None = None) -> int:
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
     return 2
-  n = sum(int(np.prod(np.shape(a))) for a in _leaves(variables["params"]))
+  n = checkpoint.num_parameters(variables["params"])
   print(
     f"wrote {out} ({n:,} parameters, {config.img_resolution}×{config.img_resolution}, {len(config.resolutions)} blocks)"
   )
   return 0
-
-
-def _leaves(tree):
-  if isinstance(tree, Mapping):
-    for v in tree.values():
-      yield from _leaves(v)
-  else:
-    yield tree
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""The converted-checkpoint directory every port writes and reads: ``DIR/config.json`` (the port's
+config dataclass, ``to_json``/``from_json``) and ``DIR/variables`` (an orbax checkpoint of the Flax
+variables in float32). One writer and one reader, with the same errors for every port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+CONFIG_NAME = "config.json"
+VARIABLES_DIR = "variables"
+
+
+def save(
+  directory,
+  config: Any,
+  variables: Mapping,
+  *,
+  collections: Sequence[str] = ("params",),
+  overwrite: bool = False,
+) -> str:
+  """Writes ``DIR/config.json`` and the orbax checkpoint ``DIR/variables`` (the given collections).
+
+  Returns the absolute directory. An existing checkpoint is replaced only with ``overwrite``.
+  """
+  import jax  # noqa: PLC0415 - imported when used: the converters' --help stays fast
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+
+  directory = os.path.abspath(os.fspath(directory))
+  os.makedirs(directory, exist_ok=True)
+  target = os.path.join(directory, VARIABLES_DIR)
+  if os.path.exists(target):
+    if not overwrite:
+      raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+    shutil.rmtree(target)
+  tree = jax.tree.map(lambda a: np.asarray(a, np.float32), {c: dict(variables[c]) for c in collections})
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(target, tree)
+  config.to_json(os.path.join(directory, CONFIG_NAME))
+  return directory
+
+
+def load(directory, *, family: str, config_cls: Any, abstract: Callable[[Any], Any], help_text: str) -> tuple[Any, Any]:
+  """Reads a directory written by :func:`save` -> ``(config, variables)``.
+
+  Args:
+    family: the generator's name in error messages ("SiD", "BigGAN", …).
+    config_cls: the port's config dataclass (``from_json``).
+    abstract: config -> the variables' ``jax.ShapeDtypeStruct`` tree to restore into.
+    help_text: how to make the directory (appended to the missing-file error).
+
+  Raises FileNotFoundError when a part is missing, ValueError when the variables do not match the config.
+  """
+  import jax  # noqa: PLC0415
+  import orbax.checkpoint as ocp  # noqa: PLC0415
+
+  directory = os.path.abspath(os.fspath(directory))
+  cfg_path = os.path.join(directory, CONFIG_NAME)
+  var_path = os.path.join(directory, VARIABLES_DIR)
+  if not os.path.isfile(cfg_path) or not os.path.isdir(var_path):
+    raise FileNotFoundError(
+      f"{directory} is not a converted {family} checkpoint: it needs {CONFIG_NAME} and {VARIABLES_DIR}/ (orbax). "
+      f"{help_text}"
+    )
+  config = config_cls.from_json(cfg_path)
+  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), abstract(config))
+  try:
+    with ocp.StandardCheckpointer() as ckptr:
+      variables = ckptr.restore(var_path, target)
+  except Exception as e:  # noqa: BLE001 - orbax raises many kinds
+    first = str(e).splitlines()[0] if str(e) else ""
+    raise ValueError(
+      f"{var_path} does not hold {family} variables matching {cfg_path}: {type(e).__name__}: {first}"
+    ) from None
+  return config, variables
+
+
+def num_parameters(tree) -> int:
+  """The number of values in a nested mapping of arrays (what the converters print)."""
+  if isinstance(tree, Mapping):
+    return sum(num_parameters(v) for v in tree.values())
+  return int(np.prod(np.shape(tree)))

@@ -53,16 +53,15 @@ def main():
   ap.add_argument("--decode-dtype", choices=("float32", "bfloat16"), default="float32")
   ap.add_argument("--max-subsets", type=int, default=None, help="solve only the first this many (smoke runs)")
   ap.add_argument("--plan-only", action="store_true", help="print the chunk sizes and stop")
+  ap.add_argument("--remat-blocks", action="store_true", help="rematerialise each residual block (model.remat_blocks)")
   args = ap.parse_args()
 
   devices = jax.local_device_count()
   mem = args.memory_gib or (0.9 * (_device_memory_gib() or 20.0 / 0.9))
   prob = models.biggan_problem(channel_width=args.channel_width, layer=args.layer, n=9, with_torch=False)
-  decode = prob.decode
-  ddtype = None
-  if args.decode_dtype == "bfloat16":
-    ddtype = jnp.bfloat16
-    decode = prob.decode_with(jax.tree.map(lambda a: a.astype(jnp.bfloat16), prob.variables))
+  ddtype = jnp.bfloat16 if args.decode_dtype == "bfloat16" else None
+  variables = prob.variables if ddtype is None else jax.tree.map(lambda a: a.astype(ddtype), prob.variables)
+  decode = prob.decode_with(variables, remat_blocks=args.remat_blocks)
   print(
     f"# paper-scale run: BigGAN-deep-128 (channel width {args.channel_width}) at {args.layer}, "
     f"random weights; {machine()}"

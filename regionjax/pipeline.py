@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -117,6 +118,56 @@ class ImageResult:
   names: list | None = None  # a name per player (patches.method = 'regions'), else None
 
 
+def _static_leaf(leaf):
+  """A code leaf that stays a constant of the compiled decoder (hashable), or None for an array leaf."""
+  if isinstance(leaf, (np.ndarray, jax.Array, np.generic)) and np.size(leaf) > 1:
+    return None
+  a = np.asarray(leaf)
+  if a.dtype == object:
+    raise TypeError(f"code leaf of type {type(leaf).__name__}")
+  return (a.shape, a.dtype.str, a.item())
+
+
+@functools.lru_cache(maxsize=16)
+def _bound_decoder(gen, layer: str, treedef, static: tuple) -> Callable:
+  """``(arrays, v) → g(v)`` for codes of this structure whose small leaves (``static``) are fixed."""
+
+  def decode(arrays, v):
+    it = iter(arrays)
+    leaves = [next(it) if s is None else np.asarray(s[2], np.dtype(s[1])).reshape(s[0]) for s in static]
+    return gen.decode(jax.tree.unflatten(treedef, leaves), layer, v[None])[0]
+
+  return decode
+
+
+def codes_decoder(gen, layer: str, codes1, f) -> Callable:
+  """One feature -> one image with this image's codes: ``v ↦ g(v; codes)``.
+
+  Where the generator allows, a ``jax.tree_util.Partial`` whose bound
+  arguments are the codes' arrays (the solver's compiled chunk then serves
+  every image of a batch: only the arrays change); leaves of one element
+  (a truncation, a temperature, a noise mode) are fixed in the function,
+  which is shared by images with the same ones. Generators that need their
+  codes as concrete values get a plain closure (one compilation per image).
+  """
+  try:
+    leaves, treedef = jax.tree.flatten(codes1)
+    static = tuple(_static_leaf(x) for x in leaves)
+    fn = _bound_decoder(gen, layer, treedef, static)
+    arrays = [jnp.asarray(x) for x, s in zip(leaves, static) if s is None]
+    jax.eval_shape(
+      fn, arrays, jax.ShapeDtypeStruct(np.shape(f), np.asarray(f).dtype)
+    )  # traceable with codes as arguments?
+    return jax.tree_util.Partial(fn, arrays)
+  except Exception:  # noqa: BLE001 - any failure: the closure, as before
+    pass
+
+  def decode(v):
+    return gen.decode(codes1, layer, v[None])[0]
+
+  return decode
+
+
 def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target:
   """Image, feature and decoder of the ``index``-th code; g(f0) for its codes."""
   codes1 = _slice_codes(codes, index, index + 1)
@@ -125,9 +176,7 @@ def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target
   _check_finite("the target image", image)
   _check_finite("the target feature", f)
 
-  def decode(v):
-    return gen.decode(codes1, layer, v[None])[0]
-
+  decode = codes_decoder(gen, layer, codes1, f)
   baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
   _check_finite("the baseline image g(f0)", baseline_image)
   return Target(

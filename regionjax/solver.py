@@ -104,6 +104,10 @@ class Problem:
   function serves every λ of a continuation and every call with the same
   shapes); ``decode``, ``optimizer``, ``steps``, ``remat`` and
   ``decode_dtype`` are static (part of the compiled function's identity).
+  ``decode`` is held as a ``jax.tree_util.Partial``: its function is static,
+  the arrays bound to it (e.g. one image's codes, :func:`regionjax.pipeline.prepare_target`)
+  are leaves, so images whose decoders differ only in those arrays share one
+  compiled solver. A plain function is wrapped with nothing bound.
   """
 
   f: jax.Array
@@ -111,11 +115,15 @@ class Problem:
   target: jax.Array
   masks: jax.Array  # (n, H, W) bool
   lam: Any
-  decode: Decode = flax.struct.field(pytree_node=False)
+  decode: Decode
   optimizer: optax.GradientTransformation = flax.struct.field(pytree_node=False)
   steps: int = flax.struct.field(pytree_node=False)
   remat: Any = flax.struct.field(pytree_node=False, default=False)
   decode_dtype: Any = flax.struct.field(pytree_node=False, default=None)
+
+  def __post_init__(self):
+    if not isinstance(self.decode, jax.tree_util.Partial):
+      object.__setattr__(self, "decode", jax.tree_util.Partial(self.decode))
 
   @property
   def n(self) -> int:
@@ -778,8 +786,11 @@ def prepare(
     target=jnp.asarray(target, o.dtype),
     masks=jnp.asarray(masks, bool),
   )
-  if mesh is not None:  # replicated on the mesh, beside the sharded subsets
+  if not isinstance(decode, jax.tree_util.Partial):
+    decode = jax.tree_util.Partial(decode)
+  if mesh is not None:  # replicated on the mesh, beside the sharded subsets (the decoder's bound arrays too)
     arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
+    decode = jax.device_put(decode, NamedSharding(mesh, P()))
   problem = Problem(
     **arrays,
     lam=float(o.lam),

@@ -258,3 +258,29 @@ def test_subsets_per_call_bad_settings():
       rj.SolverOptions(lam=1.0, learning_rate=0.1, steps=2, subsets_per_call=bad)
   with pytest.raises(ValueError, match="stop_tol"):
     rj.SolverOptions(lam=1.0, learning_rate=0.1, steps=2, subsets_per_call=1, stop_tol=1e-3)
+
+
+def test_images_of_a_batch_share_one_compiled_solver():
+  """pipeline.prepare_target binds each image's codes to its decoder as arrays (a Partial), so the
+  second image of a batch reuses the first one's compiled chunk, with the closure's results."""
+  from regionjax import pipeline, testing
+
+  gen = testing.PlantedGenerator()
+  codes = gen.sample_codes(jax.random.PRNGKey(0), 2)
+  f0 = np.asarray(gen.encode(codes, "feature")).mean(0)
+  masks = gen.planted.masks
+  kw = dict(lam=200.0, learning_rate=0.02, steps=6, chunk_size=4, steps_per_call=3)
+  first = pipeline.prepare_target(gen, codes, 0, "feature", f0)
+  second = pipeline.prepare_target(gen, codes, 1, "feature", f0)
+  assert isinstance(second.decode, jax.tree_util.Partial) and second.decode.func is first.decode.func
+  rj.solve_minimal_features(first.decode, first.f, f0, first.image, masks, **kw)
+  before = solver_lib._steps_jit._cache_size()
+  res = rj.solve_minimal_features(second.decode, second.f, f0, second.image, masks, **kw)
+  assert solver_lib._steps_jit._cache_size() == before  # no new compilation
+
+  def closure(v):
+    return gen.decode(jax.tree.map(lambda a: a[1:2], codes), "feature", v[None])[0]
+
+  ref = rj.solve_minimal_features(closure, second.f, f0, second.image, masks, **kw)
+  assert np.isfinite(np.asarray(ref.alpha)).all()
+  np.testing.assert_allclose(np.asarray(res.alpha), np.asarray(ref.alpha), atol=1e-6)

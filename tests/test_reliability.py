@@ -441,7 +441,8 @@ _WORDS = st.one_of(
       "embedded",
     ]
   ),
-  st.text(max_size=8),
+  # any text a command line can carry: an argument cannot hold a NUL byte (the OS ends it there)
+  st.text(st.characters(exclude_characters="\x00"), max_size=8),
 )
 # knob → values; every value is either invalid or cheap on the planted generator (no valid huge step counts)
 OVERRIDES = {

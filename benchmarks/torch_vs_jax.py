@@ -23,7 +23,6 @@ spread over the pairs, and the largest |α_torch − α_jax| after the run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -128,13 +127,9 @@ def main(argv=None):
   peak = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2**20
   grouped = None
   if args.subsets_per_call:  # the same chunk as groups of subsets called one after another
-    grouped = dataclasses.replace(
-      setup,
-      subsets_per_call=args.subsets_per_call,
-      run=solver_lib.make_chunk_runner(setup.problem, setup.steps_per_call, args.subsets_per_call),
-    )
+    grouped = solver_lib.make_chunk_runner(setup.problem, setup.steps_per_call, args.subsets_per_call)
     t = time.perf_counter()
-    jax.block_until_ready(grouped.run(alpha0, sid))
+    jax.block_until_ready(grouped(alpha0, sid))
     grouped_compile_s = time.perf_counter() - t
   torch_loop(prob, subsets[:1], lam=args.lam, lr=args.lr, steps=1)  # warm-up, not timed
   jax_times, torch_times, grouped_times = [], [], []
@@ -147,7 +142,7 @@ def main(argv=None):
     torch_times.append(time.perf_counter() - t)
     if grouped is not None:
       t = time.perf_counter()
-      alpha_grouped = np.asarray(jax.block_until_ready(grouped.run(alpha0, sid))[0])
+      alpha_grouped = np.asarray(jax.block_until_ready(grouped(alpha0, sid))[0])
       grouped_times.append(time.perf_counter() - t)
   rss_after_jax = peak_rss_mib()
   jax_s, torch_s = float(np.median(jax_times)), float(np.median(torch_times))

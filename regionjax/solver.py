@@ -786,11 +786,8 @@ def prepare(
     target=jnp.asarray(target, o.dtype),
     masks=jnp.asarray(masks, bool),
   )
-  if not isinstance(decode, jax.tree_util.Partial):
-    decode = jax.tree_util.Partial(decode)
-  if mesh is not None:  # replicated on the mesh, beside the sharded subsets (the decoder's bound arrays too)
+  if mesh is not None:  # replicated on the mesh, beside the sharded subsets
     arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
-    decode = jax.device_put(decode, NamedSharding(mesh, P()))
   problem = Problem(
     **arrays,
     lam=float(o.lam),
@@ -800,6 +797,8 @@ def prepare(
     remat=o.remat,
     decode_dtype=o.decode_dtype,
   )
+  if mesh is not None:  # the arrays bound to the decoder (an image's codes) replicated too
+    problem = problem.replace(decode=jax.device_put(problem.decode, NamedSharding(mesh, P())))
   _decoder(problem)  # validates remat
   steps_per_call = default_steps_per_call() if o.steps_per_call is None else int(o.steps_per_call)
   if o.subsets_per_call is None:  # the default: per subset on one CPU device, unless early stopping re-packs a batch

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 
 def build(model_config):
@@ -82,17 +83,50 @@ def build(model_config):
     from regionjax import testing
 
     return testing.PlantedGenerator()
+  if name.startswith("torch:"):  # a PyTorch generator through rj.from_torch: 'torch:package.module:factory'
+    return _torch(model_config, _factory(name, name[len("torch:") :]))
   if ":" in name:  # your own generator: 'package.module:factory', called with the model block
-    module_name, _, attr = name.partition(":")
-    try:
-      factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-      raise ValueError(
-        f"model.name {name!r}: cannot import {attr!r} from {module_name!r} ({e}); the module must be "
-        f"importable (PYTHONPATH) and define that function"
-      ) from None
-    return factory(model_config)
+    return _factory(name, name)(model_config)
   raise ValueError(
     f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', "
-    f"'planted' or 'module:factory' (your own generator, docs/adding_a_generator.md)"
+    f"'planted', 'module:factory' (your own generator, docs/adding_a_generator.md) or 'torch:module:factory' "
+    f"(a PyTorch module, docs/torch.md)"
   )
+
+
+def _factory(name: str, spec: str):
+  """The function ``spec`` = 'package.module:function' names (``name``: the whole model.name, for messages)."""
+  module_name, _, attr = spec.partition(":")
+  try:
+    return getattr(importlib.import_module(module_name), attr)
+  except (ImportError, AttributeError, ValueError) as e:
+    raise ValueError(
+      f"model.name {name!r}: cannot import {attr!r} from {module_name!r} ({e}); the module must be "
+      f"importable (PYTHONPATH) and define that function"
+    ) from None
+
+
+def _torch(model_config, factory):
+  """``model.name = 'torch:package.module:factory'``: ``factory(model_config)`` gives a ``torch.nn.Module``
+  (split at ``model.layer``, a module path such as 'main.11'; codes z ~ N(0, I) of shape ``model.input_shape``)
+  or a generator it built itself with ``rj.from_torch`` (docs/torch.md)."""
+  try:
+    made = factory(model_config)
+  except ImportError as e:  # torch, torchax or the model's package is missing
+    raise ValueError(f"model.name {model_config.name!r}: {e}") from None
+  torch = sys.modules.get("torch")
+  if torch is None or not isinstance(made, torch.nn.Module):
+    return made  # a generator the factory built itself
+  from regionjax import torch_bridge
+
+  shape = tuple(model_config.get("input_shape", None) or ())
+  if not shape:
+    raise ValueError(
+      f"model.name {model_config.name!r} gives a {type(made).__name__}: set model.input_shape to the shape of one "
+      f"input code without the batch axis (configs/from_torch.py has the knob: --config=configs/from_torch.py "
+      f"--config.model.input_shape='(100, 1, 1)'), or return rj.from_torch(...) from the factory"
+    )
+  try:
+    return torch_bridge.from_torch(made, split=model_config.layer, sample_codes=shape)
+  except ImportError as e:
+    raise ValueError(f"model.name {model_config.name!r}: {e}") from None

@@ -24,6 +24,7 @@ from regionjax.solver import ChunkResult, SolverOptions, SolverResult, chunk_pla
 from regionjax.truncated import SparseComponents, TruncatedResult, solve_truncated
 from regionjax.transforms import and_interactions, mobius, or_interactions, or_matching, zeta
 from regionjax.wrap import from_flax, from_functions
+from regionjax.torch_bridge import TorchBridgeError, from_torch
 from regionjax.interactive import show
 
 __version__ = "0.1.0"
@@ -45,6 +46,8 @@ __all__ = [
   "or_matching",
   "from_flax",
   "from_functions",
+  "from_torch",
+  "TorchBridgeError",
   "patch_masks",
   "rank",
   "reconstruct_feature",

@@ -123,7 +123,9 @@ SCHEMA: dict[str, Check] = {
   "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
   "seed": SEED,
   "model.name": string(
-    nonempty=True, expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae' or 'planted')"
+    nonempty=True,
+    expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', 'planted', "
+    "'module:factory' or 'torch:module:factory')",
   ),
   "model.checkpoint": string(),
   "model.layer": string(nonempty=True, expect="the name of one of the generator's layers"),
@@ -213,6 +215,7 @@ OPTIONAL = {
   "model.readjust_bn_samples",
   "model.readjust_bn_seed",
   "model.remat_blocks",
+  "model.input_shape",
 }
 SCHEMA["model.sigma_init"] = number(0, 1e3, lo_open=True, expect="SiD's input noise level σ_init > 0 (2.5)")
 SCHEMA["model.truncation_cutoff"] = any_of(
@@ -226,6 +229,7 @@ SCHEMA["model.readjust_bn"] = boolean()
 SCHEMA["model.readjust_bn_iters"] = integer(1, COUNT)
 SCHEMA["model.readjust_bn_samples"] = integer(1, 4096)
 SCHEMA["model.readjust_bn_seed"] = SEED
+SCHEMA["model.input_shape"] = int_sequence("the shape of one input code of a torch: model, e.g. (100, 1, 1), or ()")
 
 
 # ------------------------------------------------------------- cross checks

@@ -328,7 +328,7 @@ class TorchGenerator:
   """A ``torch.nn.Module`` split at named submodules, run under torchax (see :func:`from_torch`).
 
   Attributes:
-    layers: the split paths (``module.named_modules()`` names), in forward order.
+    layers: the split paths (``module.named_modules()`` names), as given.
     taps: ``(path, shape, dtype, calls)`` of every submodule that returns one tensor, in the order the outputs are
       made; shapes with the batch axis, in the generator's layout (4-D outputs channels last); ``calls`` > 1 marks
       a submodule called several times in one forward pass (not a split point).
@@ -367,7 +367,6 @@ class TorchGenerator:
     self.channels_last = bool(channels_last)
     self.num_classes = num_classes
     self._class_of = class_of
-    self._paths = {id(m): p for p, m in module.named_modules()}
     self.states, self._fn = torchax.extract_jax(module)
 
     probe = self.sample_codes(jax.random.PRNGKey(0), 1, classes=np.zeros(1, int) if num_classes else None)
@@ -583,6 +582,12 @@ def _torch_reference(module, args) -> tuple[dict, dict]:
   try:
     with torch.no_grad(), hooks, Log():
       out = module(*args)
+  except Exception as e:  # noqa: BLE001 - the module itself fails: nothing to compare with
+    first = " ".join(str(e).split("\n")[0].split())[:300]
+    raise ValueError(
+      f"torch module {type(module).__name__}: PyTorch's own forward pass fails on a sample code "
+      f"({type(e).__name__}: {first}); check sample_codes= and inputs=, or pass verify=False"
+    ) from e
   finally:
     changed = [n for n, b in module.named_buffers() if not torch.equal(b, buffers[n])]
     with torch.no_grad():

@@ -52,6 +52,9 @@ __all__ = ["TorchBridgeError", "TorchGenerator", "from_torch", "import_torchax"]
 #: The torchax release the bridge is tested with (with torch 2.13.0, CPU).
 TORCHAX_TESTED = "0.0.13"
 
+# aten ops that draw random numbers (their results differ between PyTorch and the bridge by design)
+_RANDOM_OP = re.compile(r"rand|normal|bernoulli|dropout|multinomial|uniform|exponential|poisson", re.IGNORECASE)
+
 # A verified output may differ from PyTorch's by float32 rounding: |Δ| ≤ VERIFY_RTOL · max(1, max |output|).
 VERIFY_RTOL = 1e-3
 
@@ -347,6 +350,7 @@ class TorchGenerator:
     num_classes: int | None = None,
     class_of: Callable | None = None,
     verify: bool = True,
+    seed: int = 0,
   ):
     import torch
 
@@ -367,6 +371,7 @@ class TorchGenerator:
     self.channels_last = bool(channels_last)
     self.num_classes = num_classes
     self._class_of = class_of
+    self.seed = int(seed)
     self.states, self._fn = torchax.extract_jax(module)
 
     probe = self.sample_codes(jax.random.PRNGKey(0), 1, classes=np.zeros(1, int) if num_classes else None)
@@ -395,8 +400,8 @@ class TorchGenerator:
     import torch
 
     args = tuple(jnp.asarray(a) for a in self._inputs(codes))
-    try:
-      with hooks, torch.no_grad():
+    try:  # random draws (torch.randn …) come from a fixed key, restored afterwards: no key tracer leaks out
+      with hooks, torch.no_grad(), self._env.override_property(prng=jax.random.key(self.seed)):
         return self._fn(states, args)
     except _Captured as c:
       return c.value
@@ -502,8 +507,16 @@ class TorchGenerator:
       delta = float(np.nanmax(np.abs(ours - ref)[~close], initial=0.0))  # NaN against a number: shown as nan
       delta = delta if np.isfinite(ours[~close]).all() and np.isfinite(ref[~close]).all() else float("nan")
       own = ops.get(path, [])
-      inplace = [o for o, mutable in own if mutable]
-      if inplace:
+      inplace = [o for o, mutable in own if mutable and not _RANDOM_OP.search(o)]
+      random = [o for o, _ in own if _RANDOM_OP.search(o)]
+      if random:
+        why = (
+          f"it draws random numbers ({', '.join(dict.fromkeys(random))}), which the bridge draws from its own fixed "
+          f"key (seed={self.seed}), the same on every call: expected if fixed noise is what you want; else make "
+          f"the noise an input (part of the codes)"
+        )
+        op = random[0]
+      elif inplace:
         why = (
           f"it runs the in-place op(s) {', '.join(dict.fromkeys(inplace))}; torchax does not carry an in-place op on "
           f"an aliasing view (.view, .reshape, .flatten, .transpose, .expand …) back to the tensor it views: write "
@@ -621,6 +634,7 @@ def from_torch(
   num_classes: int | None = None,
   class_of: Callable | None = None,
   verify: bool = True,
+  seed: int = 0,
 ) -> TorchGenerator:
   """A :class:`regionjax.Generator` that runs ``module`` (PyTorch) under JAX, split at the submodule ``split``.
 
@@ -642,7 +656,9 @@ def from_torch(
     num_classes, class_of: for a class-conditional model (as :func:`regionjax.from_functions`).
     verify: run PyTorch itself and the bridge on one sample code and compare every submodule's output (tolerance
       ``1e-3 × max(1, max |output|)``); a difference raises :class:`TorchBridgeError` naming the first submodule
-      that differs and its in-place ops. Costs one eager forward pass of each.
+      that differs and its in-place (or random) ops. Costs one PyTorch forward pass and one compilation.
+    seed: random draws inside the forward pass (``torch.randn``, dropout …) come from ``jax.random.key(seed)``,
+      the same numbers on every call (fixed noise, so that ``decode`` is a function of the feature).
 
   Returns:
     A :class:`TorchGenerator`; ``gen.taps`` lists every submodule output with its shape.
@@ -671,4 +687,5 @@ def from_torch(
     num_classes=num_classes,
     class_of=class_of,
     verify=verify,
+    seed=seed,
   )

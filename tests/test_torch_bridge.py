@@ -95,6 +95,11 @@ class Counter(nn.Module):
     return x
 
 
+class Noise(nn.Module):
+  def forward(self, x):
+    return x + 0.1 * torch.randn_like(x)
+
+
 class CpuConstant(nn.Module):
   def forward(self, x):
     return x * torch.linspace(0.5, 1.5, 8).reshape(1, 8, 1, 1)
@@ -270,6 +275,7 @@ def test_bad_layers_features_codes_and_modules(small):
     ("MaxPool", "aten::adaptive_max_pool2d", ["has no JAX lowering in torchax"]),
     ("Counter", "aten.add_.Tensor", ["changes the buffer 'body.1.calls'"]),
     ("CpuConstant", "aten.mul.Tensor", ["plain CPU torch.Tensor"]),
+    ("Noise", "aten.randn_like.default", ["random numbers", "seed=0", "verify=False"]),
   ],
 )
 def test_untraceable_modules_raise_one_line_naming_module_and_op(body, op, words):
@@ -283,6 +289,21 @@ def test_untraceable_modules_raise_one_line_naming_module_and_op(body, op, words
   assert op in message
   for w in words:
     assert w in message, (w, message)
+
+
+def test_random_draws_are_fixed_noise_without_verification():
+  gen = rj.from_torch(
+    tiny(nn.Sequential(nn.Identity(), namespace["Noise"]())), split="body.0", sample_codes=(6,), verify=False
+  )
+  codes = gen.sample_codes(jax.random.PRNGKey(0), 2)
+  x = np.asarray(gen.generate(codes))
+  np.testing.assert_array_equal(np.asarray(gen.generate(codes)), x)  # the same noise on every call
+  _close(gen.decode(codes, "body.0", gen.encode(codes, "body.0")), x)
+  with torch.no_grad():  # ... and it is noise: the image differs from the noiseless module's
+    clean = gen.module.head(
+      gen.module.up(1.3 * gen.module.stem(torch.from_numpy(np.asarray(codes["z"]))).reshape(-1, 8, 4, 4))
+    )
+  assert np.abs(x - torch.tanh(clean).numpy().transpose(0, 2, 3, 1)).max() > 1e-3
 
 
 def test_torchax_import_shim_only_covers_removed_named_overloads():

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e '.[test]'
+# The face GAN's PyTorch module for tests/test_torch_bridge.py, without the requirements of the package's
+# scripts (torchvision, wandb[media] and 26 more, an older pillow): docs/torch.md §Installing.
+python3 -m pip install -q --no-deps gan-face-generate==1.1.1
 # 8 virtual CPU devices so the sharding tests run on one machine.
 export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi

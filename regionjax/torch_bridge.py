@@ -47,6 +47,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from regionjax import wrap as wrap_lib
+
 __all__ = ["TorchBridgeError", "TorchGenerator", "from_torch", "import_torchax"]
 
 #: The torchax release the bridge is tested with (with torch 2.13.0, CPU).
@@ -327,7 +329,7 @@ def _default_output(out):
   return jnp.transpose(out, (0, 2, 3, 1))
 
 
-class TorchGenerator:
+class TorchGenerator(wrap_lib.UserCodes):
   """A ``torch.nn.Module`` split at named submodules, run under torchax (see :func:`from_torch`).
 
   Attributes:
@@ -535,22 +537,9 @@ class TorchGenerator:
       )
 
   # ------------------------------------------------------------ protocol
-  def _tap(self, layer: str) -> str:
-    if layer not in self.layers:
-      raise ValueError(f"unknown layer {layer!r}; this generator's layers are {list(self.layers)}")
-    return layer
-
   def feature_shape(self, layer: str) -> tuple:
     """The feature's shape without the batch axis, in the generator's layout (4-D taps channels last)."""
     return tuple(next(t[1] for t in self.taps if t[0] == layer)[1:])
-
-  def sample_codes(self, rng, num: int, classes=None):
-    if classes is not None and self.num_classes is None:
-      raise ValueError("this generator is unconditional (num_classes is None): pass no classes")
-    return self._sample(rng, num) if classes is None else self._sample(rng, num, classes)
-
-  def class_of(self, codes):
-    return None if self._class_of is None else np.asarray(self._class_of(codes))
 
   def generate(self, codes):
     """``(B, H, W, 3)`` float32 images."""
@@ -558,11 +547,11 @@ class TorchGenerator:
 
   def encode(self, codes, layer: str):
     """``(B, *feature_shape)``: the output of submodule ``layer`` (channels last for a 4-D output)."""
-    return self._encode_jit(self.states, codes, self._tap(layer))
+    return self._encode_jit(self.states, codes, self._check(layer))
 
   def decode(self, codes, layer: str, features):
     """The module with the output of ``layer`` replaced by ``features`` (pure in ``features``)."""
-    layer = self._tap(layer)
+    layer = self._check(layer)
     want = tuple(self.feature_shape(layer))
     if tuple(np.shape(features)[1:]) != want:
       raise ValueError(

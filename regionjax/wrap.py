@@ -220,7 +220,31 @@ def from_flax(
   return FlaxGenerator(module, variables, layers, input_shape=input_shape, method=method, apply_kwargs=apply_kwargs)
 
 
-class FunctionGenerator:
+class UserCodes:
+  """The protocol's layer check, ``sample_codes`` and ``class_of`` from user functions ``_sample`` (``(rng, num)``
+  or ``(rng, num, classes)`` → codes) and ``_class_of`` (or None); shared by the wrappers of this module and
+  :mod:`regionjax.torch_bridge`."""
+
+  layers: tuple
+  num_classes: int | None
+  _sample: Callable
+  _class_of: Callable | None
+
+  def _check(self, layer: str) -> str:
+    if layer not in self.layers:
+      raise ValueError(f"unknown layer {layer!r}; this generator's layers are {list(self.layers)}")
+    return layer
+
+  def sample_codes(self, rng, num: int, classes=None):
+    if classes is not None and self.num_classes is None:
+      raise ValueError("this generator is unconditional (num_classes is None): pass no classes")
+    return self._sample(rng, num) if classes is None else self._sample(rng, num, classes)
+
+  def class_of(self, codes):
+    return None if self._class_of is None else np.asarray(self._class_of(codes))
+
+
+class FunctionGenerator(UserCodes):
   """Two plain functions as a generator (see :func:`from_functions`)."""
 
   def __init__(
@@ -238,18 +262,6 @@ class FunctionGenerator:
     self.layers = (layer,)
     self.num_classes = num_classes
     self._class_of = class_of
-
-  def _check(self, layer: str) -> None:
-    if layer not in self.layers:
-      raise ValueError(f"unknown layer {layer!r}; this generator's layers are {list(self.layers)}")
-
-  def sample_codes(self, rng, num: int, classes=None):
-    if classes is not None and self.num_classes is None:
-      raise ValueError("this generator is unconditional (num_classes is None): pass no classes")
-    return self._sample(rng, num) if classes is None else self._sample(rng, num, classes)
-
-  def class_of(self, codes):
-    return None if self._class_of is None else np.asarray(self._class_of(codes))
 
   def encode(self, codes, layer: str):
     self._check(layer)

@@ -51,9 +51,6 @@ from regionjax import wrap as wrap_lib
 
 __all__ = ["TorchBridgeError", "TorchGenerator", "from_torch", "import_torchax"]
 
-#: The torchax release the bridge is tested with (with torch 2.13.0, CPU).
-TORCHAX_TESTED = "0.0.13"
-
 # aten ops that draw random numbers (their results differ between PyTorch and the bridge by design)
 _RANDOM_OP = re.compile(r"rand|normal|bernoulli|dropout|multinomial|uniform|exponential|poisson", re.IGNORECASE)
 
@@ -238,13 +235,14 @@ def _where_in_traceback(exc: BaseException) -> tuple[str | None, str | None, str
   source line the innermost frame of the module's own code.
   """
   dirs = _library_dirs()
+  torchax_dir = dirs[1]
   aten = fn = line = None
   tb = exc.__traceback__
   while tb is not None:
     frame = tb.tb_frame
     name = frame.f_code.co_name
     filename = frame.f_code.co_filename
-    if "torchax" in filename and "func" in frame.f_locals:
+    if os.path.abspath(filename).startswith(torchax_dir) and "func" in frame.f_locals:
       func = frame.f_locals["func"]
       if name == "__torch_function__":
         fn = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or str(func)

@@ -306,6 +306,14 @@ def test_random_draws_are_fixed_noise_without_verification():
   assert np.abs(x - torch.tanh(clean).numpy().transpose(0, 2, 3, 1)).max() > 1e-3
 
 
+def test_regionjax_imports_neither_torch_nor_torchax():
+  code = (
+    "import sys, regionjax, ports.registry; assert not {'torch', 'torchax'} & set(sys.modules), sorted(sys.modules)"
+  )
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_torchax_import_shim_only_covers_removed_named_overloads():
   torch_bridge.import_torchax()
   with torch_bridge._removed_named_overloads_as_placeholders():

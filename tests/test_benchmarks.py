@@ -45,3 +45,15 @@ def test_jax_loop_and_transform(capsys):
   assert "speed-up" in out, out
   out = _run(transform.main, ["--min-n", "4", "--max-n", "6", "--repeats", "1"], capsys)
   assert "dense" in out, out
+
+
+def test_torch_bridge_prints_a_ratio(capsys):
+  pytest.importorskip("torch", reason="the bridge runs the face GAN's PyTorch module")
+  from benchmarks import torch_bridge
+
+  tiny = ["baseline.num_codes=8", "baseline.batch_size=8", "patches.n=2", "solver.steps=2"]
+  out = _run(torch_bridge.main, ["--mode", "solve", "--repeats", "2", *[a for s in tiny for a in ("--set", s)]], capsys)
+  m = re.search(r"bridge / port = ratio of medians ([0-9.]+)×", out)
+  assert m and float(m.group(1)) > 0, out
+  same = re.search(r"max \|u_bridge − u_port\| = ([0-9.e+-]+) ", out)
+  assert same and float(same.group(1)) <= 1e-5, out  # both sides solved the same problem

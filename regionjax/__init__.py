@@ -25,10 +25,29 @@ from regionjax.truncated import SparseComponents, TruncatedResult, solve_truncat
 from regionjax.transforms import and_interactions, mobius, or_interactions, or_matching, zeta
 from regionjax.wrap import from_flax, from_functions
 from regionjax.interactive import show
+from regionjax.explanation import Explanation, LoadError, Players, load
+from regionjax.explainer import Inversion, baseline, default_options, explain, invert
+from regionjax.evaluation import MetricOptions, evaluate
+from regionjax.results import ImageMetrics, Metrics
+from regionjax import plot
 
 __version__ = "0.1.0"
 
 __all__ = [
+  "Explanation",
+  "ImageMetrics",
+  "Inversion",
+  "LoadError",
+  "MetricOptions",
+  "Metrics",
+  "Players",
+  "baseline",
+  "default_options",
+  "evaluate",
+  "explain",
+  "invert",
+  "load",
+  "plot",
   "ChunkResult",
   "Generator",
   "SolverResult",

@@ -8,7 +8,6 @@ metric and the transferability of action fields over all same-class pairs.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import math
 import os
@@ -27,8 +26,7 @@ from regionjax import metrics as metrics_lib
 from regionjax import results as results_lib
 
 
-def _uri(png: bytes) -> str:
-  return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+_uri = figures.data_uri
 
 
 # -------------------------------------------------------------------- figures
@@ -325,37 +323,24 @@ def comparison_view(config, results, reports):
 
 
 def write_image(config, res, outdir: str, samples_png, header: dict, features=None) -> results_lib.ImageMetrics:
-  """components.npz, metrics.json and report.html of one image in ``outdir``; returns its metrics.
+  """The saved explanation, metrics.json and report.html of one image in ``outdir``; returns its metrics.
 
   ``features`` (the tap's feature of many codes, :func:`baseline_features`) adds the Baselines section.
   """
   os.makedirs(outdir, exist_ok=True)
-  ev = evaluation.evaluate_image(config, res)
+  options = evaluation.MetricOptions.from_config(config)
+  ev = evaluation.evaluate_image(options, res)
   metrics = ev.metrics
   if features is not None:
-    metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(config, res, features))
+    metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(options, res, features))
   figs = image_figures(config, res, ev, samples_png)
   names = getattr(res, "names", None)
-  extra = {}
-  if names:  # named regions (patches.method = 'regions'): carried into metrics.json and components.npz
+  if names:  # named regions (patches.method = 'regions'): carried into metrics.json and the explanation
     top = [dataclasses.replace(c, names=[names[i] for i in c.players]) for c in metrics.top_components]
     metrics = dataclasses.replace(metrics, top_components=top)
-    extra = {"player_names": np.asarray(names)}
-  io_lib.atomic_savez(
-    os.path.join(outdir, "components.npz"),
-    u=np.asarray(res.solution.u),
-    alpha=np.asarray(res.solution.alpha),
-    components=res.components,
-    patches=res.players,
-    masks=res.masks,
-    f=res.f,
-    f0=res.f0,
-    image=res.image,
-    baseline_image=res.baseline_image,
-    error=np.asarray(res.solution.error),
-    history=np.asarray(res.solution.history),
-    **extra,
-  )
+  exp = res.explanation
+  if exp is not None:  # the compact explanation (rj.load); dense u and components only when asked for
+    exp.save(outdir, dense=bool(config.report.get("dense_components", False)))
   summary = results_lib.ImageSummary(
     **header,
     image=res.index,
@@ -419,7 +404,7 @@ def _samples(config, gen) -> bytes | None:
   num = 16
   nc = gen.num_classes
   codes = gen.sample_codes(jax.random.PRNGKey(config.seed + 7), num, classes=np.arange(num) % nc if nc else None)
-  return figures.image_grid(np.asarray(gen.generate(codes)), cols=8, suptitle="samples from random codes")
+  return figures.png(figures.image_grid(np.asarray(gen.generate(codes)), cols=8, suptitle="samples from random codes"))
 
 
 def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
@@ -467,15 +452,6 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
     "faithfulness": evaluation._mean_faithfulness([m.faithfulness for m in per_image]),
     "top_components": results_lib.to_json(per_image[0].top_components),
   }
-  io_lib.atomic_savez(
-    os.path.join(workdir, "components.npz"),
-    u=np.stack([np.asarray(r.solution.u) for r in results]),
-    components=np.stack([r.components for r in results]),
-    patches=np.stack([r.players for r in results]),
-    f=np.stack([r.f for r in results]),
-    image=np.stack([r.image for r in results]),
-    f0=results[0].f0,
-  )
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics_lib.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render(

@@ -4,7 +4,7 @@ Method: "Disentangling Regional Primitives for Image Generation" (Chen, Cheng,
 Ding, Lin, Zhang; arXiv 2410.04421). See docs/method.md for the conventions.
 """
 
-from regionjax import denoise, metrics, subsets
+from regionjax import denoise, metrics, subsets, testing
 from regionjax.components import (
   above,
   combine,
@@ -79,6 +79,7 @@ __all__ = [
   "TruncatedResult",
   "subset_masks",
   "subsets",
+  "testing",
   "metrics",
   "denoise",
   "top_fraction",

@@ -24,7 +24,7 @@ def test_default_config_batch_of_two_faces(tmp_path):
     timeout=1200,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "model dcgan at layer3" in proc.stdout and "whole-image ρ" in proc.stdout
+  assert "model dcgan at layer3" in proc.stdout and "boundedness ρ over the whole image" in proc.stdout
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))
   assert metrics["solver"]["met_tau"] == metrics["solver"]["subsets"] == 1024
   t = metrics["transferability"]

@@ -23,6 +23,7 @@ from regionjax import evaluation
 from regionjax import figures
 from regionjax import io as io_lib
 from regionjax import metrics as metrics_lib
+from regionjax import progress
 from regionjax import results as results_lib
 
 
@@ -333,7 +334,13 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
   metrics = ev.metrics
   if features is not None:
     metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(options, res, features))
+  bar = progress.bar(total=3, desc=f"report image {res.index}", unit="part")
+  bar.set_postfix(part="figures")
   figs = image_figures(config, res, ev, samples_png)
+  bar.update(1)
+  bar.set_postfix(part="interactive view")
+  view = interactive_view(config, res)
+  bar.update(1)
   names = getattr(res, "names", None)
   if names:  # named regions (patches.method = 'regions'): carried into metrics.json and the explanation
     top = [dataclasses.replace(c, names=[names[i] for i in c.players]) for c in metrics.top_components]
@@ -360,10 +367,12 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
     summary=summary,
     rows=metric_rows(metrics),
     reference=metrics_lib.PAPER_REFERENCE,
-    interactive=interactive_view(config, res),
+    interactive=view,
     baselines=baseline_rows(metrics.baselines),
   )
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
+  bar.update(1)
+  bar.close()
   return metrics
 
 

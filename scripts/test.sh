@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow` for the slow tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q -c constraints.txt -e '.[test]'
 # 8 virtual CPU devices so the sharding tests run on one machine.
 export XLA_FLAGS="${XLA_FLAGS:---xla_force_host_platform_device_count=8}"
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi

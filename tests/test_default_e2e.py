@@ -42,7 +42,7 @@ def test_default_config_batch_of_two_faces(tmp_path):
     m = json.load(open(os.path.join(d, "metrics.json")))
     f = m["faithfulness"]
     assert 0 < f["rho_image_top10"]["value"] <= 1 and f["additivity_top30"]["value"] >= 0
-    assert m["solver"]["composition"] == "max" and m["solver"]["problems_solved"] == 9
+    assert m["solver"]["composition"] == "max" and m["solver"]["problems_solved"] == 10  # n + 1: N and the 9 singletons
     html = open(os.path.join(d, "report.html")).read()
     assert "Faithfulness at a glance" in html
   assert "Transferability" in open(os.path.join(workdir, "report.html")).read()

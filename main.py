@@ -15,6 +15,8 @@ from regionjax import cli
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
 sys.argv = cli.with_config_arg(sys.argv, DEFAULT_CONFIG)
+if cli.wants_help(sys.argv):  # absl prints this module's docstring: every knob with its default and help
+  __doc__ = cli.help_text(sys.argv, __doc__)
 _CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Experiment config (every knob).")
 
 

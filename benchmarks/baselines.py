@@ -37,6 +37,7 @@ from benchmarks.common import machine
 from regionjax import baselines as baselines_lib
 from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
+from regionjax import evaluation
 from regionjax import pipeline
 from regionjax import solver as solver_lib
 
@@ -137,7 +138,7 @@ def main():
   decs = baselines_lib.decompositions(
     f, f0, comps, masks, feats, num_directions=args.num_directions or None, denoised=denoised
   )
-  settings = baselines_lib.score_settings(config)
+  settings = evaluation.MetricOptions.from_config(config).score_settings()
   rows = []
   for dec in decs:
     rows.append(baselines_lib.score(dec, decode, f, image, masks, u, **settings)[0])

@@ -96,4 +96,5 @@ def get_config():
   c.report.thumbnail_format = "jpeg"  # 'jpeg' (small) or 'png' (lossless)
   c.report.baselines = False  # a "Baselines" section: units, directions, spatial cells vs ours on the axioms
   c.report.baselines_codes = 500  # codes whose features give the principal directions of that section
+  c.report.dense_components = False  # also write components.npz (u and every Δf_S: 2**n feature-sized arrays)
   return c

@@ -4,7 +4,7 @@ Method: "Disentangling Regional Primitives for Image Generation" (Chen, Cheng,
 Ding, Lin, Zhang; arXiv 2410.04421). See docs/method.md for the conventions.
 """
 
-from regionjax import denoise, metrics, subsets
+from regionjax import denoise, metrics, subsets, testing
 from regionjax.components import (
   above,
   combine,
@@ -26,10 +26,29 @@ from regionjax.transforms import and_interactions, mobius, or_interactions, or_m
 from regionjax.wrap import from_flax, from_functions
 from regionjax.torch_bridge import TorchBridgeError, from_torch
 from regionjax.interactive import show
+from regionjax.explanation import Explanation, LoadError, Players, load
+from regionjax.explainer import Inversion, baseline, default_options, explain, invert
+from regionjax.evaluation import MetricOptions, evaluate
+from regionjax.results import ImageMetrics, Metrics
+from regionjax import plot
 
 __version__ = "0.1.0"
 
 __all__ = [
+  "Explanation",
+  "ImageMetrics",
+  "Inversion",
+  "LoadError",
+  "MetricOptions",
+  "Metrics",
+  "Players",
+  "baseline",
+  "default_options",
+  "evaluate",
+  "explain",
+  "invert",
+  "load",
+  "plot",
   "ChunkResult",
   "Generator",
   "SolverResult",
@@ -63,6 +82,7 @@ __all__ = [
   "TruncatedResult",
   "subset_masks",
   "subsets",
+  "testing",
   "metrics",
   "denoise",
   "top_fraction",

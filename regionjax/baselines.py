@@ -513,16 +513,3 @@ def decompositions(
 def compare(decs: list[Decomposition], decode, f, image, masks, u, **score_kw) -> list[Scores]:
   """:func:`score` of every decomposition with the same image, cells, minimal features and settings."""
   return [score(d, decode, f, image, masks, u, **score_kw)[0] for d in decs]
-
-
-def score_settings(config) -> dict:
-  """The :func:`score` keywords of a run's ``config.metrics`` (the same K, contexts, ε as its metrics)."""
-  mc = config.metrics
-  return dict(
-    k=mc.top_k,
-    consistency_contexts=mc.consistency_contexts,
-    consistency_top=mc.consistency_top,
-    sparsity_eps=mc.sparsity_eps,
-    seed=config.seed,
-    batch_size=mc.decode_batch,
-  )

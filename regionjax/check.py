@@ -147,6 +147,9 @@ def main(argv=None, make_generator: Callable | None = None) -> int:
   from regionjax import cli
 
   argv = list(sys.argv if argv is None else argv)
+  if cli.wants_help(argv):  # as absl's --help: the usage on stdout, exit status 1
+    print(cli.help_text(argv, __doc__ + "\nFlags: --config=FILE, --tolerance=1e-4, --steps=10.\n"))
+    return 1
   fv = flags.FlagValues()
   config_flag = config_flags.DEFINE_config_file("config", None, "Experiment config.", flag_values=fv)
   flags.DEFINE_float("tolerance", 1e-4, "Largest allowed round-trip difference.", flag_values=fv)

@@ -51,6 +51,36 @@ def with_config_arg(argv: list[str], default_path: str, name: str = "config") ->
   return [argv[0], f"{flag}={default_path}", *argv[1:]]
 
 
+HELP_FLAGS = ("--help", "--helpfull", "--helpshort", "-?", "-h", "--helpxml")
+
+
+def wants_help(argv: list[str]) -> bool:
+  return any(a in HELP_FLAGS or a.startswith("--help") for a in argv[1:])
+
+
+def load_config_file(path: str):
+  """``get_config()`` of a config file, loaded by path as absl's config_flags does (None if it fails)."""
+  import importlib.util
+
+  try:
+    path, _, arg = path.partition(":")
+    spec = importlib.util.spec_from_file_location("regionjax_help_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+  except Exception:  # noqa: BLE001 - help must never fail: the knobs are listed without defaults
+    return None
+
+
+def help_text(argv: list[str], intro: str, name: str = "config") -> str:
+  """``intro`` and every config knob with its default (from the ``--config=`` file of ``argv``) and one line of
+  help: the usage text of main.py and of ``python -m regionjax.check``."""
+  from regionjax import config_help
+
+  path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith(f"--{name}=")), None)
+  return config_help.usage(load_config_file(path) if path else None, intro)
+
+
 def parse_flags(argv: list[str], flag_values=None):
   """absl flag parsing, with one clear line (exit 2) instead of a traceback."""
   from absl import flags

@@ -134,7 +134,9 @@ def regional_patterns(decode, f: jax.Array, components: jax.Array, fields) -> ja
   return base[None] - jax.vmap(lambda s: decode(f - components[s]))(fields)
 
 
-def region_query(result, region, *, min_inside: float = 1.0, batch_size: int | None = 64) -> list[dict]:
+def region_query(
+  result, region, *, generator=None, image: int = 0, min_inside: float = 1.0, batch_size: int | None = 64
+) -> list[dict]:
   """The components whose action fields lie inside ``region``, strongest first, with their breach.
 
   A field ``S`` lies inside the region when at least ``min_inside`` of the
@@ -149,9 +151,11 @@ def region_query(result, region, *, min_inside: float = 1.0, batch_size: int | N
   docs/method.md §Boundedness with the region in place of the field).
 
   Args:
-    result: a :class:`regionjax.pipeline.ImageResult` (``components``, ``masks``, ``f``, ``decode``; ``names``
-      if the players are named).
+    result: a :class:`regionjax.Explanation` (with ``generator``; image ``image`` of it), or one image bound to
+      its decoder (``regionjax.explainer.ImageResult``: ``components``, ``masks``, ``f``, ``decode``, ``names``).
     region: ``(H, W)`` boolean mask of the image.
+    generator: the generator an Explanation explains (its decoder paints the patterns).
+    image: which image of an Explanation.
     min_inside: share of a field's pixels that must lie in the region.
     batch_size: decodes per compiled batch.
 
@@ -159,9 +163,13 @@ def region_query(result, region, *, min_inside: float = 1.0, batch_size: int | N
     One dict per component: ``field`` (bitmask), ``players``, ``names`` (or None), ``norm``, ``inside_share``,
     ``breach``.
   """
+  from regionjax import explainer
+  from regionjax import explanation as explanation_lib
   from regionjax import metrics as metrics_lib
   from regionjax import patches as patches_lib
 
+  if isinstance(result, explanation_lib.Explanation):
+    result = explainer.bind(result, image, generator)
   region = np.asarray(region, bool)
   masks = np.asarray(result.masks, bool)
   if region.shape != masks.shape[1:]:

@@ -200,6 +200,7 @@ SCHEMA: dict[str, Check] = {
   "report.thumbnail_format": choice("jpeg", "png"),
   "report.baselines": boolean(),
   "report.baselines_codes": integer(2, 10**6),
+  "report.dense_components": boolean(),
 }
 
 

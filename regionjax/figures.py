@@ -1,7 +1,11 @@
-"""Matplotlib figures for the report; each returns PNG bytes."""
+"""Matplotlib figures: each function draws what it is given and returns a ``matplotlib.figure.Figure``.
+
+:func:`png` turns one into PNG bytes (the report); :mod:`regionjax.plot` draws them from an Explanation.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
 
 import matplotlib
@@ -9,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from regionjax import subsets as subsets_lib  # noqa: E402
 
@@ -18,11 +23,18 @@ def to_rgb(image) -> np.ndarray:
   return np.clip((np.asarray(image, np.float32) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def png(fig) -> bytes:
+def png(fig: Figure) -> bytes:
+  """PNG bytes of a figure (closed afterwards)."""
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
   plt.close(fig)
   return buf.getvalue()
+
+
+def data_uri(figure_or_png) -> str:
+  """A ``data:image/png;base64,…`` URI of a figure (drawn and closed) or of PNG bytes."""
+  data = figure_or_png if isinstance(figure_or_png, bytes) else png(figure_or_png)
+  return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _outline(ax, mask, color, lw=2.0):
@@ -40,7 +52,15 @@ def _outline(ax, mask, color, lw=2.0):
     )
 
 
-def target_with_grid(image, cells, players, baseline_image=None) -> bytes:
+def _number(ax, mask, i: int) -> None:
+  """The player's number in the top-left corner of its patch."""
+  ys, xs = np.nonzero(mask)
+  if ys.size:
+    ax.text(xs.min() + 0.5, ys.min() + 0.5, str(i), color="yellow", fontsize=7, va="top", ha="left",
+            bbox=dict(facecolor="black", alpha=0.5, pad=0.3, lw=0))  # fmt: skip
+
+
+def target_with_grid(image, cells, players, baseline_image=None) -> Figure:
   """The target with the grid and the numbered player patches; and g(f0)."""
   panels = 2 if baseline_image is not None else 1
   fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 3.4))
@@ -51,27 +71,17 @@ def target_with_grid(image, cells, players, baseline_image=None) -> bytes:
     _outline(ax, m, "white", 0.5)
   for k, c in enumerate(players):
     _outline(ax, cells[c], "red", 2.0)
-    ys, xs = np.nonzero(cells[c])
-    ax.text(
-      xs.min() + 0.5,
-      ys.min() + 0.5,
-      str(k),
-      color="yellow",
-      fontsize=8,
-      va="top",
-      ha="left",
-      bbox=dict(facecolor="black", alpha=0.5, pad=0.5, lw=0),
-    )
+    _number(ax, cells[c], k)
   ax.set_title("target x = g(f), players in red")
   if baseline_image is not None:
     axes[1].imshow(to_rgb(baseline_image), interpolation="nearest")
     axes[1].set_title("baseline g(f0)")
   for a in axes:
     a.axis("off")
-  return png(fig)
+  return fig
 
 
-def image_grid(images, titles=None, cols=8, size=1.4, suptitle=None) -> bytes:
+def image_grid(images, titles=None, cols=8, size=1.4, suptitle=None) -> Figure:
   images = list(images)
   rows = max(1, int(np.ceil(len(images) / cols)))
   cols = min(cols, max(1, len(images)))
@@ -81,10 +91,10 @@ def image_grid(images, titles=None, cols=8, size=1.4, suptitle=None) -> bytes:
     if k < len(images):
       ax.imshow(to_rgb(images[k]), interpolation="nearest")
       if titles is not None:
-        ax.set_title(titles[k], fontsize=7)
+        ax.set_title(titles[k], fontsize=8)
   if suptitle:
     fig.suptitle(suptitle, fontsize=9)
-  return png(fig)
+  return fig
 
 
 def action_region_weights(fields, l1_norms, n: int) -> np.ndarray:
@@ -98,7 +108,7 @@ def action_region_weights(fields, l1_norms, n: int) -> np.ndarray:
   return w
 
 
-def action_fields(image, masks, fields, norms, max_panels=16, l1_norms=None) -> bytes:
+def action_fields(image, masks, fields, norms, max_panels=16, l1_norms=None) -> Figure:
   """Heat map of the action regions of the top components, and each top
   component's action field over the image (v1 Fig. 3–4).
 
@@ -122,14 +132,14 @@ def action_fields(image, masks, fields, norms, max_panels=16, l1_norms=None) -> 
       count += masks[i] * np.float32(w[i])
   cols = min(8, len(fields) + 1)
   rows = int(np.ceil((len(fields) + 1) / cols))
-  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+  fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False, layout="constrained")
   for ax in axes.flat:
     ax.axis("off")
   ax = axes.flat[0]
   ax.imshow(to_rgb(image) * 0.5)
   im = ax.imshow(np.ma.masked_where(count == 0, count), cmap="inferno", alpha=0.75)
-  ax.set_title(f"action regions of top {len(fields)}" + (" (L1/|S|, exp)" if l1_norms is not None else ""), fontsize=7)
-  fig.colorbar(im, ax=ax, fraction=0.046)
+  ax.set_title(f"action regions of top {len(fields)}" + ("\n(L1/|S|, exp)" if l1_norms is not None else ""), fontsize=8)
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
   for k, s in enumerate(fields):
     ax = axes.flat[k + 1]
     field = np.any(masks[subsets_lib.to_indices(s)], axis=0)
@@ -138,18 +148,19 @@ def action_fields(image, masks, fields, norms, max_panels=16, l1_norms=None) -> 
     ax.imshow(shown, interpolation="nearest")
     for i in subsets_lib.to_indices(s):
       _outline(ax, masks[i], "red", 1.0)
-    ax.set_title(f"{subsets_lib.format_subset(s)}\n‖Δf‖={norms[s]:.3g}", fontsize=6)
+      _number(ax, masks[i], i)
+    ax.set_title(f"S={subsets_lib.format_subset(s)}\n‖Δf_S‖={norms[s]:.3g}", fontsize=8)
   del n
-  return png(fig)
+  return fig
 
 
-def patterns(pattern_images, fields, masks, max_panels=24) -> bytes:
+def patterns(pattern_images, fields, masks, max_panels=24) -> Figure:
   """Regional patterns p_S = g(f) − g(f − Δf_S) (v2 Fig. 2): channel-mean
   signed change, fields outlined."""
   k = min(len(fields), max_panels)
   cols = min(8, max(k, 1))
   rows = max(1, int(np.ceil(k / cols)))
-  fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.7 * rows), squeeze=False)
+  fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.0 * rows), squeeze=False, layout="constrained")
   vmax = max(float(np.abs(np.asarray(pattern_images[:k]).mean(-1)).max()) if k else 1.0, 1e-6)
   for j, ax in enumerate(axes.flat):
     ax.axis("off")
@@ -158,11 +169,12 @@ def patterns(pattern_images, fields, masks, max_panels=24) -> bytes:
     ax.imshow(np.asarray(pattern_images[j]).mean(-1), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
     for i in subsets_lib.to_indices(fields[j]):
       _outline(ax, masks[i], "black", 0.8)
-    ax.set_title(subsets_lib.format_subset(fields[j]), fontsize=6)
-  return png(fig)
+      _number(ax, masks[i], i)
+    ax.set_title(f"S={subsets_lib.format_subset(fields[j])}", fontsize=8)
+  return fig
 
 
-def curve(xs, ys_list, labels, xlabel, ylabel, title, logy=False, refs=None) -> bytes:
+def curve(xs, ys_list, labels, xlabel, ylabel, title, logy=False, refs=None) -> Figure:
   fig, ax = plt.subplots(figsize=(4.2, 3.0))
   for ys, lab in zip(ys_list, labels):
     ax.plot(xs, ys, label=lab)
@@ -177,10 +189,10 @@ def curve(xs, ys_list, labels, xlabel, ylabel, title, logy=False, refs=None) -> 
   if len(labels) > 1:
     ax.legend(fontsize=6)
   ax.grid(alpha=0.3)
-  return png(fig)
+  return fig
 
 
-def loss_curves(history, error, tau) -> bytes:
+def loss_curves(history, error, tau) -> Figure:
   """Objective against step (median and range over subsets), and the final
   errors against τ."""
   history = np.asarray(history)[1:]
@@ -201,10 +213,10 @@ def loss_curves(history, error, tau) -> bytes:
     axes[1].legend(fontsize=6)
   axes[1].set_xlabel("RMSE of u(S) on the pixels of S")
   axes[1].set_title("reconstruction error per subset", fontsize=9)
-  return png(fig)
+  return fig
 
 
-def curves_panel(panels) -> bytes:
+def curves_panel(panels) -> Figure:
   """Several small line plots side by side: ``panels`` is a list of dicts with
   ``x``, ``ys`` (list), ``labels``, ``xlabel``, ``ylabel``, ``title``."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.0), squeeze=False)
@@ -220,12 +232,12 @@ def curves_panel(panels) -> bytes:
       ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  return png(fig)
+  return fig
 
 
-def histogram(values, xlabel, title, bins=30) -> bytes:
+def histogram(values, xlabel, title, bins=30) -> Figure:
   fig, ax = plt.subplots(figsize=(4.0, 3.0))
   ax.hist(np.asarray(values), bins=bins)
   ax.set_xlabel(xlabel)
   ax.set_title(title, fontsize=9)
-  return png(fig)
+  return fig

@@ -391,12 +391,15 @@ def _from_report(path: str) -> str:
   return m.group(0)
 
 
-def show(result, **options):
+def show(result, generator=None, *, image: int = 0, **options):
   """The interactive view inline in Jupyter or Colab (plain HTML with its script; no server, no widget).
 
   Args:
-    result: a :class:`regionjax.pipeline.ImageResult` (decoded here), or a finished run's workdir or
-      ``report.html`` path (its embedded view is reused).
+    result: a :class:`regionjax.Explanation` (image ``image`` of it, decoded here with ``generator``), one image
+      bound to its decoder (``regionjax.explainer.ImageResult``), or a finished run's workdir or ``report.html``
+      path (its embedded view is reused).
+    generator: the generator an Explanation explains.
+    image: which image of an Explanation.
     **options: for :func:`build` (``thumb_size``, ``fmt``, ``quality``, ``names``, ...).
 
   Returns:
@@ -406,7 +409,13 @@ def show(result, **options):
   import os
   import uuid
 
+  from regionjax import explainer
+  from regionjax import explanation as explanation_lib
+
   element_id = "rjx-" + uuid.uuid4().hex[:10]  # several views in one notebook page
+  if isinstance(result, explanation_lib.Explanation):
+    result = explainer.bind(result, image, generator)
+    options.setdefault("names", result.names)
   if isinstance(result, (str, os.PathLike)):
     frag = _from_report(os.fspath(result)).replace('id="rjx"', f'id="{element_id}"', 1)
     frag = frag.replace('getElementById("rjx")', f'getElementById("{element_id}")', 1)

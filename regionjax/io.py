@@ -352,6 +352,35 @@ class ChunkStore:
   def _path(self, index: int) -> str:
     return os.path.join(self.directory, f"chunk_{index:05d}")
 
+  def bind(self, fingerprint: str) -> None:
+    """Binds this directory's chunks to ``fingerprint`` (what they were solved for: model, layer, image,
+    players, result-changing options; :func:`regionjax.explanation.solve_fingerprint`).
+
+    Chunks made for another fingerprint, or without one, are set aside in ``stale/`` with a warning and
+    recomputed: a checkpoint copied in from another run is never taken for this run's.
+    """
+    path = os.path.join(self.directory, FINGERPRINT)
+    old = None
+    try:
+      with open(path) as fh:
+        old = json.load(fh).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+      old = None
+    if old == fingerprint:
+      return
+    chunks = [name for name in sorted(os.listdir(self.directory)) if _CHUNK_RE.match(name)]
+    if chunks:
+      aside = os.path.join(self.directory, "stale", f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}")
+      os.makedirs(aside, exist_ok=True)
+      for name in chunks:
+        os.replace(os.path.join(self.directory, name), os.path.join(aside, name))
+      why = "were made for other inputs" if old else "carry no fingerprint of their inputs"
+      warn(
+        f"{len(chunks)} checkpoint(s) in {self.directory} {why} (model, layer, image, players or solver "
+        f"options); moved to {aside}, recomputing"
+      )
+    atomic_write_text(path, json.dumps({"fingerprint": fingerprint}) + "\n")
+
   def save(self, index: int, chunk: ChunkResult) -> None:
     tree = chunk.to_dict()
     tree["digest"] = _digest(tree)
@@ -442,6 +471,7 @@ class ChunkStore:
 
 
 MANIFEST = "regionjax_files.json"
+FINGERPRINT = "fingerprint.json"  # what the chunks of a ChunkStore were solved for (ChunkStore.bind)
 
 
 def _file_digests(directory: str) -> dict[str, str]:

@@ -10,23 +10,21 @@ chunk) → OR components → metrics → figures and ``report.html``. Outputs go
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import json
 import os
 import signal
 import threading
 import time
 import zipfile
-from typing import Any, Callable
+from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from regionjax import components as components_lib
 from regionjax import config_check
 from regionjax import distributed
+from regionjax import explainer
+from regionjax import explanation as explanation_lib
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import progress
@@ -51,137 +49,35 @@ def fingerprint(config) -> dict:
 
 
 # ------------------------------------------------------------------ utilities
-def _slice_codes(codes, start: int, stop: int):
-  return jax.tree.map(lambda a: a[start:stop] if getattr(a, "ndim", 0) > 0 else a, codes)
+# The library's pieces a run is made of (regionjax.explainer); kept here under their old names.
+Target = explainer.Target
+ImageResult = explainer.ImageResult
+prepare_target = explainer.prepare_target
+codes_decoder = explainer.codes_decoder
+_slice_codes = explainer.slice_codes
 
 
 def _sample(gen, rng, num: int, classes):
   return gen.sample_codes(rng, num, classes=classes)
 
 
-def _check_finite(name: str, x) -> None:
-  x = np.asarray(x)
-  if not np.isfinite(x).all():
-    raise ValueError(
-      f"the generator returned NaN or Inf in {name} ({int((~np.isfinite(x)).sum())} values); "
-      f"check the checkpoint and model.truncation"
-    )
-
-
 def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_classes: int | None):
-  """``f0``: the mean feature at ``layer`` over ``num_codes`` codes (v1 §4),
-  classes spread evenly over all ``num_classes`` when the model has classes."""
+  """``f0``: the mean feature at ``layer`` over ``num_codes`` codes (v1 §4; :func:`regionjax.explainer.baseline`
+  with the codes drawn from ``rng``)."""
+  del num_classes  # the generator's own
   total = None
   bar = progress.bar(total=num_codes, desc="baseline f0", unit="code")
+  nc = getattr(gen, "num_classes", None)
   for start in range(0, num_codes, batch_size):
     k = min(batch_size, num_codes - start)
-    classes = None if not num_classes else (np.arange(start, start + k) % num_classes)
+    classes = None if not nc else (np.arange(start, start + k) % nc)
     codes = _sample(gen, jax.random.fold_in(rng, start), k, classes)
     feat = np.asarray(gen.encode(codes, layer), np.float64)
-    _check_finite("the baseline features", feat)
+    explainer.check_finite("the baseline features", feat)
     total = feat.sum(0) if total is None else total + feat.sum(0)
     bar.update(k)
   bar.close()
   return (total / num_codes).astype(np.float32)
-
-
-# ------------------------------------------------------------- one image
-@dataclasses.dataclass
-class Target:
-  """One target image ``x = g(f)`` and what the solver needs of it."""
-
-  index: int
-  class_id: Any
-  image: np.ndarray  # (H, W, 3)
-  baseline_image: np.ndarray  # g(f0) with this image's codes
-  f: np.ndarray
-  decode: Callable  # one feature -> one image, for this image's codes
-
-
-@dataclasses.dataclass
-class ImageResult:
-  """Everything computed for one target image (host arrays)."""
-
-  index: int
-  class_id: Any
-  image: np.ndarray
-  baseline_image: np.ndarray
-  f: np.ndarray
-  f0: np.ndarray
-  cells: np.ndarray  # (rows*cols, H, W) grid masks
-  players: np.ndarray  # (n,) chosen cell indices
-  masks: np.ndarray  # (n, H, W)
-  solution: solver_lib.SolverResult
-  components: np.ndarray  # (2**n, *feature_shape)
-  decode: Callable
-  seconds: float
-  names: list | None = None  # a name per player (patches.method = 'regions'), else None
-
-
-def _static_leaf(leaf):
-  """A code leaf that stays a constant of the compiled decoder (hashable), or None for an array leaf."""
-  if isinstance(leaf, (np.ndarray, jax.Array, np.generic)) and np.size(leaf) > 1:
-    return None
-  a = np.asarray(leaf)
-  if a.dtype == object:
-    raise TypeError(f"code leaf of type {type(leaf).__name__}")
-  return (a.shape, a.dtype.str, a.item())
-
-
-@functools.lru_cache(maxsize=16)
-def _bound_decoder(gen, layer: str, treedef, static: tuple) -> Callable:
-  """``(arrays, v) → g(v)`` for codes of this structure whose small leaves (``static``) are fixed."""
-
-  def decode(arrays, v):
-    it = iter(arrays)
-    leaves = [next(it) if s is None else np.asarray(s[2], np.dtype(s[1])).reshape(s[0]) for s in static]
-    return gen.decode(jax.tree.unflatten(treedef, leaves), layer, v[None])[0]
-
-  return decode
-
-
-def codes_decoder(gen, layer: str, codes1, f) -> Callable:
-  """One feature -> one image with this image's codes: ``v ↦ g(v; codes)``.
-
-  Where the generator allows, a ``jax.tree_util.Partial`` whose bound
-  arguments are the codes' arrays (the solver's compiled chunk then serves
-  every image of a batch: only the arrays change); leaves of one element
-  (a truncation, a temperature, a noise mode) are fixed in the function,
-  which is shared by images with the same ones. Generators that need their
-  codes as concrete values get a plain closure (one compilation per image).
-  """
-  try:
-    leaves, treedef = jax.tree.flatten(codes1)
-    static = tuple(_static_leaf(x) for x in leaves)
-    fn = _bound_decoder(gen, layer, treedef, static)
-    arrays = [jnp.asarray(x) for x, s in zip(leaves, static) if s is None]
-    jax.eval_shape(
-      fn, arrays, jax.ShapeDtypeStruct(np.shape(f), np.asarray(f).dtype)
-    )  # traceable with codes as arguments?
-    return jax.tree_util.Partial(fn, arrays)
-  except Exception:  # noqa: BLE001 - any failure: the closure, as before
-    pass
-
-  def decode(v):
-    return gen.decode(codes1, layer, v[None])[0]
-
-  return decode
-
-
-def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target:
-  """Image, feature and decoder of the ``index``-th code; g(f0) for its codes."""
-  codes1 = _slice_codes(codes, index, index + 1)
-  image = np.asarray(gen.generate(codes1))[0]
-  f = np.asarray(gen.encode(codes1, layer))[0]
-  _check_finite("the target image", image)
-  _check_finite("the target feature", f)
-
-  decode = codes_decoder(gen, layer, codes1, f)
-  baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
-  _check_finite("the baseline image g(f0)", baseline_image)
-  return Target(
-    index=index, class_id=_class_of(gen, codes1), image=image, baseline_image=baseline_image, f=f, decode=decode
-  )
 
 
 def player_names(config, image_shape) -> tuple[list[str], np.ndarray] | None:
@@ -241,60 +137,39 @@ def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset
   )
 
 
+def players_of(config, cells: np.ndarray, players: np.ndarray, names=None) -> explanation_lib.Players:
+  """The :class:`regionjax.Players` of a run: grid cells, or named regions (``patches.method = 'regions'``)."""
+  p = config.patches
+  if p.method == "regions":
+    return explanation_lib.Players.from_masks(np.asarray(cells[players], bool), names=names)
+  return explanation_lib.Players.grid_cells(p.rows, p.cols, players).resolve(*cells.shape[1:])
+
+
 def solve_target(
-  config, target: Target, f0: np.ndarray, cells: np.ndarray, players: np.ndarray, ckpt_dir: str, mesh=None
+  config, target: Target, f0: np.ndarray, cells: np.ndarray, players: np.ndarray, ckpt_dir: str, mesh=None, names=None
 ) -> ImageResult:
-  """All minimal features and OR components of one target, checkpointed by chunk."""
-  masks = cells[players]
-  s = config.solver
-  store = io_lib.ChunkStore(ckpt_dir)
-  done = store.load_all()
-  n = len(players)
-  total = n + 1 if s.composition == "max" and n > 1 else (1 << n) - 1  # problems optimised
-  bar = progress.bar(total=total, desc=f"solve image {target.index}", unit="subset")
-  bar.update(sum(c.subsets.size for c in done.values()))
+  """All minimal features and OR components of one target, checkpointed by chunk (bound to the image's
+  fingerprint); the image's :class:`regionjax.Explanation` is ``result.explanation``."""
+  exp = explain_config_target(config, target, f0, players_of(config, cells, players, names), ckpt_dir, mesh=mesh)
+  res = explainer.bind(exp, 0, decode=target.decode)
+  res.cells = cells
+  return res
 
-  def on_chunk(i, total, chunk):
-    with STOP.critical():  # a SIGTERM/SIGINT now waits for the checkpoint to be complete
-      store.save(i, chunk)
-    bar.update(chunk.subsets.size)
-    bar.set_postfix(chunk=f"{i + 1}/{total}", err=f"{float(np.max(chunk.error)):.3g}")
 
-  t0 = time.time()
-  solution = distributed.solve_minimal_features(
-    target.decode,
-    target.f,
+def explain_config_target(config, target: Target, f0, players, ckpt_dir: str, mesh=None, generator_fingerprint=""):
+  """:func:`regionjax.explainer.explain_target` with the run's options and chunk checkpoints."""
+  return explainer.explain_target(
+    target,
     f0,
-    target.image,
-    masks,
-    solver_lib.SolverOptions.from_config(s),
+    players,
+    solver_lib.SolverOptions.from_config(config.solver),
+    layer=config.model.layer,
+    model=config.model.name,
+    generator_fingerprint=generator_fingerprint,
     mesh=mesh,
-    done=done,
-    on_chunk=on_chunk,
+    store=io_lib.ChunkStore(ckpt_dir),
+    critical=STOP.critical,
   )
-  bar.close()
-  components = np.asarray(components_lib.or_components(solution.u))
-  return ImageResult(
-    index=target.index,
-    class_id=target.class_id,
-    image=target.image,
-    baseline_image=target.baseline_image,
-    f=target.f,
-    f0=f0,
-    cells=cells,
-    players=players,
-    masks=masks,
-    solution=solution,
-    components=components,
-    decode=target.decode,
-    seconds=time.time() - t0,
-  )
-
-
-def _class_of(gen, codes1):
-  """The class of a one-code batch (``None`` for an unconditional model)."""
-  ids = gen.class_of(codes1)
-  return None if ids is None else int(np.asarray(ids).reshape(-1)[0])
 
 
 # ------------------------------------------------------------- interruption
@@ -369,13 +244,22 @@ STOP = _Stop()
 
 
 # ---------------------------------------------------------------- the run
-def _finished_outputs(workdir: str, num_images: int) -> dict | None:
+def _finished_outputs(workdir: str, num_images: int, result_file: str = explanation_lib.ARRAYS) -> dict | None:
   """metrics.json of a finished run if all its output files are intact, else None
   (a damaged file is reported and the outputs are recomputed from the checkpoints)."""
-  dirs = [workdir] + [os.path.join(workdir, "images", f"{i:03d}") for i in range(num_images if num_images > 1 else 0)]
+  dirs = [workdir] if num_images <= 1 else explanation_lib.image_dirs(workdir)
+  if num_images > 1:
+    if len(dirs) != num_images:
+      return None
+    dirs = [workdir] + dirs
   metrics = None
   for d in dirs:
-    for name in ("metrics.json", "components.npz", "report.html"):
+    names = (
+      ("metrics.json", "report.html")
+      if d == workdir and num_images > 1
+      else ("metrics.json", result_file, "report.html")
+    )
+    for name in names:
       path = os.path.join(d, name)
       if not os.path.exists(path):
         return None
@@ -386,7 +270,9 @@ def _finished_outputs(workdir: str, num_images: int) -> dict | None:
           if not isinstance(m, dict) or "summary" not in m or "solver" not in m:
             raise ValueError("not a metrics file of this project")
           metrics = m if d == workdir else metrics
-        elif name == "components.npz":
+        elif name == explanation_lib.ARRAYS:
+          explanation_lib.load(d)  # checks the manifest, the arrays' digest and shapes
+        elif name.endswith(".npz"):
           with np.load(path) as data:
             for key in data.files:  # reads (and CRC-checks) every array
               data[key]
@@ -403,18 +289,24 @@ def _finished_outputs(workdir: str, num_images: int) -> dict | None:
   return metrics
 
 
-def _load_baseline(path: str) -> np.ndarray | None:
+def _load_baseline(path: str, fp: str) -> np.ndarray | None:
+  """``f0`` from ``baseline.npz`` when it was made for fingerprint ``fp`` (model, weights, layer and baseline
+  settings); a damaged file or one made for other inputs is reported and recomputed."""
   if not os.path.exists(path):
     return None
   try:
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
       f0 = np.asarray(data["f0"])
+      stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
     if not np.isfinite(f0).all():
       raise ValueError("non-finite values")
-    return f0
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
     io_lib.warn(f"{path} is damaged ({io_lib._short(e)}); recomputing it")
     return None
+  if stored != fp:
+    io_lib.warn(f"{path} was made for another model, layer or baseline setting; recomputing it")
+    return None
+  return f0
 
 
 def run(config, make_generator: Callable) -> dict:
@@ -450,19 +342,19 @@ def run(config, make_generator: Callable) -> dict:
 def _run(config, make_generator: Callable) -> dict:
   from regionjax import truncated_report  # matplotlib/jinja only when running
 
-  if truncated_report.max_order(config):  # components up to order k (regionjax.truncated): its solve and report
-    solve, report_lib = truncated_report.solve_target, truncated_report
+  truncated_mode = bool(truncated_report.max_order(config))  # components up to order k (regionjax.truncated)
+  if truncated_mode:
+    report_lib = truncated_report
   else:
     from regionjax import report as report_lib
-
-    solve = solve_target
 
   workdir = config.workdir
   metrics_path = os.path.join(workdir, "metrics.json")
   report_path = os.path.join(workdir, "report.html")
   seen = io_lib.check_workdir(workdir, fingerprint(config))
   if seen:
-    metrics = _finished_outputs(workdir, config.target.num_images)
+    result_file = "components.npz" if truncated_mode else explanation_lib.ARRAYS
+    metrics = _finished_outputs(workdir, config.target.num_images, result_file)
     if metrics is not None:
       print(report_lib.summary_text(metrics, report_path, reused=True))
       return metrics
@@ -476,6 +368,7 @@ def _run(config, make_generator: Callable) -> dict:
   writer = distributed.is_writer()
   mesh = distributed.local_mesh() if config.solver.shard and jax.local_device_count() > 1 else None
   gen = make_generator(config.model)
+  explainer.check_generator(gen)
   layer = check_layer(gen, config.model.layer)
   num_classes = gen.num_classes
   class_id = config.target.class_id
@@ -484,19 +377,15 @@ def _run(config, make_generator: Callable) -> dict:
   if writer:
     io_lib.record_config(workdir, fingerprint(config))
 
+  gfp = explanation_lib.generator_fingerprint(gen, layer)
+  b = config.baseline
+  base_fp = explanation_lib.digest("baseline", gfp, int(b.num_codes), int(b.seed))
   base_path = os.path.join(workdir, "baseline.npz")
-  f0 = _load_baseline(base_path)
+  f0 = _load_baseline(base_path, base_fp)
   if f0 is None:
-    f0 = compute_baseline(
-      gen,
-      layer,
-      config.baseline.num_codes,
-      config.baseline.batch_size,
-      jax.random.PRNGKey(config.baseline.seed),
-      num_classes,
-    )
+    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
     if writer:
-      io_lib.atomic_savez(base_path, f0=f0)
+      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
   num_images = config.target.num_images
   classes = None
   if num_classes:
@@ -506,19 +395,26 @@ def _run(config, make_generator: Callable) -> dict:
       else (np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
     )
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
+  explainer.check_codes(codes)
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   cells = grid_cells(config, targets[0].image.shape)
   named = player_names(config, targets[0].image.shape)
+  names = list(named[0]) if named else None
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
     shared = choose_players(config, cells, targets)
   results = []
   for t in targets:
     players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
-    results.append(solve(config, t, f0, cells, players, ckpt, mesh=mesh))
-    if named:
-      results[-1].names = list(named[0])
+    if truncated_mode:
+      res = truncated_report.solve_target(config, t, f0, cells, players, ckpt, mesh=mesh)
+      res.names = names
+    else:
+      exp = explain_config_target(config, t, f0, players_of(config, cells, players, names), ckpt, mesh, gfp)
+      res = explainer.bind(exp, 0, decode=t.decode)
+      res.cells = cells
+    results.append(res)
 
   if not writer:  # process 0 writes the outputs once
     return {}

@@ -8,7 +8,6 @@ metric and the transferability of action fields over all same-class pairs.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import math
 import os
@@ -24,11 +23,11 @@ from regionjax import evaluation
 from regionjax import figures
 from regionjax import io as io_lib
 from regionjax import metrics as metrics_lib
+from regionjax import progress
 from regionjax import results as results_lib
 
 
-def _uri(png: bytes) -> str:
-  return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+_uri = figures.data_uri
 
 
 # -------------------------------------------------------------------- figures
@@ -325,37 +324,30 @@ def comparison_view(config, results, reports):
 
 
 def write_image(config, res, outdir: str, samples_png, header: dict, features=None) -> results_lib.ImageMetrics:
-  """components.npz, metrics.json and report.html of one image in ``outdir``; returns its metrics.
+  """The saved explanation, metrics.json and report.html of one image in ``outdir``; returns its metrics.
 
   ``features`` (the tap's feature of many codes, :func:`baseline_features`) adds the Baselines section.
   """
   os.makedirs(outdir, exist_ok=True)
-  ev = evaluation.evaluate_image(config, res)
+  options = evaluation.MetricOptions.from_config(config)
+  ev = evaluation.evaluate_image(options, res)
   metrics = ev.metrics
   if features is not None:
-    metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(config, res, features))
+    metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(options, res, features))
+  bar = progress.bar(total=3, desc=f"report image {res.index}", unit="part")
+  bar.set_postfix(part="figures")
   figs = image_figures(config, res, ev, samples_png)
+  bar.update(1)
+  bar.set_postfix(part="interactive view")
+  view = interactive_view(config, res)
+  bar.update(1)
   names = getattr(res, "names", None)
-  extra = {}
-  if names:  # named regions (patches.method = 'regions'): carried into metrics.json and components.npz
+  if names:  # named regions (patches.method = 'regions'): carried into metrics.json and the explanation
     top = [dataclasses.replace(c, names=[names[i] for i in c.players]) for c in metrics.top_components]
     metrics = dataclasses.replace(metrics, top_components=top)
-    extra = {"player_names": np.asarray(names)}
-  io_lib.atomic_savez(
-    os.path.join(outdir, "components.npz"),
-    u=np.asarray(res.solution.u),
-    alpha=np.asarray(res.solution.alpha),
-    components=res.components,
-    patches=res.players,
-    masks=res.masks,
-    f=res.f,
-    f0=res.f0,
-    image=res.image,
-    baseline_image=res.baseline_image,
-    error=np.asarray(res.solution.error),
-    history=np.asarray(res.solution.history),
-    **extra,
-  )
+  exp = res.explanation
+  if exp is not None:  # the compact explanation (rj.load); dense u and components only when asked for
+    exp.save(outdir, dense=bool(config.report.get("dense_components", False)))
   summary = results_lib.ImageSummary(
     **header,
     image=res.index,
@@ -375,10 +367,12 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
     summary=summary,
     rows=metric_rows(metrics),
     reference=metrics_lib.PAPER_REFERENCE,
-    interactive=interactive_view(config, res),
+    interactive=view,
     baselines=baseline_rows(metrics.baselines),
   )
   io_lib.atomic_write_text(os.path.join(outdir, "report.html"), html)
+  bar.update(1)
+  bar.close()
   return metrics
 
 
@@ -419,7 +413,7 @@ def _samples(config, gen) -> bytes | None:
   num = 16
   nc = gen.num_classes
   codes = gen.sample_codes(jax.random.PRNGKey(config.seed + 7), num, classes=np.arange(num) % nc if nc else None)
-  return figures.image_grid(np.asarray(gen.generate(codes)), cols=8, suptitle="samples from random codes")
+  return figures.png(figures.image_grid(np.asarray(gen.generate(codes)), cols=8, suptitle="samples from random codes"))
 
 
 def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
@@ -461,21 +455,13 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
       "met_tau": int(sum(m.solver.met_tau for m in per_image)),
       "subsets": int(sum(m.solver.subsets for m in per_image)),
       "median_error": float(np.median([m.solver.median_error for m in per_image])),
+      "problems_solved": int(sum(m.solver.problems_solved or 0 for m in per_image)),
     },
     "completeness": {"feature_error": agg["completeness.feature_error"]["mean"]},
     "additivity": {"k": per_image[0].additivity.k, "error_mean": agg["additivity.error_mean"]["mean"]},
     "faithfulness": evaluation._mean_faithfulness([m.faithfulness for m in per_image]),
     "top_components": results_lib.to_json(per_image[0].top_components),
   }
-  io_lib.atomic_savez(
-    os.path.join(workdir, "components.npz"),
-    u=np.stack([np.asarray(r.solution.u) for r in results]),
-    components=np.stack([r.components for r in results]),
-    patches=np.stack([r.players for r in results]),
-    f=np.stack([r.f for r in results]),
-    image=np.stack([r.image for r in results]),
-    f0=results[0].f0,
-  )
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics_lib.summary(metrics))
   thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render(
@@ -501,30 +487,50 @@ def _faithfulness_lines(metrics: dict) -> list[str]:
   if f:
     r, a = f["rho_image_top10"], f["additivity_top30"]
     out.append(
-      f"  whole-image ρ, top 10%: {r['value']:.3f} (target ≥ {r['target']}: {mark(r['met'])})   "
-      f"additivity top-{a['k']}: {a['value']:.3f} (target ≤ {a['target']}: {mark(a['met'])})"
+      f"  boundedness ρ over the whole image, top 10% of components: {r['value']:.3f} "
+      f"(target ≥ {r['target']}: {mark(r['met'])})"
+    )
+    out.append(
+      f"  additivity, top-{a['k']} components vs every u(Ŝ), √(Σ‖h_K−u‖²/Σ‖u−f0‖²): {a['value']:.3f} "
+      f"(target ≤ {a['target']}: {mark(a['met'])})"
     )
   t = metrics.get("transferability")
   if t and t.get("mean") is not None:
+    kappa = t.get("kappa_size_matched")
+    kap = (
+      f"κ = (t − chance)/(1 − chance) = {kappa:.2f} (target ≥ {t.get('kappa_target', 0.5)})"
+      if kappa is not None
+      else ""
+    )
     out.append(
-      f"  transferability top-{t['k']}: {t['mean']:.3f} (chance: uniform {t['chance_uniform']:.3f}, "
-      f"same sizes {t['chance_size_matched_mean']:.3f}; target ≥ {t['target']}: {mark(t['met'])})"
+      f"  transferability, top-{t['k']} fields shared by two images: {t['mean']:.3f} (target ≥ {t['target']}); "
+      f"chance with the same field sizes {t['chance_size_matched_mean']:.3f}, {kap}: {mark(t['met'])}"
     )
   return out
 
 
 def summary_text(metrics: dict, report_path: str, reused: bool) -> str:
+  """What a run prints last: the faithfulness figures against their targets first, then how the solve went."""
   s, solver = metrics["summary"], metrics["solver"]
   images = f", {s['num_images']} images" if "num_images" in s else ""
+  c = metrics["completeness"]
+  solved = solver.get("problems_solved")
+  composed = solver["subsets"] - 1 - solved if solved is not None and not images else None
+  problems = (
+    f"{solved} problems solved" + (f", {composed} subsets composed" if composed else "") + "; "
+    if solved is not None
+    else ""
+  )
   lines = [
     ("Finished earlier; nothing recomputed." if reused else "Done."),
-    f"  model {s['model']} at {s['layer']}, feature {tuple(s['feature_shape'])}, n = {s['n']} patches "
+    f"  model {s['model']} at {s['layer']}, feature {tuple(s['feature_shape'])}, n = {s['n']} players "
     f"{s['players']}{images}",
-    f"  subsets meeting τ: {solver['met_tau']}/{solver['subsets']}   median RMSE {solver['median_error']:.4f}",
-    f"  completeness ‖ΣΔf+f0−f‖/‖f−f0‖: {metrics['completeness']['feature_error']:.4f}   additivity top-"
-    f"{metrics['additivity']['k']}: mean {metrics['additivity']['error_mean']:.4g}",
-    "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
     *_faithfulness_lines(metrics),
+    f"  {problems}subsets meeting τ: {solver['met_tau']}/{solver['subsets']}   median RMSE on S "
+    f"{solver['median_error']:.4f}",
+    "  completeness: u(N) = f0 + ΣΔf_S holds by construction (OR matching, v2 eq. 6); "
+    f"against f itself ‖f0 + ΣΔf_S − f‖/‖f − f0‖ = {c['feature_error']:.3f} (u(N) keeps only what the players need)",
+    "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
     f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
     f"  report: {os.path.abspath(report_path)}",
   ]

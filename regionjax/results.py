@@ -329,3 +329,60 @@ class ImageMetrics:
   def normalised(self) -> ImageMetrics:
     """The same metrics with the values metrics.json holds (NumPy → Python, non-finite → None)."""
     return self.from_json_dict(self.to_json_dict())
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferPair:
+  """Transferability of one pair of same-class images (v2 §3.4)."""
+
+  a: int
+  b: int
+  class_id: int | None
+  ratio: float | None
+  k: int
+  chance_size_matched: float | None
+  chance_uniform: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Transferability:
+  """Share of top-K action fields common to two images, over same-class pairs, beside its chance levels.
+
+  ``met``: the mean reaches ``target`` (the paper's SiD figure) and ``κ = (mean − chance) / (1 − chance) ≥
+  kappa_target`` against the size-matched chance (the same field sizes drawn at random); ``None`` without pairs.
+  """
+
+  k: int
+  pairs: list[TransferPair]
+  mean: float | None
+  std: float | None
+  chance_size_matched_mean: float | None
+  chance_uniform: float | None
+  paper_nvae: float
+  paper_sid: float
+  target: float
+  kappa_target: float
+  kappa_size_matched: float | None = None
+  met: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+  """What :func:`regionjax.evaluate` returns: one :class:`ImageMetrics` per image (``metrics[i]``) and, for two
+  or more images, their transferability."""
+
+  images: list[ImageMetrics]
+  transferability: Transferability | None = _optional()
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def __getitem__(self, i: int) -> ImageMetrics:
+    return self.images[i]
+
+  def to_json_dict(self) -> dict:
+    return to_json(self)
+
+  @classmethod
+  def from_json_dict(cls, d: dict) -> "Metrics":
+    return from_json(cls, d)

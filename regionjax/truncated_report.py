@@ -253,10 +253,7 @@ def pair_arcs(image, cells, players, fields, norms, max_arcs: int = 25) -> bytes
   return figures.png(fig)
 
 
-def _uri(png: bytes) -> str:
-  import base64
-
-  return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+_uri = figures.data_uri
 
 
 HTML = """<!doctype html>

@@ -1,4 +1,5 @@
-"""Compares two finished workdirs: every number of metrics.json and every array of components.npz.
+"""Compares two finished workdirs: every number of metrics.json and every array of the saved explanations
+(explanation.npz, and components.npz where a run wrote one).
 
 Used to check that a refactoring changes no behaviour, e.g.::
 
@@ -50,8 +51,8 @@ def compare(a: str, b: str, rtol: float, atol: float) -> list[str]:
             continue
           if k not in x or k not in y or not _close(x[k], y[k], rtol, atol):
             diffs.append(f"{pb}: {k}: {x.get(k, 'missing')!r} vs {y.get(k, 'missing')!r}")
-      elif name == "components.npz":
-        x, y = np.load(pa), np.load(pb)
+      elif name in ("components.npz", "explanation.npz"):
+        x, y = np.load(pa, allow_pickle=False), np.load(pb, allow_pickle=False)
         for k in sorted(set(x.files) | set(y.files)):
           if k not in x.files or k not in y.files or x[k].shape != y[k].shape:
             diffs.append(f"{pb}: {k}: missing or shape differs")

@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow` for the slow tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q -c constraints.txt -e '.[test]'
 # The face GAN's PyTorch module for tests/test_torch_bridge.py, without the requirements of the package's
 # scripts (torchvision, wandb[media] and 26 more, an older pillow): docs/torch.md §Installing.
 python3 -m pip install -q --no-deps gan-face-generate==1.1.1

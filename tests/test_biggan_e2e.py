@@ -66,7 +66,10 @@ def test_biggan_config_runs_on_converted_checkpoint(tmp_path):
     timeout=1500,
   )
   assert run.returncode == 0, run.stderr[-3000:]
-  data = np.load(workdir / "components.npz")
+  import regionjax as rj
+
+  exp = rj.load(workdir)
+  data = {"f": np.asarray(exp.f)[0], "u": np.asarray(exp.minimal_features())[0], "image": np.asarray(exp.image)[0]}
   assert data["f"].shape == (32, 32, 512) and data["u"].shape == (4, 32, 32, 512)
   assert data["image"].shape == (128, 128, 3)
   metrics = json.load(open(workdir / "metrics.json"))

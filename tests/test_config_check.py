@@ -197,3 +197,29 @@ def test_optional_knobs_belong_to_some_config():
   """A port's own knob (absent from the default) is listed in OPTIONAL and used by some config file."""
   used = {k for name in CONFIG_FILES for k, _ in config_check.leaves(_load(name))}
   assert config_check.OPTIONAL <= used
+
+
+def test_every_knob_has_one_line_of_help():
+  from regionjax import config_help
+
+  missing = sorted(set(config_check.SCHEMA) - set(config_help.HELP))
+  assert not missing, f"knobs without a line in regionjax/config_help.py: {missing}"
+  assert not sorted(set(config_help.HELP) - set(config_check.SCHEMA))  # no help for a knob that is gone
+  assert all(text and "\n" not in text for text in config_help.HELP.values())
+
+
+@pytest.mark.parametrize("entry", [["main.py", "--helpfull"], ["-m", "regionjax.check", "--help"]])
+def test_help_lists_every_knob_with_its_default(entry):
+  """Both entry points list each knob of the config with its default and its help (exit status 1, as absl's)."""
+  from regionjax import config_help
+
+  planted = os.path.join(ROOT, "configs", "planted.py")
+  proc = subprocess.run(
+    [sys.executable, *entry, f"--config={planted}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  config = _load("planted")
+  for key, value in config_check.leaves(config):
+    assert f"--config.{key}=" in proc.stdout, key
+    assert config_help.HELP[key].split()[0] in proc.stdout
+  assert "--config.solver.steps=200" in proc.stdout and "Traceback" not in proc.stderr

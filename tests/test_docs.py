@@ -160,3 +160,28 @@ def test_checks_catch_what_they_should(tmp_path):
   assert len(bad) == 2 and "'Other section'" in bad[0] and "docs/none.md" in bad[1]
   assert slug("Controllable and sequential reconstruction") == "controllable-and-sequential-reconstruction"
   assert slug("The method, its maths and the conventions") == "the-method-its-maths-and-the-conventions"
+
+
+# ------------------------------------------------------------- docs/api.md
+_PY_BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+
+
+def test_api_page_documents_every_public_name():
+  """Every name of ``regionjax.__all__`` has a heading of docs/api.md that names it as ``rj.<name>``."""
+  import regionjax as rj
+
+  headings = "\n".join(l for l in _read(os.path.join(ROOT, "docs", "api.md")).splitlines() if l.startswith("#"))
+  missing = [n for n in rj.__all__ if f"`rj.{n}`" not in headings]
+  assert not missing, f"public names without a section in docs/api.md: {missing}"
+
+
+def test_api_page_examples_run():
+  """The examples of docs/api.md run top to bottom in one namespace (what a reader pastes into a notebook)."""
+  blocks = _PY_BLOCK.findall(_read(os.path.join(ROOT, "docs", "api.md")))
+  assert len(blocks) >= 20
+  namespace: dict = {}
+  for k, code in enumerate(blocks):
+    try:
+      exec(compile(code, f"docs/api.md block {k}", "exec"), namespace)  # noqa: S102 - the docs' own examples
+    except Exception as e:  # noqa: BLE001 - name the block that failed
+      raise AssertionError(f"docs/api.md example {k} failed: {type(e).__name__}: {e}\n{code}") from e

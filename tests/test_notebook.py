@@ -32,3 +32,16 @@ def test_planted_notebook_runs():
   assert "<script src" not in view
   text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
   assert "planted fields recovered: [1, 2, 3]" in text
+
+
+def test_notebook_uses_public_names_only():
+  """The example notebook imports only ``regionjax as rj`` and calls only names of ``rj.__all__``."""
+  import re
+
+  import regionjax as rj
+
+  nb = nbformat.read(os.path.join(ROOT, "examples", "planted.ipynb"), as_version=4)
+  code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+  assert "from regionjax" not in code and "import regionjax." not in code and "configs" not in code
+  used = set(re.findall(r"\brj\.([A-Za-z_]\w*)", code))
+  assert used and used <= set(rj.__all__), sorted(used - set(rj.__all__))

@@ -36,13 +36,15 @@ def finished(tmp_path_factory):
 
 def test_outputs(finished):
   workdir, proc = finished
-  for name in ("report.html", "metrics.json", "components.npz", "config.json"):
+  for name in ("report.html", "metrics.json", "explanation.json", "explanation.npz", "config.json"):
     assert os.path.exists(os.path.join(workdir, name)), name
-  data = np.load(os.path.join(workdir, "components.npz"))
-  for key in ("u", "components", "patches", "f", "f0", "image"):
-    assert key in data
-  assert data["u"].shape == (16, 23) and data["components"].shape == (16, 23)
-  np.testing.assert_array_equal(data["patches"], [0, 1, 2, 3])
+  assert not os.path.exists(os.path.join(workdir, "components.npz"))  # dense arrays only when asked for
+  import regionjax as rj
+
+  exp = rj.load(workdir)
+  assert len(exp) == 1 and exp.minimal_features().shape == (1, 16, 23) and exp.components().shape == (1, 16, 23)
+  assert exp.players.cells == (0, 1, 2, 3) and exp.info.layer == "feature"
+  assert exp.info.composition == "independent" and exp.alpha.shape == (1, 15, 23)  # every non-empty subset solved
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))
   assert metrics["solver"]["met_tau"] == 16
   # metrics.json is exactly the typed metrics' serialisation (every key known, none missing; written with sorted keys)
@@ -66,11 +68,11 @@ def test_planted_fields_are_the_strongest(finished):
 
 def test_rerun_reprints_without_recomputing(finished):
   workdir, _ = finished
-  before = os.path.getmtime(os.path.join(workdir, "components.npz"))
+  before = os.path.getmtime(os.path.join(workdir, "explanation.npz"))
   proc = main(f"--config.workdir={workdir}")
   assert proc.returncode == 0
   assert "Finished earlier; nothing recomputed." in proc.stdout
-  assert os.path.getmtime(os.path.join(workdir, "components.npz")) == before
+  assert os.path.getmtime(os.path.join(workdir, "explanation.npz")) == before
 
 
 def test_other_config_is_refused(finished):
@@ -160,11 +162,13 @@ def test_kill_corrupt_refill_ends_with_the_same_components(tmp_path, finished):
   assert len(list((ckpt / "corrupt").iterdir())) == 1 and not (run_dir / ".lock").exists()
   ref = main(f"--config.workdir={ref_dir}", *slow)
   assert ref.returncode == 0
-  a, b = np.load(run_dir / "components.npz"), np.load(ref_dir / "components.npz")
-  assert np.isfinite(a["components"]).all()
-  np.testing.assert_allclose(a["components"], b["components"], rtol=0, atol=1e-6)
-  np.testing.assert_allclose(a["u"], b["u"], rtol=0, atol=1e-6)
-  np.testing.assert_allclose(a["f0"], b["f0"], rtol=0, atol=1e-6)
+  import regionjax as rj
+
+  a, b = rj.load(run_dir), rj.load(ref_dir)
+  assert np.isfinite(np.asarray(a.components())).all()
+  np.testing.assert_allclose(a.components(), b.components(), rtol=0, atol=1e-6)
+  np.testing.assert_allclose(a.minimal_features(), b.minimal_features(), rtol=0, atol=1e-6)
+  np.testing.assert_allclose(a.f0, b.f0, rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow  # over 20 s on the 2-core CPU; CI runs it with -m slow
@@ -185,5 +189,7 @@ def test_batch_mode(tmp_path):
   assert len(t["pairs"]) == 3 and t["mean"] == 1.0
   agg = metrics["aggregate"]
   assert agg["boundedness_top10pct.mean"]["count"] == 3 and agg["boundedness_top10pct.mean"]["mean"] > 0.999
-  data = np.load(workdir / "components.npz")
-  assert data["u"].shape == (3, 16, 23)
+  import regionjax as rj
+
+  exp = rj.load(workdir)  # the batch: every images/NNN/ concatenated
+  assert len(exp) == 3 and exp.minimal_features().shape == (3, 16, 23) and exp.info.indices == (0, 1, 2)

@@ -107,7 +107,7 @@ def test_region_query_on_planted_components():
 
 @pytest.mark.slow
 def test_named_region_run_end_to_end(tmp_path):
-  """main.py with patches.method='regions': names in metrics.json, components.npz and report.html (~40 s)."""
+  """main.py with patches.method='regions': names in metrics.json, the saved explanation and report.html (~40 s)."""
   path = write_regions(
     tmp_path / "regions.json",
     [
@@ -142,8 +142,8 @@ def test_named_region_run_end_to_end(tmp_path):
     ("top middle", "middle left"),
     ("middle left",),
   }
-  data = np.load(work / "components.npz")
-  assert data["player_names"].tolist() == names
+  exp = rj.load(work)
+  assert list(exp.players.names) == names and exp.players.grid is None
   html = (work / "report.html").read_text()
   assert "named regions" in html and "top middle" in html and '"names":["top left"' in html
   bad = subprocess.run(

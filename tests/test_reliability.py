@@ -25,6 +25,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+import regionjax as rj
 from ports import registry
 from regionjax import cli
 from regionjax import io as io_lib
@@ -83,8 +84,17 @@ def clean(tmp_path_factory):
     assert cheap(workdir) == 0
   finally:
     os.umask(old)
-  with np.load(os.path.join(workdir, "components.npz")) as data:
-    return workdir, {k: data[k] for k in data.files}
+  return workdir, _dense(workdir)
+
+
+def _dense(workdir):
+  """The dense arrays of a finished run's saved explanation (rebuilt from the compact form)."""
+  exp = rj.load(workdir)
+  return {
+    "components": np.asarray(exp.components())[0],
+    "u": np.asarray(exp.minimal_features())[0],
+    "alpha": np.asarray(exp.alphas())[0],
+  }
 
 
 def _copy(clean, tmp_path):
@@ -94,10 +104,10 @@ def _copy(clean, tmp_path):
 
 
 def _assert_same_components(workdir, ref):
-  with np.load(os.path.join(workdir, "components.npz")) as data:
-    for key in ("components", "u", "alpha"):
-      np.testing.assert_allclose(data[key], ref[key], rtol=0, atol=1e-6, err_msg=key)
-      assert np.isfinite(data[key]).all()
+  data = _dense(workdir)
+  for key in ("components", "u", "alpha"):
+    np.testing.assert_allclose(data[key], ref[key], rtol=0, atol=1e-6, err_msg=key)
+    assert np.isfinite(data[key]).all()
 
 
 def _no_debris(workdir):
@@ -118,7 +128,7 @@ def _err_lines(text):
 # ------------------------------------------------------------------ umask
 def test_outputs_follow_the_umask(clean):
   workdir, _ = clean
-  for name in ("report.html", "metrics.json", "components.npz", "config.json", "baseline.npz"):
+  for name in ("report.html", "metrics.json", "explanation.json", "explanation.npz", "config.json", "baseline.npz"):
     mode = os.stat(os.path.join(workdir, name)).st_mode & 0o777
     assert mode == 0o640, (name, oct(mode))  # 0666 & ~027; mkstemp made 0600
   _no_debris(workdir)
@@ -133,7 +143,7 @@ def _chunk_data_files(workdir, index):
 
 def test_damaged_chunk_is_set_aside_and_recomputed(clean, tmp_path, capsys, saves):
   workdir = _copy(clean, tmp_path)
-  for name in ("report.html", "metrics.json", "components.npz"):
+  for name in ("report.html", "metrics.json", "explanation.json", "explanation.npz"):
     os.unlink(os.path.join(workdir, name))
   biggest = _chunk_data_files(workdir, 2)[0]
   with open(biggest, "r+b") as fh:  # one data file cut short, as a full disk or a crash leaves it
@@ -172,7 +182,7 @@ def test_chunk_with_wrong_digest_is_set_aside(tmp_path, capsys):
   assert not os.path.exists(tmp_path / "ck" / "chunk_00001")
 
 
-@pytest.mark.parametrize("name", ["components.npz", "metrics.json", "report.html", "baseline.npz"])
+@pytest.mark.parametrize("name", ["explanation.npz", "metrics.json", "report.html", "baseline.npz"])
 def test_damaged_output_is_rewritten_without_solving(clean, tmp_path, capsys, saves, name):
   workdir = _copy(clean, tmp_path)
   path = os.path.join(workdir, name)
@@ -502,7 +512,7 @@ def _check_outcome(code, out, err, workdir):
     assert [l for l in err.splitlines() if l.strip()][-1] == errors[0]
     assert len(errors[0]) < 1000
     if os.path.isdir(workdir):
-      for name in ("report.html", "metrics.json", "components.npz"):
+      for name in ("report.html", "metrics.json", "explanation.json", "explanation.npz"):
         assert not os.path.exists(os.path.join(workdir, name)), name
       # a corrected rerun is not refused: no record of another config guards results here
       assert not io_lib.holds_results(workdir) or not os.path.exists(os.path.join(workdir, "config.json"))

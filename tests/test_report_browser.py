@@ -9,7 +9,7 @@ DOM; the test checks it against numbers computed here, independently of the
 page's own data:
 
 * the shown g(u(Ŝ)) is the planted decoder applied to ``u[Ŝ]`` of
-  components.npz (PNG thumbnails: exact up to the uint8 rounding);
+  the saved explanation (PNG thumbnails: exact up to the uint8 rounding);
 * the listed components are metrics.json ``top_components`` that meet Ŝ, in
   the same order and with the same norms;
 * the slider's image at p = 0.5 is f0 plus the strongest half of them, decoded.
@@ -140,8 +140,10 @@ def run(tmp_path_factory):
 
 def test_report_in_chromium_two_clicks(run, tmp_path):
   metrics = json.loads((run / "metrics.json").read_text())
-  data = np.load(run / "components.npz")
-  masks, u, comps = data["masks"], data["u"], data["components"]
+  import regionjax as rj
+
+  exp = rj.load(run)
+  masks, u, comps = np.asarray(exp.masks), np.asarray(exp.minimal_features())[0], np.asarray(exp.components())[0]
   n = masks.shape[0]
   clicks = []
   for i in CLICKED:
@@ -162,7 +164,7 @@ def test_report_in_chromium_two_clicks(run, tmp_path):
   assert got["ready"] == "1"
   assert int(got["set"]) == target and got["set_text"] == "{0,3}"
 
-  # the shown minimal-feature image is g(u(Ŝ)), decoded here from components.npz
+  # the shown minimal-feature image is g(u(Ŝ)), decoded here from the saved explanation
   planted = testing.planted_generator()
   expected = interactive.to_uint8(planted.decode(u[target]))
   shown = _png_pixels(got["minimal"])

@@ -368,9 +368,10 @@ def test_cli_explains_a_torch_module(tmp_path):
     *TINY_RUN,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  data = np.load(workdir / "components.npz")
-  assert data["components"].shape == (4, 4, 4, 8) and data["image"].shape == (8, 8, 3)
-  assert np.isfinite(data["components"]).all()
+  exp = rj.load(str(workdir))
+  components = np.asarray(exp.components())
+  assert components.shape == (1, 4, 4, 4, 8) and exp.image.shape == (1, 8, 8, 3)  # features channels last
+  assert np.isfinite(components).all() and np.abs(components[0, 1:]).max() > 0
   metrics = json.load(open(workdir / "metrics.json"))
   assert metrics["summary"]["layer"] == "body"
   assert "model torch:tiny_torch_model:module at body" in proc.stdout
@@ -396,7 +397,7 @@ def test_cli_errors_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_cli_face_gan_through_the_bridge_equals_the_flax_port(tmp_path):
   """configs/from_torch.py (the package's PyTorch module) and configs/default.py (the Flax port), same tiny
-  settings: the same components.npz (~3 min on a loaded 2-core machine)."""
+  settings: the same saved explanation (~3 min on a loaded 2-core machine)."""
   small = [
     "--config.baseline.num_codes=8",
     "--config.baseline.batch_size=8",
@@ -410,10 +411,16 @@ def test_cli_face_gan_through_the_bridge_equals_the_flax_port(tmp_path):
     proc = _main(tmp_path, f"--config={config}", f"--config.workdir={workdir}", *small, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert ("model torch:ports.dcgan.torch_face:module at main.11" in proc.stdout) == (name == "torch")
-    runs[name] = np.load(workdir / "components.npz")
-  for key in ("f", "f0", "image", "u", "components"):
-    assert runs["torch"][key].shape == runs["flax"][key].shape
-    _close(runs["torch"][key], runs["flax"][key], rtol=1e-4)
+    exp = rj.load(str(workdir))
+    runs[name] = {
+      "f": exp.f,
+      "f0": exp.f0,
+      "image": exp.image,
+      "u": exp.minimal_features(),
+      "components": exp.components(),
+    }
+  for key, value in runs["flax"].items():
+    _close(runs["torch"][key], value, rtol=1e-4)
 
 
 def test_registry_torch_forms(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ import textwrap
 HELP: dict[str, str] = {
   "workdir": "directory of the run's outputs and checkpoints (rerun the same command to resume)",
   "seed": "seed of the metrics' random choices (contexts, target sets)",
-  "model.name": "the generator: dcgan (shipped face GAN), embedded, biggan, sid, stylegan2, nvae, planted, or module:factory",
+  "model.name": "the generator: dcgan (shipped face GAN), embedded, biggan, sid, stylegan2, nvae, planted, "
+  "module:factory, or torch:module:factory (a PyTorch module, docs/torch.md)",
   "model.checkpoint": "converted checkpoint directory or file ('' = the weights shipped with the port)",
   "model.layer": "the tap whose feature f is split into components (python -m regionjax.check lists them)",
   "model.truncation": "truncation of the latent codes (BigGAN-style models; 1 = none)",
@@ -22,6 +23,7 @@ HELP: dict[str, str] = {
   "model.readjust_bn_iters": "NVAE: iterations of the batch-norm re-estimation",
   "model.readjust_bn_samples": "NVAE: samples per iteration of the batch-norm re-estimation",
   "model.readjust_bn_seed": "NVAE: seed of the batch-norm re-estimation",
+  "model.input_shape": "torch:module:factory: the shape of one input code z ~ N(0, I), without the batch axis",
   "baseline.num_codes": "codes averaged into the baseline feature f0 (v1 §4)",
   "baseline.batch_size": "codes encoded per call while computing f0 (memory knob)",
   "baseline.seed": "seed of the baseline's codes",

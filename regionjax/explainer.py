@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import math
 import time
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -131,10 +132,20 @@ def check_images(images, what: str = "the generator's images") -> None:
   if not np.isfinite(x).all():
     raise ValueError(f"{what} hold {int((~np.isfinite(x)).sum())} NaN or Inf values; check the weights and codes")
   lo, hi = float(x.min()), float(x.max())
-  if lo < -1 - IMAGE_RANGE_TOLERANCE or hi > 1 + IMAGE_RANGE_TOLERANCE:
+  tol = IMAGE_RANGE_TOLERANCE
+  if lo >= -tol and hi > 1 + tol:
+    # A [0, 1]- or [0, 255]-style image: another convention, not an overshoot. τ and every RMSE assume [-1, 1].
     raise ValueError(
-      f"{what} range over [{lo:.3g}, {hi:.3g}]; the protocol wants [-1, 1] (tolerance {IMAGE_RANGE_TOLERANCE}): "
-      f"rescale them (e.g. 2·x − 1 for images in [0, 1]) — τ and every RMSE assume that range"
+      f"{what} range over [{lo:.3g}, {hi:.3g}], which looks like images in [0, X]; the protocol wants [-1, 1] "
+      f"(tolerance {tol}): rescale them (e.g. 2·x − 1 for images in [0, 1]) — τ and every RMSE assume that range"
+    )
+  if lo < -1 - tol or hi > 1 + tol:
+    # Unclipped GAN outputs overshoot [-1, 1] on both sides (real StyleGAN2 and SiD checkpoints do); they are
+    # explained as they are, and the user is told that τ is relative to [-1, 1].
+    warnings.warn(
+      f"{what} range over [{lo:.3g}, {hi:.3g}], beyond [-1, 1] (tolerance {tol}); they are explained unclipped, "
+      f"and τ and every RMSE are read against the range [-1, 1]",
+      stacklevel=2,
     )
 
 

@@ -183,6 +183,11 @@ class _Bright(_Channels):
     return (self.inner.decode(codes, layer, features) + 1) * 0.8  # [0, 1.6]
 
 
+class _Loud(_Channels):
+  def decode(self, codes, layer, features):
+    return self.inner.decode(codes, layer, features) * 1.5  # [-1.5, 1.5]: an unclipped GAN's overshoot
+
+
 def _explain(gen, codes, **kw):
   return rj.explain(
     gen,
@@ -218,8 +223,15 @@ def test_channels_first_and_out_of_range_images_are_refused():
   with pytest.raises(ValueError, match="channels-first"):
     _explain(g, g.sample_codes(jax.random.PRNGKey(0), 1))
   b = _Bright()
-  with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+  with pytest.raises(ValueError, match=r"looks like images in \[0, X\]"):
     _explain(b, b.sample_codes(jax.random.PRNGKey(0), 1))
+
+
+def test_overshoot_on_both_sides_warns_and_is_explained():
+  loud = _Loud()
+  with pytest.warns(UserWarning, match=r"beyond \[-1, 1\]"):
+    exp = _explain(loud, loud.sample_codes(jax.random.PRNGKey(0), 1))
+  assert np.isfinite(exp.norms()).all() and np.abs(exp.norms()).max() > 0
 
 
 def test_bad_codes_are_refused(gen):

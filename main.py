@@ -23,7 +23,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Experiment 
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
-  from ports import registry
+  from regionjax.ports import registry
 
   sys.exit(cli.run(lambda: _CONFIG.value, registry.build))
 

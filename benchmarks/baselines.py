@@ -55,7 +55,7 @@ def encode_many(gen, layer: str, num: int, batch: int, seed: int, classes=None) 
 def face(args):
   """configs/default.py's image, solved as the default run solves it."""
   from configs import default
-  from ports import registry
+  from regionjax.ports import registry
 
   config = default.get_config()
   gen = registry.build(config.model)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.common import machine
-from ports import dcgan
+from regionjax.ports import dcgan
 from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
 from regionjax import metrics as metrics_lib
@@ -54,7 +54,7 @@ def setup(args):
   """The face DCGAN (default) or the embedded scenes BigGAN-deep (``--model scenes``, class 0, its config's players)."""
   if args.model == "scenes":
     from configs import scenes
-    from ports import embedded
+    from regionjax.ports import embedded
 
     gen, layer = embedded.load(), args.layer or "layer2"
     f0 = pipeline.compute_baseline(gen, layer, 1000, 250, jax.random.PRNGKey(1), gen.num_classes)

@@ -2,7 +2,7 @@
 
 ``biggan_problem`` builds the reference BigGAN-deep of pytorch-pretrained-biggan
 with random initialisation (``BigGAN(BigGANConfig(...))``, eval mode), converts
-its state dict with ``ports.biggan.state_dict_to_variables`` into the Flax port,
+its state dict with ``regionjax.ports.biggan.state_dict_to_variables`` into the Flax port,
 so both frameworks run *the same weights*, and splits the generator at a tap:
 ``f = layer{k}`` output of one code, ``f0`` = the mean of that tap over
 ``baseline`` other codes, ``x = g(f)`` the target, and ``n`` player patches of
@@ -26,7 +26,7 @@ _CENTRAL = [14, 15, 20, 21, 8, 9, 26, 27, 13, 16, 19, 22, 7, 10, 25, 28]
 
 @dataclasses.dataclass
 class BigGANProblem:
-  config: Any  # ports.biggan.BigGANConfig
+  config: Any  # regionjax.ports.biggan.BigGANConfig
   layer: str
   decode: Callable  # Flax: one feature (H, W, C) -> one image (128, 128, 3)
   f: np.ndarray  # (H, W, C)
@@ -39,7 +39,7 @@ class BigGANProblem:
   torch_model: Any = None  # pytorch_pretrained_biggan.BigGAN in eval mode
   torch_cond: Any = None  # (1, condition_dim) torch tensor
   truncation: float = 0.4
-  generator: Any = None  # ports.biggan.BigGANGenerator of these weights (encode other codes)
+  generator: Any = None  # regionjax.ports.biggan.BigGANGenerator of these weights (encode other codes)
   class_id: int = 0
 
   def decode_with(self, variables, *, remat_blocks: bool = False):
@@ -63,7 +63,7 @@ class BigGANProblem:
 
 
 def _flax_decode(config, variables, cond, pos, layer, *, remat_blocks: bool = False):
-  from ports.biggan import BigGANDeep, tap_index
+  from regionjax.ports.biggan import BigGANDeep, tap_index
 
   module = BigGANDeep(config, precision="highest", remat_blocks=remat_blocks)
   start = tap_index(config, layer)
@@ -79,7 +79,7 @@ def _flax_decode(config, variables, cond, pos, layer, *, remat_blocks: bool = Fa
 
 def _rest(module, h, cond, pos, start):
   """The module's network after tap ``start`` from a precomputed condition vector."""
-  from ports.biggan.model import GenBlock
+  from regionjax.ports.biggan.model import GenBlock
   import flax.linen as nn
 
   for layer in module.layers[start + 1 :]:
@@ -120,7 +120,7 @@ def biggan_problem(
 ) -> BigGANProblem:
   import torch
   from pytorch_pretrained_biggan import BigGAN, BigGANConfig as TorchConfig
-  import ports.biggan as pb
+  import regionjax.ports.biggan as pb
 
   torch.manual_seed(seed)
   cfg = pb.RELEASED_CONFIGS["biggan-deep-128"]

@@ -39,7 +39,7 @@ from regionjax import solver as solver_lib
 
 
 def face_problem(args):
-  from ports import dcgan
+  from regionjax.ports import dcgan
   from regionjax import patches as patches_lib
   from regionjax import pipeline
 

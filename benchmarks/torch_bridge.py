@@ -4,7 +4,7 @@
     python -m benchmarks.torch_bridge --mode solve --repeats 5   # the solve part only, in this process
 
 Both sides explain the same 64×64 face at the same tap with the same settings:
-the Flax port is ``configs/default.py`` (``ports/dcgan``, tap ``layer3``); the
+the Flax port is ``configs/default.py`` (``regionjax/ports/dcgan``, tap ``layer3``); the
 bridge is ``configs/from_torch.py`` (the PyTorch module of ``gan-face-generate``
 1.1.1 under torchax, split at ``main.11``, the same 32×32×64 output), which
 gives the same components (``tests/test_torch_bridge.py``).
@@ -81,7 +81,7 @@ def _problem(config):
   """The generator of ``config`` and its first target's solver problem, as the pipeline builds them."""
   import jax
 
-  from ports import registry
+  from regionjax.ports import registry
   from regionjax import patches as patches_lib
   from regionjax import pipeline
   from regionjax import solver as solver_lib

@@ -23,7 +23,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from ports import dcgan  # noqa: E402
+from regionjax.ports import dcgan  # noqa: E402
 from regionjax import patches as patches_lib  # noqa: E402
 from regionjax import pipeline  # noqa: E402
 from regionjax import truncated as truncated_lib  # noqa: E402

@@ -1,6 +1,6 @@
 """The paper's BigGAN experiment (v2 §3, v1 §4): biggan-deep-128 at layer6.
 
-    python -m ports.biggan.convert --weights pytorch_model.bin --config config.json --out ckpt/biggan-deep-128
+    python -m regionjax.ports.biggan.convert --weights pytorch_model.bin --config config.json --out ckpt/biggan-deep-128
     python main.py --config=configs/biggan.py --config.model.checkpoint=ckpt/biggan-deep-128
 
 Settings from v2 App. E Table 2 (BigGAN: gradient descent, learning rate 1e-4,
@@ -15,7 +15,7 @@ def get_config():
   c = scenes.get_config()
   c.workdir = "runs/biggan"
   c.model.name = "biggan"
-  c.model.checkpoint = ""  # a directory written by `python -m ports.biggan.convert`
+  c.model.checkpoint = ""  # a directory written by `python -m regionjax.ports.biggan.convert`
   c.model.layer = "layer6"  # "layer8" for the paper's second layer
   c.model.truncation = 0.4
   c.model.remat_blocks = False  # recompute each residual block in the backward pass (saved nothing on XLA:CPU)

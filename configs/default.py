@@ -1,7 +1,7 @@
 """Default experiment: a real pretrained face GAN, no downloads (``python main.py``).
 
 The generator is the 64×64 DCGAN of ``gan-face-generate`` 1.1.1 (MIT licence;
-trained on DigiFace-1M, non-commercial research use; ``ports/dcgan``),
+trained on DigiFace-1M, non-commercial research use; ``regionjax/ports/dcgan``),
 explained at its 32×32×64 tap on the 9 central cells of a 6×6 grid. The
 minimal features are composed from n + 1 solves (``solver.composition =
 'max'``): see README "Which solver" and ``benchmarks/README.md`` for the
@@ -15,8 +15,8 @@ def get_config():
   c = scenes.get_config()
   c.workdir = "runs/default"
 
-  c.model.name = "dcgan"  # ports.dcgan: the shipped face generator
-  c.model.checkpoint = ""  # "" = the weights shipped in ports/dcgan; or a converted .msgpack
+  c.model.name = "dcgan"  # regionjax.ports.dcgan: the shipped face generator
+  c.model.checkpoint = ""  # "" = the weights shipped in regionjax/ports/dcgan; or a converted .msgpack
   c.model.layer = "layer3"  # 32×32×64, the best of the variant table (benchmarks/README.md);
   # layer2 (16×16×128) misses the ρ target: 0.74 vs ≥ 0.8
 

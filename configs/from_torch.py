@@ -3,7 +3,7 @@
     python main.py --config=configs/from_torch.py
 
 The generator is ``gan_face_generate.models.Generator`` with the package's
-weights (``ports/dcgan/torch_face.py``), split at ``main.11`` — the module path
+weights (``regionjax/ports/dcgan/torch_face.py``), split at ``main.11`` — the module path
 of the Flax port's ``layer3`` (32×32×64, after the fourth block's ReLU) —
 with codes z ~ N(0, I) of shape (100, 1, 1): the same numbers as the Flax
 port's (100,) codes, so this run explains the same faces as
@@ -22,7 +22,7 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.workdir = "runs/from_torch"
-  c.model.name = "torch:ports.dcgan.torch_face:module"  # 'torch:package.module:factory' (ports/registry.py)
+  c.model.name = "torch:regionjax.ports.dcgan.torch_face:module"  # 'torch:package.module:factory' (regionjax/ports/registry.py)
   c.model.layer = "main.11"  # a module path of module.named_modules(): the split point
   c.model.input_shape = (100, 1, 1)  # one code without the batch axis: the forward pass's input
   return c

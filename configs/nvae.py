@@ -1,13 +1,13 @@
 """The paper's NVAE experiment (v2 §3): NVAE on CelebA 64×64 at layer44 (and layer66) of its decoder.
 
-    python -m ports.nvae.convert --checkpoint checkpoint.pt --out ckpt/nvae-celeba64
+    python -m regionjax.ports.nvae.convert --checkpoint checkpoint.pt --out ckpt/nvae-celeba64
     python main.py --config=configs/nvae.py --config.model.checkpoint=ckpt/nvae-celeba64
 
 The released file is the CelebA 64 checkpoint.pt linked from https://github.com/NVlabs/NVAE (NVIDIA Source
 Code License for NVAE, non-commercial). Settings: v2 App. E Table 2 (NVAE: learning rate 1e-3, 1e4
 iterations, λ = 200); v2 §3 ("layer44" and "layer66" of the decoder; this port counts dec_tower's modules
 from 0, so layer44 is the up cell 16×16×256 → 32×32×128 and layer66 a normal cell at 32×32×128 — see
-ports/nvae/README.md); v2 §3.4 (transferability 88.0 %); v1 §4 (6×6 grid, 9 patches, f0 the mean feature
+regionjax/ports/nvae/README.md); v2 §3.4 (transferability 88.0 %); v1 §4 (6×6 grid, 9 patches, f0 the mean feature
 over many codes). The paper gives no sampling temperature: t = 0.7, NVAE evaluate.py's default --temp, and
 the mixture's mean() as the image (train.py's sampling for FID); BN with the stored statistics
 (model.readjust_bn=True re-estimates them as evaluate.py --readjust_bn does).
@@ -20,7 +20,7 @@ def get_config():
   c = default.get_config()
   c.workdir = "runs/nvae"
   c.model.name = "nvae"
-  c.model.checkpoint = ""  # a directory written by `python -m ports.nvae.convert`
+  c.model.checkpoint = ""  # a directory written by `python -m regionjax.ports.nvae.convert`
   c.model.layer = "layer44"  # v2 §3 (dec_tower[44], 32×32×128); "layer66" for the paper's second layer
   c.model.temperature = 0.7  # t of every latent group (evaluate.py --temp default)
   c.model.output = "mean"  # DiscMixLogistic.mean(); "sample" draws with noise held in the codes

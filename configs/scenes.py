@@ -14,7 +14,7 @@ def get_config():
   c.seed = 0
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "embedded"  # ports.embedded: small BigGAN-deep trained on procedural scenes
+  c.model.name = "embedded"  # regionjax.ports.embedded: small BigGAN-deep trained on procedural scenes
   c.model.checkpoint = ""  # the embedded weights ship with the package
   c.model.layer = "layer2"
   c.model.truncation = 1.0

@@ -1,6 +1,6 @@
 """The paper's SiD experiment (v2 §3): SiD's one-step FFHQ 64×64 generator at dec/32x32_up.
 
-    python -m ports.sid.convert --pickle network-snapshot-1.200000-498176.pkl --out ckpt/sid-ffhq64
+    python -m regionjax.ports.sid.convert --pickle network-snapshot-1.200000-498176.pkl --out ckpt/sid-ffhq64
     python main.py --config=configs/sid.py --config.model.checkpoint=ckpt/sid-ffhq64
 
 The released file is https://huggingface.co/UT-Austin-PML/SiD/resolve/main/ffhq64/alpha1.2/network-snapshot-1.200000-498176.pkl
@@ -16,8 +16,8 @@ def get_config():
   c = default.get_config()
   c.workdir = "runs/sid"
   c.model.name = "sid"
-  c.model.checkpoint = ""  # a directory written by `python -m ports.sid.convert`
-  c.model.layer = "dec/32x32_up"  # v2 §3; any tap of ports.sid (enc/…, dec/…, layer{i})
+  c.model.checkpoint = ""  # a directory written by `python -m regionjax.ports.sid.convert`
+  c.model.layer = "dec/32x32_up"  # v2 §3; any tap of regionjax.ports.sid (enc/…, dec/…, layer{i})
   c.model.sigma_init = 2.5  # SiD's generator input noise level (run_sid.sh --init_sigma 2.5)
 
   c.baseline.num_codes = 1000

@@ -135,8 +135,8 @@ def check(
 
 
 def _default_make_generator(model_config):
-  """``ports.registry.build``, found at run time: ``regionjax`` itself never imports ``ports`` (like main.py)."""
-  return importlib.import_module("ports.registry").build(model_config)
+  """``regionjax.ports.registry.build``, found at run time: ``regionjax`` itself never imports ``ports`` (like main.py)."""
+  return importlib.import_module("regionjax.ports.registry").build(model_config)
 
 
 def main(argv=None, make_generator: Callable | None = None) -> int:

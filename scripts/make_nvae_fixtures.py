@@ -7,7 +7,7 @@ of this project) and torch:
     PYTHONPATH=$PWD python scripts/make_nvae_fixtures.py --reference /tmp/ref_nvae --out /tmp/nvae_fixtures
 
 For each config it builds the reference ``AutoEncoder(args)``, loads random decoder weights from
-``ports.nvae.testing.random_state_dict(config, seed)`` (checking that our layout names exactly the
+``regionjax.ports.nvae.testing.random_state_dict(config, seed)`` (checking that our layout names exactly the
 reference's decoder tensors), calibrates the batch-norm statistics with the reference in training
 mode (momentum 1: the statistics of one batch of 16 samples at t = 1), rounds them to float16 and
 loads them back, then runs ``AutoEncoder.sample(B, t)`` in eval mode with the ε of every latent
@@ -28,9 +28,9 @@ import types
 
 import numpy as np
 
-from ports.nvae import testing
-from ports.nvae.config import CELEBA64, NVAEConfig
-from ports.nvae.layout import DECODER_PREFIXES
+from regionjax.ports.nvae import testing
+from regionjax.ports.nvae.config import CELEBA64, NVAEConfig
+from regionjax.ports.nvae.layout import DECODER_PREFIXES
 
 SMALL = NVAEConfig(
   dataset="celeba_16",

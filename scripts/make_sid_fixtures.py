@@ -7,7 +7,7 @@ Run OUTSIDE the repository's test suite, with a checkout of the reference
     PYTHONPATH=$PWD python scripts/make_sid_fixtures.py --reference /tmp/ref/sid --out /tmp/sid_fixtures
 
 For each config it writes random weights with our writer
-(``ports.sid.testing.write_random_pickle``, the released pickle format,
+(``regionjax.ports.sid.testing.write_random_pickle``, the released pickle format,
 carrying the reference's networks.py as module_src), loads that file with the
 reference's own ``pickle.load`` (its persistence module exec's the source,
 exactly as for the released file), runs ``net(2.5·z, 2.5)`` on CPU in float32
@@ -25,8 +25,8 @@ import sys
 
 import numpy as np
 
-from ports.sid.config import RELEASED_CONFIGS, SiDConfig
-from ports.sid import testing
+from regionjax.ports.sid.config import RELEASED_CONFIGS, SiDConfig
+from regionjax.ports.sid import testing
 
 SMALL = SiDConfig(
   img_resolution=16,

@@ -7,7 +7,7 @@ Run OUTSIDE the repository's test suite, with a checkout of the reference
     PYTHONPATH=$PWD python scripts/make_stylegan2_fixtures.py --reference /tmp/sg2ref --out /tmp/sg2fix
 
 For each config it writes random weights with our writer
-(``ports.stylegan2.testing.write_random_pickle``, the released pickle layout,
+(``regionjax.ports.stylegan2.testing.write_random_pickle``, the released pickle layout,
 carrying the reference's networks.py as module_src), loads that file with the
 reference's own ``pickle.load`` (its persistence module exec's the source, as
 for the released file), and runs ``G_ema(z, c, truncation_psi, truncation_cutoff,
@@ -29,8 +29,8 @@ import sys
 
 import numpy as np
 
-from ports.stylegan2 import testing
-from ports.stylegan2.config import RELEASED_CONFIGS, StyleGAN2Config
+from regionjax.ports.stylegan2 import testing
+from regionjax.ports.stylegan2.config import RELEASED_CONFIGS, StyleGAN2Config
 
 # 32×32, channels 32/32/16/8, a clamp (1.5) that clips part of every layer's output
 SMALL = StyleGAN2Config(

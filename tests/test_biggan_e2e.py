@@ -14,8 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_biggan_config_runs_on_converted_checkpoint(tmp_path):
   torch = pytest.importorskip("torch", reason="the converter reads a torch state dict")
-  from ports.biggan import RELEASED_CONFIGS
-  from ports.biggan.testing import randomized_reference
+  from regionjax.ports.biggan import RELEASED_CONFIGS
+  from regionjax.ports.biggan.testing import randomized_reference
 
   model = randomized_reference(RELEASED_CONFIGS["biggan-deep-128"], seed=0)
   weights, config = tmp_path / "pytorch_model.bin", tmp_path / "config.json"
@@ -27,7 +27,7 @@ def test_biggan_config_runs_on_converted_checkpoint(tmp_path):
     [
       sys.executable,
       "-m",
-      "ports.biggan.convert",
+      "regionjax.ports.biggan.convert",
       "--weights",
       str(weights),
       "--config",

@@ -1,4 +1,4 @@
-"""ports.biggan without torch: a small BigGAN-deep built from the same code
+"""regionjax.ports.biggan without torch: a small BigGAN-deep built from the same code
 (config, Flax module, training mode, generator protocol, orbax round trip,
 bad-input errors)."""
 
@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ports.biggan as pb
-from ports.biggan import convert
+import regionjax.ports.biggan as pb
+from regionjax.ports.biggan import convert
 
 SMALL = pb.BigGANConfig(
   output_dim=32,
@@ -241,7 +241,7 @@ def test_orbax_round_trip_without_torch(small, tmp_path):
         import sys
         sys.modules["torch"] = None  # any `import torch` now fails
         import numpy as np, jax.numpy as jnp
-        import ports.biggan as pb
+        import regionjax.ports.biggan as pb
         gen = pb.load({str(out)!r})
         codes = {{"z": jnp.asarray(np.load({str(tmp_path / "z.npy")!r})),
                   "class_vector": gen.one_hot([1, 2]), "truncation": 0.5}}

@@ -1,13 +1,13 @@
-"""Parity of ports.biggan with the reference pytorch-pretrained-biggan.
+"""Parity of regionjax.ports.biggan with the reference pytorch-pretrained-biggan.
 
 The reference BigGAN-deep is built from PyPI (pytorch-pretrained-biggan 0.1.1,
 torch 2.13.0 CPU) for the released 128 and 256 configs — the values of
 `BigGAN128` / `BigGAN256` in the package's `convert_tf_to_pytorch.py`, which
 are those of the published biggan-deep-{128,256}-config.json — with random
 weights, u/v vectors and per-truncation running statistics
-(`ports.biggan.testing.randomized_reference`). Its state dict is written with
+(`regionjax.ports.biggan.testing.randomized_reference`). Its state dict is written with
 `torch.save`, converted by the command-line converter into an orbax
-checkpoint, loaded back with `ports.biggan.load`, and compared with the
+checkpoint, loaded back with `regionjax.ports.biggan.load`, and compared with the
 reference in eval mode:
 
 * final images, max-abs difference ≤ 1e-4;
@@ -32,8 +32,8 @@ import jax.numpy as jnp  # noqa: E402
 from pytorch_pretrained_biggan import BigGAN  # noqa: E402
 from pytorch_pretrained_biggan.utils import truncated_noise_sample  # noqa: E402
 
-import ports.biggan as pb  # noqa: E402
-from ports.biggan import convert, testing  # noqa: E402
+import regionjax.ports.biggan as pb  # noqa: E402
+from regionjax.ports.biggan import convert, testing  # noqa: E402
 
 IMAGE_ATOL = 1e-4
 TAP_RTOL = 1e-4

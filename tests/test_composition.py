@@ -156,7 +156,7 @@ def test_alpha_movement():
 def test_paper_biggan_settings_move_alpha_with_gd_not_adam():
   """λ = 500, η = 1e-4, 1000 steps (v2 Table 2, BigGAN) on a trained BigGAN-deep (the embedded one):
   gradient descent moves α_N far from 1; Adam moves each element by at most about η per step."""
-  from ports import embedded
+  from regionjax.ports import embedded
   from regionjax import patches, pipeline
 
   gen = embedded.load()

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ports.dcgan as dcgan
-from ports.dcgan import convert
+import regionjax.ports.dcgan as dcgan
+from regionjax.ports.dcgan import convert
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "dcgan_face_reference.npz")
 

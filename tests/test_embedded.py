@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from ports import embedded
-from ports.embedded import scenes
+from regionjax.ports import embedded
+from regionjax.ports.embedded import scenes
 
 
 @pytest.fixture(scope="module")

@@ -53,3 +53,15 @@ def test_wheel_installs_next_to_another_jax_without_changing_it(wheel, tmp_path)
   )
   out = _run([py, "-c", check], cwd=str(tmp_path), env=dict(os.environ, XLA_FLAGS="")).stdout
   assert out.startswith(OLDER["jax"] + " ") and str(venv) in out and "(1, 4, 23)" in out
+
+
+def test_wheel_installs_one_top_level_name_and_the_default_weights(wheel):
+  """Only ``regionjax`` is importable from the wheel (no ``ports`` or ``configs`` to shadow a user's own), and
+  the face model's converted weights come with it, so ``rj`` explains real images with no download."""
+  import zipfile
+
+  names = zipfile.ZipFile(wheel).namelist()
+  tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+  assert tops == {"regionjax"}, tops
+  assert any(n.startswith("regionjax/ports/dcgan/") and n.endswith(".msgpack") for n in names)
+  assert "regionjax/ports/registry.py" in names and "regionjax/ports/dcgan/LICENSE" in names

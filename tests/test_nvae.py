@@ -1,4 +1,4 @@
-"""ports.nvae: parity with the reference NVAE code (committed fixtures), taps, decode from a tap, the
+"""regionjax.ports.nvae: parity with the reference NVAE code (committed fixtures), taps, decode from a tap, the
 converter and its errors, BN re-estimation. Select with `pytest -k nvae`."""
 
 import json
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import regionjax
-from ports import nvlabs_pickle as nvp
-from ports.nvae import CELEBA64, NVAEConfig, NVAEGenerator, convert, testing
-from ports.nvae import model as nvae_model
-from ports.nvae.generator import bn_update
-from ports.nvae.layout import state_dict_shapes
+from regionjax.ports import nvlabs_pickle as nvp
+from regionjax.ports.nvae import CELEBA64, NVAEConfig, NVAEGenerator, convert, testing
+from regionjax.ports.nvae import model as nvae_model
+from regionjax.ports.nvae.generator import bn_update
+from regionjax.ports.nvae.layout import state_dict_shapes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -203,7 +203,7 @@ def test_nvae_convert_cli_round_trip_and_load(small, tmp_path):
   testing.write_random_checkpoint(ckpt, gen.config, seed=int(d["seed"]), bn_stats=_bn_stats(d))
   out = tmp_path / "conv"
   r = subprocess.run(
-    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
+    [sys.executable, "-m", "regionjax.ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
     cwd=ROOT,
     env=dict(os.environ, PYTHONPATH=ROOT),
     capture_output=True,
@@ -214,7 +214,7 @@ def test_nvae_convert_cli_round_trip_and_load(small, tmp_path):
   for a, b in zip(jax.tree.leaves(g2.variables), jax.tree.leaves(gen.variables)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   again = subprocess.run(
-    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
+    [sys.executable, "-m", "regionjax.ports.nvae.convert", "--checkpoint", str(ckpt), "--out", str(out)],
     cwd=ROOT,
     env=dict(os.environ, PYTHONPATH=ROOT),
     capture_output=True,
@@ -254,7 +254,7 @@ def test_nvae_convert_bad_files_clear_errors(tmp_path):
   with pytest.raises(ValueError, match="refusing"):
     convert.read_checkpoint(evil)
   r = subprocess.run(
-    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(bad), "--out", str(tmp_path / "o")],
+    [sys.executable, "-m", "regionjax.ports.nvae.convert", "--checkpoint", str(bad), "--out", str(tmp_path / "o")],
     cwd=ROOT,
     env=dict(os.environ, PYTHONPATH=ROOT),
     capture_output=True,
@@ -323,11 +323,11 @@ def test_nvae_celeba64_full_size_matches_reference():
 
 def test_nvae_registry_needs_a_converted_checkpoint(tmp_path):
   from configs import nvae as nvae_config
-  from ports import registry
+  from regionjax.ports import registry
 
   c = nvae_config.get_config()
   assert c.model.name == "nvae" and c.model.layer == "layer44" and c.solver.lam == 200.0
-  with pytest.raises(ValueError, match="python -m ports.nvae.convert"):
+  with pytest.raises(ValueError, match="python -m regionjax.ports.nvae.convert"):
     registry.build(c.model)
   c.model.checkpoint = str(tmp_path)
   with pytest.raises(FileNotFoundError, match="not a converted NVAE checkpoint"):

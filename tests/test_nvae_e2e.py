@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_nvae_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
   pytest.importorskip("torch")
-  from ports.nvae import NVAEConfig, testing
+  from regionjax.ports.nvae import NVAEConfig, testing
 
   # the released CelebA 64 tower (groups 20/10/5: 105 dec_tower modules, so the paper's layer44 exists),
   # with few channels
@@ -25,7 +25,7 @@ def test_nvae_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
   env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=ROOT)
   ckpt = tmp_path / "ckpt"
   conv = subprocess.run(
-    [sys.executable, "-m", "ports.nvae.convert", "--checkpoint", str(ckpt_file), "--out", str(ckpt)],
+    [sys.executable, "-m", "regionjax.ports.nvae.convert", "--checkpoint", str(ckpt_file), "--out", str(ckpt)],
     cwd=ROOT,
     env=env,
     capture_output=True,

@@ -1,4 +1,4 @@
-"""ports.nvlabs_pickle: reads NVlabs network pickles as data; refuses code."""
+"""regionjax.ports.nvlabs_pickle: reads NVlabs network pickles as data; refuses code."""
 
 import collections
 import os
@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pytest
 
-from ports import nvlabs_pickle as nvp
+from regionjax.ports import nvlabs_pickle as nvp
 
 
 def _network():

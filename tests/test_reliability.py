@@ -26,7 +26,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import regionjax as rj
-from ports import registry
+from regionjax.ports import registry
 from regionjax import cli
 from regionjax import io as io_lib
 from regionjax import solver as solver_lib

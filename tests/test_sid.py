@@ -1,4 +1,4 @@
-"""ports.sid: parity with the reference SiD/EDM code (committed fixtures), taps,
+"""regionjax.ports.sid: parity with the reference SiD/EDM code (committed fixtures), taps,
 decode, converter and its errors. Select with `pytest -k sid`."""
 
 import json
@@ -10,10 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from ports import nvlabs_pickle as nvp
-from ports.sid import SiDConfig, SiDGenerator, precond
-from ports.sid import convert, testing
-from ports.sid.config import RELEASED_CONFIGS, RELEASED_INIT_KWARGS
+from regionjax.ports import nvlabs_pickle as nvp
+from regionjax.ports.sid import SiDConfig, SiDGenerator, precond
+from regionjax.ports.sid import convert, testing
+from regionjax.ports.sid.config import RELEASED_CONFIGS, RELEASED_INIT_KWARGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -181,7 +181,7 @@ def test_sid_convert_cli_round_trip_and_load(tmp_path):
 
 def _cli(*args):
   r = subprocess.run(
-    [sys.executable, "-m", "ports.sid.convert", *args],
+    [sys.executable, "-m", "regionjax.ports.sid.convert", *args],
     cwd=ROOT,
     capture_output=True,
     text=True,

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_sid_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
-  from ports.sid import SiDConfig, testing
+  from regionjax.ports.sid import SiDConfig, testing
 
   # 64×64 with three levels, so that the paper's tap dec/32x32_up exists; few channels
   cfg = SiDConfig(img_resolution=64, model_channels=8, channel_mult=(1, 1, 1), num_blocks=1, attn_resolutions=(16,))
@@ -22,7 +22,7 @@ def test_sid_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
   env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=ROOT)
   ckpt = tmp_path / "ckpt"
   conv = subprocess.run(
-    [sys.executable, "-m", "ports.sid.convert", "--pickle", str(pkl), "--out", str(ckpt)],
+    [sys.executable, "-m", "regionjax.ports.sid.convert", "--pickle", str(pkl), "--out", str(ckpt)],
     cwd=ROOT,
     env=env,
     capture_output=True,

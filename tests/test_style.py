@@ -10,7 +10,7 @@ import tokenize
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TREES = ["regionjax", "ports", "configs", "benchmarks", "scripts", "tests", "main.py"]
+TREES = ["regionjax", "configs", "benchmarks", "scripts", "tests", "main.py"]
 
 
 def _ruff(*args):

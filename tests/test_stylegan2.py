@@ -1,4 +1,4 @@
-"""ports.stylegan2: parity with the reference StyleGAN2-ADA code (committed fixtures), taps,
+"""regionjax.ports.stylegan2: parity with the reference StyleGAN2-ADA code (committed fixtures), taps,
 decode, truncation, converter and its errors. Select with `pytest -k stylegan2`."""
 
 import json
@@ -10,9 +10,9 @@ import jax
 import numpy as np
 import pytest
 
-from ports import nvlabs_pickle as nvp
-from ports.stylegan2 import StyleGAN2Config, StyleGAN2Generator, convert, testing
-from ports.stylegan2.config import RELEASED_CONFIGS, RELEASED_INIT_KWARGS
+from regionjax.ports import nvlabs_pickle as nvp
+from regionjax.ports.stylegan2 import StyleGAN2Config, StyleGAN2Generator, convert, testing
+from regionjax.ports.stylegan2.config import RELEASED_CONFIGS, RELEASED_INIT_KWARGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -191,7 +191,7 @@ def test_stylegan2_convert_cli_round_trip_and_load(tmp_path):
 
 def _cli(*args):
   r = subprocess.run(
-    [sys.executable, "-m", "ports.stylegan2.convert", *args],
+    [sys.executable, "-m", "regionjax.ports.stylegan2.convert", *args],
     cwd=ROOT,
     capture_output=True,
     text=True,
@@ -224,7 +224,7 @@ def test_stylegan2_convert_bad_files_one_clear_line(tmp_path, capsys):
   assert not (tmp_path / "o").exists()
   # the command line itself (one subprocess): a missing file names the release and the command
   rc, err = _cli("--pickle", str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "o"))
-  assert rc == 2 and "afhqcat.pkl" in err and "python -m ports.stylegan2.convert" in err and "\n" not in err
+  assert rc == 2 and "afhqcat.pkl" in err and "python -m regionjax.ports.stylegan2.convert" in err and "\n" not in err
 
 
 def test_stylegan2_generator_rejects_bad_inputs(small):
@@ -246,7 +246,7 @@ def test_stylegan2_generator_rejects_bad_inputs(small):
 
 def test_stylegan2_registry_names_the_release_without_a_checkpoint_and_config_has_paper_settings():
   from configs import stylegan2 as cfg_file
-  from ports import registry
+  from regionjax.ports import registry
 
   c = cfg_file.get_config()
   assert (c.model.name, c.model.layer, c.solver.lam, c.solver.learning_rate, c.solver.steps) == (
@@ -258,4 +258,4 @@ def test_stylegan2_registry_names_the_release_without_a_checkpoint_and_config_ha
   )  # v2 §3 and App. E Table 2
   with pytest.raises(ValueError) as e:
     registry.build(c.model)
-  assert "afhqcat.pkl" in str(e.value) and "python -m ports.stylegan2.convert" in str(e.value)
+  assert "afhqcat.pkl" in str(e.value) and "python -m regionjax.ports.stylegan2.convert" in str(e.value)

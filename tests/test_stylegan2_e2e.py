@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_stylegan2_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
-  from ports.stylegan2 import StyleGAN2Config, testing
+  from regionjax.ports.stylegan2 import StyleGAN2Config, testing
 
   # 64×64 (five blocks, so that the paper's layer3 = b32 exists), few channels, a clamp, the released layout
   cfg = StyleGAN2Config(
@@ -24,7 +24,7 @@ def test_stylegan2_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
   env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=ROOT)
   ckpt = tmp_path / "ckpt"
   conv = subprocess.run(
-    [sys.executable, "-m", "ports.stylegan2.convert", "--pickle", str(pkl), "--out", str(ckpt)],
+    [sys.executable, "-m", "regionjax.ports.stylegan2.convert", "--pickle", str(pkl), "--out", str(ckpt)],
     cwd=ROOT,
     env=env,
     capture_output=True,
@@ -78,4 +78,4 @@ def test_stylegan2_config_runs_end_to_end_on_converted_checkpoint(tmp_path):
   )
   err = bad.stderr.strip().splitlines()
   assert bad.returncode == 2 and err[-1].startswith("error: ") and "afhqcat.pkl" in err[-1]
-  assert "python -m ports.stylegan2.convert" in err[-1]
+  assert "python -m regionjax.ports.stylegan2.convert" in err[-1]

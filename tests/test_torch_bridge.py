@@ -32,8 +32,8 @@ except ImportError as e:
     pytrace=False,
   )
 
-import ports.dcgan as dcgan  # noqa: E402
-from ports.dcgan import torch_face  # noqa: E402
+import regionjax.ports.dcgan as dcgan  # noqa: E402
+from regionjax.ports.dcgan import torch_face  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACE_TAPS = ("layer1", "layer3")  # 8×8×256 and the default 32×32×64
@@ -308,7 +308,7 @@ def test_random_draws_are_fixed_noise_without_verification():
 
 def test_regionjax_imports_neither_torch_nor_torchax():
   code = (
-    "import sys, regionjax, ports.registry; assert not {'torch', 'torchax'} & set(sys.modules), sorted(sys.modules)"
+    "import sys, regionjax, regionjax.ports.registry; assert not {'torch', 'torchax'} & set(sys.modules), sorted(sys.modules)"
   )
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -410,7 +410,7 @@ def test_cli_face_gan_through_the_bridge_equals_the_flax_port(tmp_path):
     workdir = tmp_path / name
     proc = _main(tmp_path, f"--config={config}", f"--config.workdir={workdir}", *small, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert ("model torch:ports.dcgan.torch_face:module at main.11" in proc.stdout) == (name == "torch")
+    assert ("model torch:regionjax.ports.dcgan.torch_face:module at main.11" in proc.stdout) == (name == "torch")
     exp = rj.load(str(workdir))
     runs[name] = {
       "f": exp.f,
@@ -426,7 +426,7 @@ def test_cli_face_gan_through_the_bridge_equals_the_flax_port(tmp_path):
 def test_registry_torch_forms(tmp_path, monkeypatch):
   import ml_collections
 
-  from ports import registry
+  from regionjax.ports import registry
 
   (tmp_path / "tiny_torch_model.py").write_text(textwrap.dedent(MODEL_SOURCE))
   monkeypatch.syspath_prepend(str(tmp_path))

@@ -1,7 +1,0 @@
-"""`python -m ports.stylegan2 …` is `python -m ports.stylegan2.convert …`."""
-
-import sys
-
-from .convert import main
-
-sys.exit(main())

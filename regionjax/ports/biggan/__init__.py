@@ -1,0 +1,50 @@
+"""BigGAN-deep in Flax, loaded from the released pytorch-pretrained-biggan checkpoints.
+
+    import regionjax.ports.biggan as biggan
+    gen = biggan.load_torch("pytorch_model.bin", "config.json")   # needs torch
+    gen = biggan.load("checkpoints/biggan-deep-128")               # no torch
+    codes = gen.sample_codes(jax.random.PRNGKey(0), 4, classes=[1, 2, 3, 4])
+    x = gen.generate(codes)                     # (4, 128, 128, 3) in [-1, 1]
+    f = gen.encode(codes, "layer6"); x2 = gen.decode(codes, "layer6", f)
+
+Convert once: `python -m regionjax.ports.biggan.convert --weights pytorch_model.bin
+--config config.json --out DIR`.
+"""
+
+from .config import RELEASED_CONFIGS, BigGANConfig
+from .model import BigGANDeep, StatsPosition, stats_position, tap_index
+from .generator import BigGANGenerator, truncated_noise
+
+# The converter's names load lazily, so that `python -m regionjax.ports.biggan.convert`
+# does not find its module already imported by the package.
+_CONVERT_NAMES = (
+  "RELEASE_HINT",
+  "checkpoint_help",
+  "expected_state_dict_shapes",
+  "load",
+  "load_torch",
+  "read_torch_state_dict",
+  "save",
+  "state_dict_to_variables",
+)
+
+
+def __getattr__(name):
+  if name in _CONVERT_NAMES:
+    from . import convert  # noqa: PLC0415
+
+    return getattr(convert, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+  "BigGANConfig",
+  "BigGANDeep",
+  "BigGANGenerator",
+  "RELEASED_CONFIGS",
+  "StatsPosition",
+  "stats_position",
+  "tap_index",
+  "truncated_noise",
+  *_CONVERT_NAMES,
+]

@@ -27,10 +27,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
+
+import harness
 
 from regionjax import interactive
 from regionjax import testing
@@ -120,21 +121,7 @@ def _chrome(*args, timeout=120):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("planted_browser")
-  env = dict(os.environ, XLA_FLAGS="")
-  proc = subprocess.run(
-    [
-      sys.executable,
-      os.path.join(ROOT, "main.py"),
-      f"--config={ROOT}/configs/planted.py",
-      f"--config.workdir={workdir}",
-    ],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  harness.run("--config=configs/planted.py", f"--config.workdir={workdir}", timeout=300)
   return workdir
 
 

@@ -309,6 +309,15 @@ def _load_baseline(path: str, fp: str) -> np.ndarray | None:
   return f0
 
 
+def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:
+  """What ``f0`` depends on: the generator at the layer (:func:`regionjax.explanation.generator_fingerprint`),
+  ``num_codes``, ``seed``, ``batch_size`` (the codes of a batch are drawn from ``fold_in(seed, start)``, so
+  another batch size draws other codes) and the precision the features are computed in."""
+  return explanation_lib.digest(
+    "baseline", generator_fp, int(baseline.num_codes), int(baseline.seed), int(baseline.batch_size), str(dtype)
+  )
+
+
 def run(config, make_generator: Callable) -> dict:
   """Runs (or resumes, or re-reports) the experiment of ``config``.
 
@@ -379,7 +388,7 @@ def _run(config, make_generator: Callable) -> dict:
 
   gfp = explanation_lib.generator_fingerprint(gen, layer)
   b = config.baseline
-  base_fp = explanation_lib.digest("baseline", gfp, int(b.num_codes), int(b.seed))
+  base_fp = baseline_fingerprint(gfp, b, config.solver.dtype)
   base_path = os.path.join(workdir, "baseline.npz")
   f0 = _load_baseline(base_path, base_fp)
   if f0 is None:

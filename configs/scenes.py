@@ -12,6 +12,7 @@ def get_config():
   c = ml_collections.ConfigDict()
   c.workdir = "runs/scenes"
   c.seed = 0
+  c.overwrite = False  # True: write into a non-empty directory regionjax did not make (its files are never deleted)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "embedded"  # regionjax.ports.embedded: small BigGAN-deep trained on procedural scenes

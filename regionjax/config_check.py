@@ -122,6 +122,7 @@ COUNT = 10**7  # generous upper bounds: a typo such as 1e9 steps fails at once, 
 SCHEMA: dict[str, Check] = {
   "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
   "seed": SEED,
+  "overwrite": boolean(),
   "model.name": string(
     nonempty=True,
     expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', 'planted', "

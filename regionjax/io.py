@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -69,8 +70,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
   ``path`` is either its old content or all of ``data``, never part of it.
 
   Raises :class:`WriteError` (naming ``path`` and the bytes needed) on OSError,
-  with the temporary file removed.
+  with the temporary file removed. Inside a workdir being recorded
+  (:func:`recording`), ``path`` is listed in its record first.
   """
+  note_output(path)
+  _atomic_write(path, data)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   tmp = None
   try:
@@ -139,6 +146,86 @@ def diff_configs(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
 
 RESULT_FILES = ("metrics.json", "components.npz", "report.html")
 
+# ------------------------------------------------------- the run's own files
+OUTPUTS_FILE = "regionjax_outputs.json"  # the top-level names a run wrote in its workdir (not the chunk manifest)
+_RECORDS: dict[str, set[str]] = {}  # absolute workdir → names recorded, while a run writes there
+
+
+def _debris(name: str) -> bool:
+  """Names this package leaves in a workdir while it works (a lock, temporary files)."""
+  return name == LOCK_FILE or name.startswith((".tmp-", ".probe-", LOCK_FILE + ".stale-"))
+
+
+def read_outputs(workdir: str) -> set[str] | None:
+  """The names listed in ``workdir``'s record of its own files, or None when it has no (readable) record."""
+  try:
+    with open(os.path.join(workdir, OUTPUTS_FILE)) as fh:
+      names = json.load(fh).get("files")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+      return set(names)
+  except (OSError, ValueError, AttributeError):
+    pass
+  return None
+
+
+def claim_workdir(workdir: str, overwrite: bool = False) -> None:
+  """Refuses (ValueError, one line) a non-empty ``workdir`` that this package did not make, unless ``overwrite``.
+
+  A workdir is this package's when it holds the record of its files (``regionjax_outputs.json``). Nothing is
+  read but the directory listing and nothing is written: the refusal leaves the directory as it was.
+  """
+  if not os.path.isdir(workdir) or read_outputs(workdir) is not None:
+    return
+  foreign = sorted(n for n in os.listdir(workdir) if not _debris(n))
+  if foreign and not overwrite:
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    raise ValueError(
+      f"workdir {workdir} is not empty and was not made by regionjax (it holds {shown}); nothing was written. "
+      f"Use an empty or new --config.workdir, or pass --config.overwrite=True to write into it (files a run "
+      f"did not write are never deleted)"
+    )
+
+
+@contextlib.contextmanager
+def recording(workdir: str):
+  """While active, every file written under ``workdir`` through this module is listed (by its top-level name)
+  in ``workdir/regionjax_outputs.json`` before it is written; :func:`remove_output` removes only those."""
+  key = os.path.abspath(workdir)
+  names = read_outputs(workdir)
+  _RECORDS[key] = set() if names is None else names
+  try:
+    if names is None:
+      _write_record(key)
+    yield
+  finally:
+    _RECORDS.pop(key, None)
+
+
+def _write_record(key: str) -> None:
+  data = json.dumps({"files": sorted(_RECORDS[key]), "about": "files written by regionjax runs"}, indent=1)
+  _atomic_write(os.path.join(key, OUTPUTS_FILE), (data + "\n").encode())
+
+
+def note_output(path: str) -> None:
+  """Lists ``path`` in the record of the workdir being recorded that holds it (if any)."""
+  full = os.path.abspath(path)
+  for key, names in _RECORDS.items():
+    if full.startswith(key + os.sep):
+      top = os.path.relpath(full, key).split(os.sep)[0]
+      if top not in names and top != OUTPUTS_FILE and not _debris(top):
+        names.add(top)
+        _write_record(key)
+
+
+def remove_output(workdir: str, name: str) -> bool:
+  """Removes ``workdir/name`` only when a run of this package wrote it (listed in the record); returns
+  whether it was removed. A file the record does not list is left alone."""
+  path = os.path.join(workdir, name)
+  if not os.path.exists(path) or name not in (read_outputs(workdir) or ()):
+    return False
+  os.unlink(path)
+  return True
+
 
 def holds_results(workdir: str) -> bool:
   """True if ``workdir`` holds anything solved: an output file or a chunk checkpoint."""
@@ -164,7 +251,8 @@ def check_workdir(workdir: str, fingerprint: Mapping) -> bool:
   """
   path = os.path.join(workdir, CONFIG_FILE)
   fingerprint = json.loads(json.dumps(fingerprint, default=_json_default))
-  if not os.path.exists(path):
+  ours = read_outputs(workdir)
+  if not os.path.exists(path) or (ours is not None and CONFIG_FILE not in ours):  # absent, or not a run's record
     return False
   try:
     with open(path) as fh:
@@ -187,16 +275,16 @@ def check_workdir(workdir: str, fingerprint: Mapping) -> bool:
     f"{' …' if len(diff) > 2 else ''}); starting over"
   )
   for name in (CONFIG_FILE, "baseline.npz"):
-    if os.path.exists(os.path.join(workdir, name)):
-      os.unlink(os.path.join(workdir, name))
+    remove_output(workdir, name)  # only what a run wrote
   return False
 
 
 def record_config(workdir: str, fingerprint: Mapping) -> None:
   """Marks ``workdir`` as this config's, once the inputs proved usable."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    write_json(path, fingerprint)
+  ours = read_outputs(workdir)
+  if not os.path.exists(path) or (ours is not None and CONFIG_FILE not in ours):  # a file of the same name
+    write_json(path, fingerprint)  # in a workdir written into with overwrite=True is replaced
 
 
 def warn(message: str) -> None:

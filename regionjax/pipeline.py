@@ -44,7 +44,8 @@ def validate_config(config) -> None:
 def fingerprint(config) -> dict:
   """The config values that determine the results (everything but the workdir)."""
   d = json.loads(config.to_json_best_effort())
-  d.pop("workdir", None)
+  for key in ("workdir", "overwrite"):  # where the results go and whether a foreign workdir may be used
+    d.pop(key, None)
   return d
 
 
@@ -328,6 +329,7 @@ def run(config, make_generator: Callable) -> dict:
   """
   validate_config(config)
   workdir = config.workdir
+  io_lib.claim_workdir(workdir, bool(config.get("overwrite", False)))  # a foreign directory: refused, untouched
   io_lib.ensure_writable(workdir)
   dist = config.distributed
   distributed.initialize(
@@ -339,9 +341,10 @@ def run(config, make_generator: Callable) -> dict:
     }
   )
   # process 0 owns the workdir for a multi-process run; the others write only their own chunks
-  lock = io_lib.WorkdirLock(workdir) if distributed.is_writer() else contextlib.nullcontext()
-  try:
-    with lock, STOP.installed():
+  writer = distributed.is_writer()
+  lock = io_lib.WorkdirLock(workdir) if writer else contextlib.nullcontext()
+  try:  # the writer lists every file it writes (regionjax_outputs.json): a run removes only those
+    with lock, io_lib.recording(workdir) if writer else contextlib.nullcontext(), STOP.installed():
       return _run(config, make_generator)
   except Interrupted as e:
     e.workdir = workdir
@@ -358,7 +361,6 @@ def _run(config, make_generator: Callable) -> dict:
     from regionjax import report as report_lib
 
   workdir = config.workdir
-  metrics_path = os.path.join(workdir, "metrics.json")
   report_path = os.path.join(workdir, "report.html")
   seen = io_lib.check_workdir(workdir, fingerprint(config))
   if seen:
@@ -367,9 +369,8 @@ def _run(config, make_generator: Callable) -> dict:
     if metrics is not None:
       print(report_lib.summary_text(metrics, report_path, reused=True))
       return metrics
-  for stale in (report_path, metrics_path):  # nothing half-written may look like a result
-    if os.path.exists(stale):
-      os.unlink(stale)
+  for stale in ("report.html", "metrics.json"):  # nothing half-written may look like a result; a file
+    io_lib.remove_output(workdir, stale)  # no run wrote (the user's own) is left alone
 
   started = time.time()
   if config.solver.dtype == "float64":

@@ -292,7 +292,9 @@ def test_stale_lock_is_taken_over_with_a_warning(tmp_path, capsys):
 
 def test_record_without_results_does_not_block_a_corrected_rerun(tmp_path, capsys):
   workdir = str(tmp_path)
-  io_lib.write_json(os.path.join(workdir, "config.json"), {"solver": {"steps": 1}})
+  with io_lib.recording(workdir):  # config.json written by a run: listed in its record
+    io_lib.write_json(os.path.join(workdir, "config.json"), {"solver": {"steps": 1}})
+  assert io_lib.read_outputs(workdir) == {"config.json"}
   assert io_lib.check_workdir(workdir, {"solver": {"steps": 2}}) is False
   assert not os.path.exists(os.path.join(workdir, "config.json"))
   assert "starting over" in capsys.readouterr().err

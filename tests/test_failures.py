@@ -1,0 +1,128 @@
+"""What a user can rely on when things go wrong (issue 27): a run never deletes what it did not write, refuses a
+foreign workdir, reports a full disk in one line with nothing half-written and no stale lock, and every bad
+value ends in one ``error:`` line (exit 2) before any work, the workdir's prior files untouched.
+
+Most cases run ``regionjax.cli`` in this process (what ``main.py`` does, flag parsing included) on the planted
+config; one case starts ``main.py`` itself.
+"""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from regionjax import cli
+from regionjax import io as io_lib
+from regionjax.ports import registry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLANTED = os.path.join(ROOT, "configs", "planted.py")
+CHEAP = [
+  "--config.baseline.num_codes=20",
+  "--config.baseline.batch_size=20",
+  "--config.solver.steps=30",
+  "--config.denoise.enabled=False",
+  "--config.metrics.consistency_contexts=2",
+  "--config.solver.shard=False",
+  "--config.report.interactive=False",
+]
+
+
+def cli_run(*args, config=PLANTED) -> int:
+  """``python main.py --config=CONFIG ARGS`` in this process; returns the exit code."""
+  argv = cli.with_config_arg(["main.py", f"--config={config}", *args], config)
+  fv = flags.FlagValues()
+  holder = config_flags.DEFINE_config_file("config", config, flag_values=fv, sys_argv=argv)
+  try:
+    cli.parse_flags(argv, flag_values=fv)
+  except SystemExit as e:
+    return e.code
+  return cli.run(lambda: holder.value, registry.build, argv)
+
+
+def one_error(err: str) -> str:
+  assert "Traceback" not in err, err[-3000:]
+  lines = [line for line in err.splitlines() if line.strip()]
+  errors = [line for line in lines if line.startswith("error:")]
+  assert len(errors) == 1 and lines[-1] == errors[0], err[-3000:]
+  return errors[0]
+
+
+def snapshot(directory) -> dict:
+  """Every file under ``directory`` with its bytes."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for f in files:
+      full = os.path.join(root, f)
+      out[os.path.relpath(full, directory)] = open(full, "rb").read()
+  return out
+
+
+def user_dir(tmp_path):
+  d = tmp_path / "mine"
+  d.mkdir()
+  (d / "report.html").write_text("<html>my own report</html>")
+  (d / "metrics.json").write_text('{"mine": 1}')
+  return str(d)
+
+
+# ------------------------------------------------------------ 1. data loss
+def test_foreign_workdir_is_refused_through_main_py(tmp_path):
+  workdir = user_dir(tmp_path)
+  before = snapshot(workdir)
+  proc = subprocess.run(
+    [sys.executable, os.path.join(ROOT, "main.py"), f"--config={PLANTED}", f"--config.workdir={workdir}"],
+    cwd=ROOT,
+    env=dict(os.environ, XLA_FLAGS=""),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  line = one_error(proc.stderr)
+  assert "not empty and was not made by regionjax" in line and "--config.overwrite=True" in line, line
+  assert "metrics.json" in line and "report.html" in line
+  assert snapshot(workdir) == before  # nothing deleted, changed or added (no lock, no record)
+
+
+def test_overwrite_writes_into_a_foreign_workdir_and_deletes_nothing_it_did_not_write(tmp_path, capsys):
+  workdir = user_dir(tmp_path)
+  (tmp_path / "mine" / "notes.txt").write_text("keep me")
+  assert cli_run(f"--config.workdir={workdir}", "--config.overwrite=True", *CHEAP) == 0, capsys.readouterr().err
+  assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+  ours = io_lib.read_outputs(workdir)
+  assert {"report.html", "metrics.json", "config.json", "baseline.npz", "checkpoints"} <= ours
+  assert "notes.txt" not in ours
+  assert json.load(open(os.path.join(workdir, "metrics.json")))["summary"]  # replaced by the run's
+  # a rerun needs no overwrite: the directory is now regionjax's (the record says so)
+  capsys.readouterr()
+  assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 0
+  assert "Finished earlier; nothing recomputed." in capsys.readouterr().out
+
+
+def test_a_run_removes_only_files_it_wrote(tmp_path):
+  workdir = str(tmp_path)
+  (tmp_path / "report.html").write_text("the user's")
+  with io_lib.recording(workdir):
+    io_lib.write_json(os.path.join(workdir, "metrics.json"), {"a": 1})
+  assert io_lib.read_outputs(workdir) == {"metrics.json"}
+  assert io_lib.remove_output(workdir, "report.html") is False  # not written by a run: kept
+  assert (tmp_path / "report.html").read_text() == "the user's"
+  assert io_lib.remove_output(workdir, "metrics.json") is True
+  assert not (tmp_path / "metrics.json").exists()
+
+
+def test_empty_or_new_workdir_is_accepted(tmp_path):
+  io_lib.claim_workdir(str(tmp_path / "new"))
+  io_lib.claim_workdir(str(tmp_path))  # empty
+  (tmp_path / io_lib.LOCK_FILE).write_text("{}")  # a lock of a run killed before it wrote anything
+  io_lib.claim_workdir(str(tmp_path))
+  (tmp_path / "x.txt").write_text("")
+  with pytest.raises(ValueError, match="not made by regionjax"):
+    io_lib.claim_workdir(str(tmp_path))
+  io_lib.claim_workdir(str(tmp_path), overwrite=True)

@@ -37,19 +37,30 @@ def _free_bytes(directory: str) -> int | None:
     return None
 
 
+def _mb(n: int) -> str:
+  return f"{n / 1e6:.3g} MB"
+
+
 def write_error(path: str, err: OSError, needed: int | None = None) -> WriteError:
-  """A :class:`WriteError` naming ``path``, the reason and the bytes needed and free where known."""
-  what = err.strerror or str(err)
+  """A :class:`WriteError` naming ``path``, the reason and the space needed and free where known.
+
+  A full disk (or quota) reads ``no space left on device (X MB needed at PATH, Y MB free); …``.
+  """
+  free = _free_bytes(os.path.dirname(os.path.abspath(path)) or ".")
+  if err.errno in (errno.ENOSPC, errno.EDQUOT):
+    what = "no space left on device" if err.errno == errno.ENOSPC else "disk quota exceeded"
+    sizes = [f"{'at least ' + _mb(needed) if needed is not None else 'more space'} needed at {path}"]
+    if free is not None:
+      sizes.append(f"{_mb(free)} free")
+    return WriteError(f"{what} ({', '.join(sizes)}); free some space and rerun the same command: finished work is kept")
   sizes = []
   if needed is not None:
     sizes.append(f"{needed} bytes needed")
-  free = _free_bytes(os.path.dirname(os.path.abspath(path)) or ".")
   if free is not None:
     sizes.append(f"{free} free")
-  hint = "free some space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "check the permissions"
   return WriteError(
-    f"could not write {path}: {what}{' (' + ', '.join(sizes) + ')' if sizes else ''}; {hint} and "
-    f"rerun the same command: finished work is kept"
+    f"could not write {path}: {err.strerror or err}{' (' + ', '.join(sizes) + ')' if sizes else ''}; check the "
+    f"permissions and rerun the same command: finished work is kept"
   )
 
 
@@ -349,8 +360,15 @@ class WorkdirLock:
       return False
     except OSError as e:
       raise write_error(self.path, e) from None
-    with os.fdopen(fd, "w") as fh:
-      json.dump(self.info, fh)
+    try:
+      with os.fdopen(fd, "w") as fh:
+        json.dump(self.info, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    except OSError as e:  # a full disk: no empty lock may be left to block the rerun
+      with contextlib.suppress(OSError):
+        os.unlink(self.path)
+      raise write_error(self.path, e, len(json.dumps(self.info))) from None
     return True
 
   def acquire(self) -> "WorkdirLock":
@@ -436,6 +454,7 @@ class ChunkStore:
     except OSError as e:
       raise write_error(directory, e) from None
     self._ckpt = ocp.StandardCheckpointer()
+    _drop_closed_loop_callbacks()
 
   def _path(self, index: int) -> str:
     return os.path.join(self.directory, f"chunk_{index:05d}")
@@ -476,9 +495,13 @@ class ChunkStore:
     try:
       if os.path.exists(path):
         shutil.rmtree(path)
-      self._ckpt.save(os.path.abspath(path), tree)
-      self._ckpt.wait_until_finished()
+      with _quiet_orbax():  # its writer threads log each failure with tracebacks; the one line is ours
+        self._ckpt.save(os.path.abspath(path), tree)
+        self._ckpt.wait_until_finished()
       atomic_write_text(self._manifest_path(path), json.dumps(_file_digests(path), sort_keys=True))
+    except WriteError:
+      self._clean_partial(index)
+      raise
     except OSError as e:
       self._clean_partial(index)
       raise write_error(path, e, sum(a.nbytes for a in tree.values())) from None
@@ -578,13 +601,55 @@ def _file_digests(directory: str) -> dict[str, str]:
   return out
 
 
+def _drop_closed_loop_callbacks() -> None:
+  """Installs (once) an unraisable-exception hook that drops ``RuntimeError('Event loop is closed')``.
+
+  When a checkpoint write fails (a full disk), tensorstore's threads may still call back into the asyncio
+  loop that orbax already closed; Python reports each such callback as an unraisable exception with a
+  traceback, after the failure was already reported in one line. Everything else goes to the previous hook.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_regionjax", False):
+    return
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook._regionjax = True
+  sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """absl's logger (orbax logs there) silenced but for fatal errors while a checkpoint is written."""
+  import logging
+
+  logger = logging.getLogger("absl")
+  old = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(old)
+
+
+_NO_SPACE = ("RESOURCE_EXHAUSTED", "No space left on device", "[Errno 28]")
+
+
 def _os_error_in(e: BaseException) -> OSError | None:
+  """The OSError behind ``e`` (its cause chain), or a full disk reported in words by tensorstore."""
   seen = set()
+  first = e
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     if isinstance(e, OSError):
       return e
     e = e.__cause__ or e.__context__
+  text = str(first)
+  if any(word in text for word in _NO_SPACE) and "quota" not in text.lower():
+    return OSError(errno.ENOSPC, "No space left on device")
   return None
 
 

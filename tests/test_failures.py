@@ -126,3 +126,81 @@ def test_empty_or_new_workdir_is_accepted(tmp_path):
   with pytest.raises(ValueError, match="not made by regionjax"):
     io_lib.claim_workdir(str(tmp_path))
   io_lib.claim_workdir(str(tmp_path), overwrite=True)
+
+
+# ------------------------------------------------------------ 3. disk full
+@pytest.fixture
+def tiny_disk(tmp_path):
+  """A tmpfs of 200 KB (root only: CI runs as root); ``remount(size)`` grows it, as freeing space would."""
+  mnt = tmp_path / "disk"
+  mnt.mkdir()
+  if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)]).returncode:
+    pytest.skip("needs root to mount a small tmpfs")
+
+  def remount(size):
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+  try:
+    yield mnt, remount
+  finally:
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def _no_debris(workdir):
+  for root, dirs, files in os.walk(workdir):
+    for name in dirs + files:
+      assert not name.startswith(".tmp-") and "orbax-checkpoint-tmp" not in name, os.path.join(root, name)
+  assert not os.path.exists(os.path.join(workdir, io_lib.LOCK_FILE))
+
+
+@pytest.mark.slow  # two planted runs: over 20 s on the shared 2-core CPU
+def test_disk_full_while_a_chunk_is_saved_is_one_line_and_the_rerun_resumes(tiny_disk, capsys):
+  mnt, remount = tiny_disk
+  workdir = str(mnt / "run")
+  assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 2
+  err = capsys.readouterr().err
+  line = one_error(err)
+  assert line.startswith("error: no space left on device (at least ") and " MB needed at " + workdir in line, line
+  assert "Event loop" not in err and "RESOURCE_EXHAUSTED" not in err and len(err.splitlines()) < 20, err[-3000:]
+  _no_debris(workdir)
+  kept = sorted(os.listdir(os.path.join(workdir, "checkpoints", "image_000")))
+  assert "chunk_00000" in kept and not os.path.exists(os.path.join(workdir, "report.html"))
+  remount("4m")  # space freed: the same command resumes
+  assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 0, capsys.readouterr().err[-3000:]
+  assert "does not restore" not in capsys.readouterr().err
+  _no_debris(workdir)
+
+
+def test_disk_full_before_the_lock_leaves_no_lock(tiny_disk, capsys):
+  mnt, remount = tiny_disk
+  fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)  # the disk is full before the run starts
+  with pytest.raises(OSError):
+    while True:
+      os.write(fd, b"\0" * 4096)
+  os.close(fd)
+  workdir = str(mnt / "run")
+  assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 2
+  line = one_error(capsys.readouterr().err)
+  assert line.startswith("error: no space left on device (") and "needed at" in line, line
+  assert not os.path.exists(os.path.join(workdir, io_lib.LOCK_FILE))  # no empty lock blocks the rerun
+  os.unlink(mnt / "filler")
+  remount("4m")
+  assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 0, capsys.readouterr().err[-3000:]
+
+
+def test_lock_that_cannot_be_written_is_removed(tmp_path, monkeypatch):
+  """Without root: the lock file is created but its content does not fit (fsync fails with ENOSPC)."""
+
+  def fsync(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", fsync)
+  with pytest.raises(io_lib.WriteError, match=r"^no space left on device \(at least .* MB needed at .*\.lock"):
+    io_lib.WorkdirLock(str(tmp_path)).acquire()
+  assert not (tmp_path / io_lib.LOCK_FILE).exists()
+
+
+def test_tensorstore_full_disk_message_is_recognised():
+  e = ValueError('RESOURCE_EXHAUSTED: Error writing "alpha/.zarray" in OCDBT database: Failed writing: [OS error 28]')
+  assert io_lib._os_error_in(e).errno == errno.ENOSPC
+  assert io_lib._os_error_in(ValueError("shape mismatch")) is None

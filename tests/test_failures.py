@@ -204,3 +204,25 @@ def test_tensorstore_full_disk_message_is_recognised():
   e = ValueError('RESOURCE_EXHAUSTED: Error writing "alpha/.zarray" in OCDBT database: Failed writing: [OS error 28]')
   assert io_lib._os_error_in(e).errno == errno.ENOSPC
   assert io_lib._os_error_in(ValueError("shape mismatch")) is None
+
+
+# ------------------------------------------------------ 4. memory bombs in configs
+@pytest.mark.parametrize(
+  "port,key,value",
+  [("sid", "num_blocks", 10**9), ("stylegan2", "mapping_layers", 10**9), ("nvae", "num_groups_per_scale", 10**6)],
+)
+def test_converted_config_beyond_any_network_is_refused_before_building(tmp_path, port, key, value):
+  import importlib
+  import time
+
+  config_mod = importlib.import_module(f"regionjax.ports.{port}.config")
+  convert = importlib.import_module(f"regionjax.ports.{port}.convert")
+  cls = next(v for k, v in vars(config_mod).items() if k.endswith("Config") and isinstance(v, type))
+  d = cls().to_dict()
+  d[key] = value
+  (tmp_path / "config.json").write_text(json.dumps(d))
+  (tmp_path / "variables").mkdir()
+  start = time.time()
+  with pytest.raises(ValueError, match=f"{key}={value} is beyond any real network"):
+    convert.load(str(tmp_path))
+  assert time.time() - start < 5

@@ -88,6 +88,8 @@ def parse_flags(argv: list[str], flag_values=None):
   try:
     return (flags.FLAGS if flag_values is None else flag_values)(argv)
   except Exception as e:  # unknown config keys surface as AttributeError/KeyError, bad values as flags errors
+    if "<class 'NoneType'>" in str(e):  # overrides applied to what get_config() returned: nothing
+      sys.exit(error("the config file's get_config() returned None, not an ml_collections.ConfigDict"))
     what = "unknown config key" if isinstance(e, (AttributeError, KeyError)) else "bad command line"
     sys.exit(error(f"{what}: {_one_line(e)} (check the --config.* names and values against the config file)"))
 
@@ -103,6 +105,11 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
 
   try:
     config = get_config()
+    if not hasattr(config, "keys") or not hasattr(config, "to_json_best_effort"):
+      return error(
+        f"the config file's get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict; "
+        f"start it from configs/default.py"
+      )
     config.keys()  # the file is loaded lazily: fail here, with one line
   except OSError as e:  # the config file could not be loaded
     return error(str(e))

@@ -290,17 +290,20 @@ def _finished_outputs(workdir: str, num_images: int, result_file: str = explanat
   return metrics
 
 
-def _load_baseline(path: str, fp: str) -> np.ndarray | None:
+def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray | None:
   """``f0`` from ``baseline.npz`` when it was made for fingerprint ``fp`` (model, weights, layer and baseline
-  settings); a damaged file or one made for other inputs is reported and recomputed."""
+  settings) and has the feature's ``shape``; a damaged file, one of another shape or one made for other inputs
+  is reported and recomputed."""
   if not os.path.exists(path):
     return None
   try:
     with np.load(path, allow_pickle=False) as data:
       f0 = np.asarray(data["f0"])
       stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
-    if not np.isfinite(f0).all():
-      raise ValueError("non-finite values")
+    if f0.dtype.kind not in "fiu" or not np.isfinite(f0).all():
+      raise ValueError("non-finite or non-numeric values")
+    if shape is not None and f0.shape != tuple(shape):
+      raise ValueError(f"f0 has shape {f0.shape}, the feature {tuple(shape)}")
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
     io_lib.warn(f"{path} is damaged ({io_lib._short(e)}); recomputing it")
     return None
@@ -362,12 +365,19 @@ def _run(config, make_generator: Callable) -> dict:
 
   workdir = config.workdir
   report_path = os.path.join(workdir, "report.html")
+  metrics_path = os.path.join(workdir, "metrics.json")
   seen = io_lib.check_workdir(workdir, fingerprint(config))
   if seen:
     result_file = "components.npz" if truncated_mode else explanation_lib.ARRAYS
     metrics = _finished_outputs(workdir, config.target.num_images, result_file)
+    text = None
     if metrics is not None:
-      print(report_lib.summary_text(metrics, report_path, reused=True))
+      try:
+        text = report_lib.summary_text(metrics, report_path, reused=True)
+      except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:  # of the wrong shape
+        io_lib.warn(f"{metrics_path} is damaged ({io_lib._short(e)}); recomputing the outputs from the checkpoints")
+    if text is not None:
+      print(text)
       return metrics
   for stale in ("report.html", "metrics.json"):  # nothing half-written may look like a result; a file
     io_lib.remove_output(workdir, stale)  # no run wrote (the user's own) is left alone
@@ -384,18 +394,6 @@ def _run(config, make_generator: Callable) -> dict:
   class_id = config.target.class_id
   if class_id is not None and class_id >= 0 and num_classes is not None and not class_id < num_classes:
     raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")
-  if writer:
-    io_lib.record_config(workdir, fingerprint(config))
-
-  gfp = explanation_lib.generator_fingerprint(gen, layer)
-  b = config.baseline
-  base_fp = baseline_fingerprint(gfp, b, config.solver.dtype)
-  base_path = os.path.join(workdir, "baseline.npz")
-  f0 = _load_baseline(base_path, base_fp)
-  if f0 is None:
-    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
-    if writer:
-      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
   num_images = config.target.num_images
   classes = None
   if num_classes:
@@ -406,10 +404,28 @@ def _run(config, make_generator: Callable) -> dict:
     )
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
   explainer.check_codes(codes)
+  # the inputs (grid, mask, regions) are checked on the first image's shape before anything is written
+  first = explainer.slice_codes(codes, 0, 1)
+  image_shape = np.shape(gen.generate(first))[1:]
+  feature_shape = tuple(np.shape(gen.encode(first, layer))[1:])
+  cells = grid_cells(config, image_shape)
+  named = player_names(config, image_shape)
+  if config.patches.method == "mask":
+    patches_lib.mask_scores(cells, patches_lib.load_mask_image(config.patches.mask_path))
+  if writer:
+    io_lib.record_config(workdir, fingerprint(config))
+
+  gfp = explanation_lib.generator_fingerprint(gen, layer)
+  b = config.baseline
+  base_fp = baseline_fingerprint(gfp, b, config.solver.dtype)
+  base_path = os.path.join(workdir, "baseline.npz")
+  f0 = _load_baseline(base_path, base_fp, feature_shape)
+  if f0 is None:
+    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
+    if writer:
+      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
-  cells = grid_cells(config, targets[0].image.shape)
-  named = player_names(config, targets[0].image.shape)
   names = list(named[0]) if named else None
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
     shared = choose_players(config, cells, targets)

@@ -103,6 +103,26 @@ def test_overwrite_writes_into_a_foreign_workdir_and_deletes_nothing_it_did_not_
   capsys.readouterr()
   assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 0
   assert "Finished earlier; nothing recomputed." in capsys.readouterr().out
+  # a metrics.json of the wrong shape is reported and rewritten from the checkpoints, not a traceback
+  with open(os.path.join(workdir, "metrics.json"), "w") as fh:
+    json.dump({"summary": [1, 2], "solver": "x"}, fh)
+  assert cli_run(f"--config.workdir={workdir}", *CHEAP) == 0
+  out, err = capsys.readouterr()
+  assert "Traceback" not in err and "metrics.json is damaged" in err, err[-2000:]
+  assert isinstance(json.load(open(os.path.join(workdir, "metrics.json")))["summary"], dict)
+  assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_baseline_of_the_wrong_shape_is_recomputed(tmp_path, capsys):
+  import numpy as np
+
+  from regionjax import pipeline
+
+  path = str(tmp_path / "baseline.npz")
+  io_lib.atomic_savez(path, f0=np.ones((2, 3), np.float32), fingerprint=np.asarray("fp"))
+  assert pipeline._load_baseline(path, "fp", (4, 4, 8)) is None
+  assert "f0 has shape (2, 3)" in capsys.readouterr().err
+  np.testing.assert_array_equal(pipeline._load_baseline(path, "fp", (2, 3)), np.ones((2, 3)))
 
 
 def test_a_run_removes_only_files_it_wrote(tmp_path):
@@ -226,3 +246,86 @@ def test_converted_config_beyond_any_network_is_refused_before_building(tmp_path
   with pytest.raises(ValueError, match=f"{key}={value} is beyond any real network"):
     convert.load(str(tmp_path))
   assert time.time() - start < 5
+
+
+# ------------------------------------------------------ 5, 7. one line for every bad value
+def _png_header(width, height) -> bytes:
+  """A PNG that declares ``width × height`` pixels (what Pillow reads on open) with a token of data."""
+  import struct
+  import zlib
+
+  def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+  ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+  return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _mask_png(path, value):
+  from PIL import Image
+
+  Image.new("L", (12, 12), value).save(path)
+
+
+def _setup(case, tmp_path):
+  """Files a case needs; returns extra command-line arguments."""
+  if case == "config_none":
+    cfg = tmp_path / "none_config.py"
+    cfg.write_text("def get_config():\n  return None\n")
+    return {"config": str(cfg)}
+  if case in ("mask_bomb", "mask_big"):
+    side = 20_000 if case == "mask_bomb" else 12_000  # 400 MP (Pillow refuses) and 144 MP (Pillow only warns)
+    (tmp_path / "mask.png").write_bytes(_png_header(side, side))
+    return {"args": ["--config.patches.method=mask", f"--config.patches.mask_path={tmp_path / 'mask.png'}"]}
+  if case == "mask_empty":
+    _mask_png(tmp_path / "mask.png", 0)
+    return {"args": ["--config.patches.method=mask", f"--config.patches.mask_path={tmp_path / 'mask.png'}"]}
+  if case.startswith("polygon_"):
+    bad = {"polygon_nan": float("nan"), "polygon_inf": float("inf"), "polygon_huge": 1e300}[case]
+    regions = {"regions": [{"name": "a", "polygon": [[0, 0], [bad, 0], [0.5, 0.5]]}]}
+    (tmp_path / "regions.json").write_text(json.dumps(regions))
+    return {
+      "args": [
+        "--config.patches.method=regions",
+        "--config.patches.n=1",
+        f"--config.patches.regions_path={tmp_path / 'regions.json'}",
+      ]
+    }
+  return {}
+
+
+BAD = {  # case → (overrides, words the error line must hold)
+  "coordinator_no_port": (["--config.distributed.coordinator_address=localhost"], "host:port"),
+  "coordinator_bad_port": (["--config.distributed.coordinator_address=localhost:99999"], "host:port"),
+  "not_a_factory": (["--config.model.name=math:sqrt"], "math:sqrt"),
+  "factory_not_callable": (["--config.model.name=math:pi"], "math:pi"),
+  "config_none": ([], "get_config"),
+  "mask_bomb": ([], "pixels"),
+  "mask_big": ([], "pixels"),
+  "mask_empty": ([], "no white pixel"),
+  "polygon_nan": ([], "finite"),
+  "polygon_inf": ([], "finite"),
+  "polygon_huge": ([], "finite"),
+  "tau_q_huge": (["--config.denoise.enabled=True", "--config.denoise.tau_q_relative=1e300"], "denoise.tau_q_relative"),
+  "lr_huge": (["--config.solver.learning_rate=1e300"], "solver.learning_rate"),
+  "lam_huge": (["--config.solver.lam=1e300"], "solver.lam"),
+  "lam_max_huge": (["--config.solver.lam_max=1e300"], "solver.lam_max"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_error_line_before_any_work(case, tmp_path, capsys):
+  overrides, words = BAD[case]
+  extra = _setup(case, tmp_path)
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "notes.txt").write_text("mine")  # prior files of the workdir are untouched
+  args = [f"--config.workdir={workdir}", "--config.overwrite=True", *CHEAP, *extra.get("args", []), *overrides]
+  code = cli_run(*args, config=extra.get("config", PLANTED))
+  err = capsys.readouterr().err
+  assert code == 2, err[-2000:]
+  line = one_error(err)
+  assert words in line, line
+  assert len(line) < 1000
+  assert not any(n in os.listdir(workdir) for n in ("report.html", "metrics.json", "baseline.npz", "checkpoints"))
+  assert (workdir / "notes.txt").read_text() == "mine"

@@ -99,8 +99,9 @@ def resume_command(argv: list[str] | None = None) -> str:
   return shlex.join([os.path.basename(sys.executable) if sys.executable else "python", *argv])
 
 
-def run(get_config: Callable, make_generator: Callable, argv: list[str] | None = None) -> int:
-  """Loads the config, runs the pipeline; returns the exit code (see module docstring)."""
+def run(get_config: Callable, make_generator: Callable, argv: list[str] | None = None, dry_run: bool = False) -> int:
+  """Loads the config, runs the pipeline (with ``dry_run``: only checks it, :func:`regionjax.pipeline.check`);
+  returns the exit code (see module docstring)."""
   from regionjax import pipeline
 
   try:
@@ -114,7 +115,10 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
   except OSError as e:  # the config file could not be loaded
     return error(str(e))
   try:
-    pipeline.run(config, make_generator)
+    if dry_run:
+      print(pipeline.check(config), flush=True)
+    else:
+      pipeline.run(config, make_generator)
   except pipeline.Interrupted as e:
     _close_progress_bars()
     where = f" in {os.path.abspath(e.workdir)}" if e.workdir else ""

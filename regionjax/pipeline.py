@@ -41,6 +41,35 @@ def validate_config(config) -> None:
   truncated.validate_config(config)  # solver.max_order > 0: components up to order k only
 
 
+PATH_KNOBS = ("workdir", "model.checkpoint", "patches.mask_path", "patches.regions_path")
+
+
+def expand_paths(config) -> None:
+  """``~`` and ``~user`` at the start of the path knobs (:data:`PATH_KNOBS`) expanded, as a shell would."""
+  for key in PATH_KNOBS:
+    block, _, name = key.rpartition(".")
+    holder = config[block] if block else config
+    value = holder.get(name) if hasattr(holder, "get") else None
+    if isinstance(value, str) and value.startswith("~"):
+      holder[name] = os.path.expanduser(value)
+
+
+def check(config) -> str:
+  """What ``main.py --dry_run`` does: the whole config checked (:func:`validate_config`), paths expanded, the
+  input files and the workdir looked at; nothing is built, written or computed. Returns one line to print;
+  raises ValueError (one line) on the first problem."""
+  validate_config(config)
+  expand_paths(config)
+  p = config.patches
+  for key, path in (("patches.mask_path", p.mask_path), ("patches.regions_path", p.get("regions_path", ""))):
+    if path and not os.path.isfile(path):
+      raise ValueError(f"{key} {path!r} does not exist")
+  if config.model.checkpoint and not os.path.exists(config.model.checkpoint):
+    raise ValueError(f"model.checkpoint {config.model.checkpoint!r} does not exist")
+  io_lib.claim_workdir(config.workdir, bool(config.get("overwrite", False)))
+  return f"ok: the config is valid; a run would write to {os.path.abspath(config.workdir)} (nothing was built)"
+
+
 def fingerprint(config) -> dict:
   """The config values that determine the results (everything but the workdir)."""
   d = json.loads(config.to_json_best_effort())
@@ -331,6 +360,7 @@ def run(config, make_generator: Callable) -> dict:
   Returns the summary dict that is also printed and stored in metrics.json.
   """
   validate_config(config)
+  expand_paths(config)
   workdir = config.workdir
   io_lib.claim_workdir(workdir, bool(config.get("overwrite", False)))  # a foreign directory: refused, untouched
   io_lib.ensure_writable(workdir)

@@ -33,8 +33,8 @@ CHEAP = [
 ]
 
 
-def cli_run(*args, config=PLANTED) -> int:
-  """``python main.py --config=CONFIG ARGS`` in this process; returns the exit code."""
+def cli_run(*args, config=PLANTED, dry_run=False) -> int:
+  """``python main.py --config=CONFIG ARGS`` (with ``--dry_run``) in this process; returns the exit code."""
   argv = cli.with_config_arg(["main.py", f"--config={config}", *args], config)
   fv = flags.FlagValues()
   holder = config_flags.DEFINE_config_file("config", config, flag_values=fv, sys_argv=argv)
@@ -42,7 +42,7 @@ def cli_run(*args, config=PLANTED) -> int:
     cli.parse_flags(argv, flag_values=fv)
   except SystemExit as e:
     return e.code
-  return cli.run(lambda: holder.value, registry.build, argv)
+  return cli.run(lambda: holder.value, registry.build, argv, dry_run=dry_run)
 
 
 def one_error(err: str) -> str:
@@ -329,3 +329,85 @@ def test_bad_input_is_one_error_line_before_any_work(case, tmp_path, capsys):
   assert len(line) < 1000
   assert not any(n in os.listdir(workdir) for n in ("report.html", "metrics.json", "baseline.npz", "checkpoints"))
   assert (workdir / "notes.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------- --dry_run and the config fuzz
+def test_dry_run_checks_without_building_or_writing(tmp_path, capsys, monkeypatch):
+  def no_build(_):
+    raise AssertionError("--dry_run built the generator")
+
+  monkeypatch.setattr(registry, "build", no_build)
+  workdir = tmp_path / "run"
+  assert cli_run(f"--config.workdir={workdir}", "--config.solver.remat=dots", dry_run=True) == 0
+  assert capsys.readouterr().out.startswith("ok: the config is valid")
+  assert not workdir.exists()  # nothing written
+  assert cli_run(f"--config.workdir={workdir}", "--config.patches.method=mask", dry_run=True) == 2
+  assert "patches.method='mask' needs" in one_error(capsys.readouterr().err)
+  mine = user_dir(tmp_path)
+  assert cli_run(f"--config.workdir={mine}", dry_run=True) == 2
+  assert "not made by regionjax" in one_error(capsys.readouterr().err)
+
+
+def test_tilde_in_paths_is_expanded(tmp_path, capsys, monkeypatch):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  assert cli_run("--config.workdir=~/run", dry_run=True) == 0
+  assert f"write to {tmp_path / 'run'} " in capsys.readouterr().out
+  (tmp_path / "regions.json").write_text(json.dumps({"regions": [{"name": "a", "polygon": [[0, 0], [1, 0], [0, 1]]}]}))
+  args = ["--config.patches.method=regions", "--config.patches.n=1", "--config.patches.regions_path=~/regions.json"]
+  assert cli_run(f"--config.workdir={tmp_path / 'r2'}", *args, dry_run=True) == 0, capsys.readouterr().err
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from test_reliability import OVERRIDES as _BASE_OVERRIDES  # noqa: E402
+
+FUZZ = dict(
+  _BASE_OVERRIDES,
+  **{
+    "overwrite": st.sampled_from(["True", "False", "yes", "", "1"]),
+    "solver.remat": st.sampled_from(["True", "False", "dots", "nothing", "yes", "", "1"]),
+    "distributed.coordinator_address": st.sampled_from(
+      ["", "localhost", "localhost:1234", "h:0", ":80", "[::1]:80", "a b:1", "h:65536", "h:x"]
+    ),
+    "solver.lam_max": st.sampled_from(["None", "1e300", "nan", "-1", "5000", "x"]),
+    "denoise.tau_q_relative": st.sampled_from(["1e300", "0.5", "1", "1.5", "0", "nan"]),
+    "denoise.steps": st.sampled_from(["0", "-1", "10", "1e9", "x"]),
+    "report.thumbnail_size": st.sampled_from(["0", "7", "64", "100000", "x"]),
+    "patches.mask_path": st.sampled_from(["", "~/no-such-mask.png", "/dev/null"]),
+    "model.checkpoint": st.sampled_from(["", "~/no-such-dir", "/"]),
+    "workdir": st.sampled_from(["", " ", "~/regionjax-fuzz-never-created"]),
+  },
+)
+_FUZZ_DRAWS = st.dictionaries(st.sampled_from(sorted(FUZZ)), st.just(None), min_size=1, max_size=4).flatmap(
+  lambda keys: st.fixed_dictionaries({k: FUZZ[k] for k in keys})
+)
+
+
+@pytest.mark.parametrize("config", ["planted", "default"])
+def test_300_random_overrides_through_dry_run_are_accepted_or_one_error_line(config, tmp_path_factory):
+  """Every seeded draw of up to 4 overrides: exit 0 with the ``ok:`` line, or exit 2 with one ``error:`` line;
+  never a traceback. Through ``--dry_run``, so 300 draws per config take seconds."""
+  path = os.path.join(ROOT, "configs", f"{config}.py")
+  workdir = str(tmp_path_factory.mktemp("fuzz") / "run")
+  outcomes = {0: 0, 2: 0}
+
+  @settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+  @given(draw=_FUZZ_DRAWS)
+  def check(draw):
+    import contextlib
+    import io as io_mod
+
+    out, err = io_mod.StringIO(), io_mod.StringIO()
+    args = [f"--config.workdir={workdir}", *[f"--config.{k}={v}" for k, v in draw.items()]]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      code = cli_run(*args, config=path, dry_run=True)
+    out, err = out.getvalue(), err.getvalue()
+    assert code in (0, 2), (draw, code, err[-2000:])
+    outcomes[code] += 1
+    if code == 0:
+      assert out.startswith("ok: the config is valid") and "error" not in err, (draw, err)
+    else:
+      one_error(err)
+    assert not os.path.exists(workdir), draw  # a dry run writes nothing
+
+  check()
+  assert outcomes[0] >= 5 and outcomes[2] >= 100, outcomes  # both outcomes are exercised

@@ -64,6 +64,25 @@ def write_error(path: str, err: OSError, needed: int | None = None) -> WriteErro
   )
 
 
+_TMP_RE = re.compile(r"^\.tmp-[0-9a-f]{12}-")  # the temporary files of atomic_write_bytes
+
+
+def remove_debris(directory: str) -> list[str]:
+  """Removes the temporary files an atomic write killed before its rename left in ``directory`` (only names of
+  the form ``.tmp-<12 hex digits>-NAME``, which this module makes); returns their names."""
+  gone = []
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return gone
+  for name in names:
+    if _TMP_RE.match(name) and os.path.isfile(os.path.join(directory, name)):
+      with contextlib.suppress(OSError):
+        os.unlink(os.path.join(directory, name))
+        gone.append(name)
+  return gone
+
+
 def _open_temporary(directory: str, name: str) -> tuple[int, str]:
   """A new file next to ``name``, created with mode 0666 & ~umask (mkstemp's
   0600 would survive the rename and hide the outputs from collaborators)."""
@@ -550,6 +569,7 @@ class ChunkStore:
       raise ValueError(f"{len(bad)} file(s) differ from what was written, e.g. {bad[0]}")
 
   def _restore(self, name: str) -> ChunkResult:
+    remove_debris(os.path.join(self.directory, name))  # a file list whose write was cut off by a kill
     self._check_files(name)
     tree = self._ckpt.restore(os.path.abspath(os.path.join(self.directory, name)))
     missing = [k for k in _CHUNK_KEYS if k not in tree]
@@ -568,6 +588,7 @@ class ChunkStore:
   def load_all(self) -> dict[int, ChunkResult]:
     """Every finished chunk that restores intact; damaged ones are set aside."""
     done = {}
+    remove_debris(self.directory)  # a kill -9 during a write leaves its temporary file
     for name in sorted(os.listdir(self.directory)):
       m = _CHUNK_RE.match(name)
       if not m:

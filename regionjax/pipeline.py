@@ -394,6 +394,8 @@ def _run(config, make_generator: Callable) -> dict:
     from regionjax import report as report_lib
 
   workdir = config.workdir
+  if distributed.is_writer():
+    io_lib.remove_debris(workdir)  # temporary files of a run killed mid-write (under the lock: not a live run's)
   report_path = os.path.join(workdir, "report.html")
   metrics_path = os.path.join(workdir, "metrics.json")
   seen = io_lib.check_workdir(workdir, fingerprint(config))

@@ -411,3 +411,27 @@ def test_300_random_overrides_through_dry_run_are_accepted_or_one_error_line(con
 
   check()
   assert outcomes[0] >= 5 and outcomes[2] >= 100, outcomes  # both outcomes are exercised
+
+
+# ------------------------------------------------------- 8. what a kill -9 leaves
+def test_temporary_files_of_a_killed_write_are_removed(tmp_path):
+  import numpy as np
+
+  from regionjax import solver as solver_lib
+
+  store = io_lib.ChunkStore(str(tmp_path / "ck"))
+  chunk = solver_lib.ChunkResult(
+    subsets=np.arange(2), alpha=np.ones((2, 3), np.float32), history=np.zeros((2, 4), np.float32), error=np.zeros(2)
+  )
+  store.save(0, chunk)
+  # a kill -9 between writing the chunk's file list (or any file) and its rename
+  debris = [
+    tmp_path / "ck" / "chunk_00000" / f".tmp-0123456789ab-{io_lib.MANIFEST}",
+    tmp_path / "ck" / ".tmp-ba9876543210-fingerprint.json",
+  ]
+  for p in debris:
+    p.write_text("{")
+  (tmp_path / "ck" / ".tmp-notes").write_text("not ours: another name pattern")
+  assert sorted(store.load_all()) == [0]  # the chunk still restores
+  assert not any(p.exists() for p in debris)
+  assert (tmp_path / "ck" / ".tmp-notes").exists()

@@ -12,6 +12,7 @@ def get_config():
   c = ml_collections.ConfigDict()
   c.workdir = "runs/scenes"
   c.seed = 0
+  c.overwrite = False  # True: write into a non-empty directory regionjax did not make (its files are never deleted)
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "embedded"  # regionjax.ports.embedded: small BigGAN-deep trained on procedural scenes
@@ -54,7 +55,9 @@ def get_config():
   c.solver.schedule = "cosine"
   c.solver.dtype = "float32"  # α, the objective and Adam's state
   c.solver.decode_dtype = ml_collections.config_dict.placeholder(str)  # None = dtype; "bfloat16" decodes in bf16
-  c.solver.remat = False  # rematerialise the decoder in the backward pass (memory for compute)
+  # rematerialise the decoder in the backward pass (memory for compute): False, True, 'dots' or 'nothing'
+  # (a field of any type, so that --config.solver.remat=dots parses as well as =True)
+  c.solver.remat = ml_collections.FieldReference(False, field_type=object)
   c.solver.memory_budget_gb = ml_collections.config_dict.placeholder(float)  # GiB per device: chunk size fit to it
   c.solver.steps_per_call = ml_collections.config_dict.placeholder(int)  # None: 5 on CPU, all steps in one call else
   # None: 1 on one CPU device (faster there), 0 (the chunk in one vmap) on accelerators

@@ -88,6 +88,8 @@ def parse_flags(argv: list[str], flag_values=None):
   try:
     return (flags.FLAGS if flag_values is None else flag_values)(argv)
   except Exception as e:  # unknown config keys surface as AttributeError/KeyError, bad values as flags errors
+    if "<class 'NoneType'>" in str(e):  # overrides applied to what get_config() returned: nothing
+      sys.exit(error("the config file's get_config() returned None, not an ml_collections.ConfigDict"))
     what = "unknown config key" if isinstance(e, (AttributeError, KeyError)) else "bad command line"
     sys.exit(error(f"{what}: {_one_line(e)} (check the --config.* names and values against the config file)"))
 
@@ -97,17 +99,26 @@ def resume_command(argv: list[str] | None = None) -> str:
   return shlex.join([os.path.basename(sys.executable) if sys.executable else "python", *argv])
 
 
-def run(get_config: Callable, make_generator: Callable, argv: list[str] | None = None) -> int:
-  """Loads the config, runs the pipeline; returns the exit code (see module docstring)."""
+def run(get_config: Callable, make_generator: Callable, argv: list[str] | None = None, dry_run: bool = False) -> int:
+  """Loads the config, runs the pipeline (with ``dry_run``: only checks it, :func:`regionjax.pipeline.check`);
+  returns the exit code (see module docstring)."""
   from regionjax import pipeline
 
   try:
     config = get_config()
+    if not hasattr(config, "keys") or not hasattr(config, "to_json_best_effort"):
+      return error(
+        f"the config file's get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict; "
+        f"start it from configs/default.py"
+      )
     config.keys()  # the file is loaded lazily: fail here, with one line
   except OSError as e:  # the config file could not be loaded
     return error(str(e))
   try:
-    pipeline.run(config, make_generator)
+    if dry_run:
+      print(pipeline.check(config), flush=True)
+    else:
+      pipeline.run(config, make_generator)
   except pipeline.Interrupted as e:
     _close_progress_bars()
     where = f" in {os.path.abspath(e.workdir)}" if e.workdir else ""

@@ -115,6 +115,12 @@ def any_of(*checks: Check, expect: str) -> Check:
   return Check(lambda v: any(c.ok(v) for c in checks), expect)
 
 
+def _host_port(v: str) -> bool:
+  """'host:port' (an IPv6 host in brackets) with a port in 1 … 65535."""
+  host, sep, port = v.rpartition(":")
+  return bool(sep and host.strip() and port.isdigit() and 1 <= int(port) <= 65535 and " " not in v)
+
+
 SEED = integer(0, 2**31 - 1)  # jax.random.PRNGKey and numpy's generators; offsets are added to it
 COUNT = 10**7  # generous upper bounds: a typo such as 1e9 steps fails at once, not after hours
 
@@ -122,6 +128,7 @@ COUNT = 10**7  # generous upper bounds: a typo such as 1e9 steps fails at once, 
 SCHEMA: dict[str, Check] = {
   "workdir": string(nonempty=True, expect="a directory path (pass --config.workdir=DIR)"),
   "seed": SEED,
+  "overwrite": boolean(),
   "model.name": string(
     nonempty=True,
     expect="a generator name ('dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', 'planted', "
@@ -148,8 +155,8 @@ SCHEMA: dict[str, Check] = {
   "patches.foreground_fraction": number(0, 1, lo_open=True),
   "patches.seed": SEED,
   "patches.shared": boolean(),
-  "solver.lam": number(0, lo_open=True, expect="> 0 and finite"),
-  "solver.learning_rate": number(0, lo_open=True, expect="> 0 and finite"),
+  "solver.lam": number(0, 1e9, lo_open=True, expect="> 0 and at most 1e9 (the paper uses 200 … 1000)"),
+  "solver.learning_rate": number(0, 1e3, lo_open=True, expect="> 0 and at most 1000 (the default is 0.01)"),
   "solver.steps": integer(1, 10**6, expect="a positive integer (at most 1000000)"),
   "solver.tau": number(0, lo_open=True, expect="> 0 and finite (an RMSE bound on the pixels of S)"),
   "solver.chunk_size": integer(1, 2**20),
@@ -175,12 +182,14 @@ SCHEMA: dict[str, Check] = {
   "solver.optimizer": choice("adam", "gd"),
   "solver.composition": choice("independent", "max"),
   "solver.lam_max": any_of(
-    number(0, lo_open=True), choice(None), expect="None (no λ continuation) or a finite number > 0"
+    number(0, 1e9, lo_open=True), choice(None), expect="None (no λ continuation) or a number in (0, 1e9]"
   ),
   "solver.lam_growth": number(1, 1e6, lo_open=True),
   "solver.refine_steps": integer(0, 10**6),
   "solver.max_order": integer(0, 62),
-  "distributed.coordinator_address": string(expect="'host:port' or ''"),
+  "distributed.coordinator_address": Check(
+    lambda v: isinstance(v, str) and (v == "" or _host_port(v)), "'' or 'host:port' with a port in 1 … 65535"
+  ),
   "distributed.num_processes": integer(1, 10**5),
   "distributed.process_id": integer(0, 10**5),
   "distributed.auto": boolean(),
@@ -193,7 +202,7 @@ SCHEMA: dict[str, Check] = {
   "metrics.transfer_k": integer(1, COUNT),
   "metrics.decode_batch": integer(1, 10**5),
   "denoise.enabled": boolean(),
-  "denoise.tau_q_relative": number(0, lo_open=True),
+  "denoise.tau_q_relative": number(0, 1, lo_open=True, expect="a fraction of max|f − f0| in (0, 1]"),
   "denoise.steps": integer(1, 10**6),
   "report.interactive": boolean(),
   "report.thumbnail_size": integer(8, 1024),

@@ -8,6 +8,8 @@ import textwrap
 HELP: dict[str, str] = {
   "workdir": "directory of the run's outputs and checkpoints (rerun the same command to resume)",
   "seed": "seed of the metrics' random choices (contexts, target sets)",
+  "overwrite": "True: use a non-empty workdir that regionjax did not make (False refuses it); files a run did not "
+  "write are never deleted, files of the names it writes are replaced",
   "model.name": "the generator: dcgan (shipped face GAN), embedded, biggan, sid, stylegan2, nvae, planted, "
   "module:factory, or torch:module:factory (a PyTorch module, docs/torch.md)",
   "model.checkpoint": "converted checkpoint directory or file ('' = the weights shipped with the port)",

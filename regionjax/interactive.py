@@ -225,8 +225,11 @@ def payload_size(data: dict) -> dict:
 
 
 def _json(data: dict) -> str:
-  # inside <script>: "</" would end the element, "<!--" would start a comment
-  return json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+  """JSON for a ``<script type="application/json">`` element: ``<``, ``>`` and ``&`` as ``\\u003c`` …, so no
+  ``</script>`` or ``<!--`` can appear in it and ``JSON.parse`` reads back exactly ``data`` (``<\\!--`` is not
+  valid JSON)."""
+  text = json.dumps(data, separators=(",", ":"))
+  return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 # -------------------------------------------------------------------- HTML

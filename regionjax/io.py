@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -36,20 +37,50 @@ def _free_bytes(directory: str) -> int | None:
     return None
 
 
+def _mb(n: int) -> str:
+  return f"{n / 1e6:.3g} MB"
+
+
 def write_error(path: str, err: OSError, needed: int | None = None) -> WriteError:
-  """A :class:`WriteError` naming ``path``, the reason and the bytes needed and free where known."""
-  what = err.strerror or str(err)
+  """A :class:`WriteError` naming ``path``, the reason and the space needed and free where known.
+
+  A full disk (or quota) reads ``no space left on device (X MB needed at PATH, Y MB free); …``.
+  """
+  free = _free_bytes(os.path.dirname(os.path.abspath(path)) or ".")
+  if err.errno in (errno.ENOSPC, errno.EDQUOT):
+    what = "no space left on device" if err.errno == errno.ENOSPC else "disk quota exceeded"
+    sizes = [f"{'at least ' + _mb(needed) if needed is not None else 'more space'} needed at {path}"]
+    if free is not None:
+      sizes.append(f"{_mb(free)} free")
+    return WriteError(f"{what} ({', '.join(sizes)}); free some space and rerun the same command: finished work is kept")
   sizes = []
   if needed is not None:
     sizes.append(f"{needed} bytes needed")
-  free = _free_bytes(os.path.dirname(os.path.abspath(path)) or ".")
   if free is not None:
     sizes.append(f"{free} free")
-  hint = "free some space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "check the permissions"
   return WriteError(
-    f"could not write {path}: {what}{' (' + ', '.join(sizes) + ')' if sizes else ''}; {hint} and "
-    f"rerun the same command: finished work is kept"
+    f"could not write {path}: {err.strerror or err}{' (' + ', '.join(sizes) + ')' if sizes else ''}; check the "
+    f"permissions and rerun the same command: finished work is kept"
   )
+
+
+_TMP_RE = re.compile(r"^\.tmp-[0-9a-f]{12}-")  # the temporary files of atomic_write_bytes
+
+
+def remove_debris(directory: str) -> list[str]:
+  """Removes the temporary files an atomic write killed before its rename left in ``directory`` (only names of
+  the form ``.tmp-<12 hex digits>-NAME``, which this module makes); returns their names."""
+  gone = []
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return gone
+  for name in names:
+    if _TMP_RE.match(name) and os.path.isfile(os.path.join(directory, name)):
+      with contextlib.suppress(OSError):
+        os.unlink(os.path.join(directory, name))
+        gone.append(name)
+  return gone
 
 
 def _open_temporary(directory: str, name: str) -> tuple[int, str]:
@@ -69,8 +100,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
   ``path`` is either its old content or all of ``data``, never part of it.
 
   Raises :class:`WriteError` (naming ``path`` and the bytes needed) on OSError,
-  with the temporary file removed.
+  with the temporary file removed. Inside a workdir being recorded
+  (:func:`recording`), ``path`` is listed in its record first.
   """
+  note_output(path)
+  _atomic_write(path, data)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
   directory = os.path.dirname(os.path.abspath(path))
   tmp = None
   try:
@@ -139,6 +176,86 @@ def diff_configs(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
 
 RESULT_FILES = ("metrics.json", "components.npz", "report.html")
 
+# ------------------------------------------------------- the run's own files
+OUTPUTS_FILE = "regionjax_outputs.json"  # the top-level names a run wrote in its workdir (not the chunk manifest)
+_RECORDS: dict[str, set[str]] = {}  # absolute workdir → names recorded, while a run writes there
+
+
+def _debris(name: str) -> bool:
+  """Names this package leaves in a workdir while it works (a lock, temporary files)."""
+  return name == LOCK_FILE or name.startswith((".tmp-", ".probe-", LOCK_FILE + ".stale-"))
+
+
+def read_outputs(workdir: str) -> set[str] | None:
+  """The names listed in ``workdir``'s record of its own files, or None when it has no (readable) record."""
+  try:
+    with open(os.path.join(workdir, OUTPUTS_FILE)) as fh:
+      names = json.load(fh).get("files")
+    if isinstance(names, list) and all(isinstance(n, str) for n in names):
+      return set(names)
+  except (OSError, ValueError, AttributeError):
+    pass
+  return None
+
+
+def claim_workdir(workdir: str, overwrite: bool = False) -> None:
+  """Refuses (ValueError, one line) a non-empty ``workdir`` that this package did not make, unless ``overwrite``.
+
+  A workdir is this package's when it holds the record of its files (``regionjax_outputs.json``). Nothing is
+  read but the directory listing and nothing is written: the refusal leaves the directory as it was.
+  """
+  if not os.path.isdir(workdir) or read_outputs(workdir) is not None:
+    return
+  foreign = sorted(n for n in os.listdir(workdir) if not _debris(n))
+  if foreign and not overwrite:
+    shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+    raise ValueError(
+      f"workdir {workdir} is not empty and was not made by regionjax (it holds {shown}); nothing was written. "
+      f"Use an empty or new --config.workdir, or pass --config.overwrite=True to write into it (files a run "
+      f"did not write are never deleted)"
+    )
+
+
+@contextlib.contextmanager
+def recording(workdir: str):
+  """While active, every file written under ``workdir`` through this module is listed (by its top-level name)
+  in ``workdir/regionjax_outputs.json`` before it is written; :func:`remove_output` removes only those."""
+  key = os.path.abspath(workdir)
+  names = read_outputs(workdir)
+  _RECORDS[key] = set() if names is None else names
+  try:
+    if names is None:
+      _write_record(key)
+    yield
+  finally:
+    _RECORDS.pop(key, None)
+
+
+def _write_record(key: str) -> None:
+  data = json.dumps({"files": sorted(_RECORDS[key]), "about": "files written by regionjax runs"}, indent=1)
+  _atomic_write(os.path.join(key, OUTPUTS_FILE), (data + "\n").encode())
+
+
+def note_output(path: str) -> None:
+  """Lists ``path`` in the record of the workdir being recorded that holds it (if any)."""
+  full = os.path.abspath(path)
+  for key, names in _RECORDS.items():
+    if full.startswith(key + os.sep):
+      top = os.path.relpath(full, key).split(os.sep)[0]
+      if top not in names and top != OUTPUTS_FILE and not _debris(top):
+        names.add(top)
+        _write_record(key)
+
+
+def remove_output(workdir: str, name: str) -> bool:
+  """Removes ``workdir/name`` only when a run of this package wrote it (listed in the record); returns
+  whether it was removed. A file the record does not list is left alone."""
+  path = os.path.join(workdir, name)
+  if not os.path.exists(path) or name not in (read_outputs(workdir) or ()):
+    return False
+  os.unlink(path)
+  return True
+
 
 def holds_results(workdir: str) -> bool:
   """True if ``workdir`` holds anything solved: an output file or a chunk checkpoint."""
@@ -164,7 +281,8 @@ def check_workdir(workdir: str, fingerprint: Mapping) -> bool:
   """
   path = os.path.join(workdir, CONFIG_FILE)
   fingerprint = json.loads(json.dumps(fingerprint, default=_json_default))
-  if not os.path.exists(path):
+  ours = read_outputs(workdir)
+  if not os.path.exists(path) or (ours is not None and CONFIG_FILE not in ours):  # absent, or not a run's record
     return False
   try:
     with open(path) as fh:
@@ -187,16 +305,16 @@ def check_workdir(workdir: str, fingerprint: Mapping) -> bool:
     f"{' …' if len(diff) > 2 else ''}); starting over"
   )
   for name in (CONFIG_FILE, "baseline.npz"):
-    if os.path.exists(os.path.join(workdir, name)):
-      os.unlink(os.path.join(workdir, name))
+    remove_output(workdir, name)  # only what a run wrote
   return False
 
 
 def record_config(workdir: str, fingerprint: Mapping) -> None:
   """Marks ``workdir`` as this config's, once the inputs proved usable."""
   path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    write_json(path, fingerprint)
+  ours = read_outputs(workdir)
+  if not os.path.exists(path) or (ours is not None and CONFIG_FILE not in ours):  # a file of the same name
+    write_json(path, fingerprint)  # in a workdir written into with overwrite=True is replaced
 
 
 def warn(message: str) -> None:
@@ -261,8 +379,15 @@ class WorkdirLock:
       return False
     except OSError as e:
       raise write_error(self.path, e) from None
-    with os.fdopen(fd, "w") as fh:
-      json.dump(self.info, fh)
+    try:
+      with os.fdopen(fd, "w") as fh:
+        json.dump(self.info, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    except OSError as e:  # a full disk: no empty lock may be left to block the rerun
+      with contextlib.suppress(OSError):
+        os.unlink(self.path)
+      raise write_error(self.path, e, len(json.dumps(self.info))) from None
     return True
 
   def acquire(self) -> "WorkdirLock":
@@ -348,6 +473,7 @@ class ChunkStore:
     except OSError as e:
       raise write_error(directory, e) from None
     self._ckpt = ocp.StandardCheckpointer()
+    _drop_closed_loop_callbacks()
 
   def _path(self, index: int) -> str:
     return os.path.join(self.directory, f"chunk_{index:05d}")
@@ -388,9 +514,13 @@ class ChunkStore:
     try:
       if os.path.exists(path):
         shutil.rmtree(path)
-      self._ckpt.save(os.path.abspath(path), tree)
-      self._ckpt.wait_until_finished()
+      with _quiet_orbax():  # its writer threads log each failure with tracebacks; the one line is ours
+        self._ckpt.save(os.path.abspath(path), tree)
+        self._ckpt.wait_until_finished()
       atomic_write_text(self._manifest_path(path), json.dumps(_file_digests(path), sort_keys=True))
+    except WriteError:
+      self._clean_partial(index)
+      raise
     except OSError as e:
       self._clean_partial(index)
       raise write_error(path, e, sum(a.nbytes for a in tree.values())) from None
@@ -439,6 +569,7 @@ class ChunkStore:
       raise ValueError(f"{len(bad)} file(s) differ from what was written, e.g. {bad[0]}")
 
   def _restore(self, name: str) -> ChunkResult:
+    remove_debris(os.path.join(self.directory, name))  # a file list whose write was cut off by a kill
     self._check_files(name)
     tree = self._ckpt.restore(os.path.abspath(os.path.join(self.directory, name)))
     missing = [k for k in _CHUNK_KEYS if k not in tree]
@@ -457,6 +588,7 @@ class ChunkStore:
   def load_all(self) -> dict[int, ChunkResult]:
     """Every finished chunk that restores intact; damaged ones are set aside."""
     done = {}
+    remove_debris(self.directory)  # a kill -9 during a write leaves its temporary file
     for name in sorted(os.listdir(self.directory)):
       m = _CHUNK_RE.match(name)
       if not m:
@@ -490,13 +622,55 @@ def _file_digests(directory: str) -> dict[str, str]:
   return out
 
 
+def _drop_closed_loop_callbacks() -> None:
+  """Installs (once) an unraisable-exception hook that drops ``RuntimeError('Event loop is closed')``.
+
+  When a checkpoint write fails (a full disk), tensorstore's threads may still call back into the asyncio
+  loop that orbax already closed; Python reports each such callback as an unraisable exception with a
+  traceback, after the failure was already reported in one line. Everything else goes to the previous hook.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_regionjax", False):
+    return
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook._regionjax = True
+  sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """absl's logger (orbax logs there) silenced but for fatal errors while a checkpoint is written."""
+  import logging
+
+  logger = logging.getLogger("absl")
+  old = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  finally:
+    logger.setLevel(old)
+
+
+_NO_SPACE = ("RESOURCE_EXHAUSTED", "No space left on device", "[Errno 28]")
+
+
 def _os_error_in(e: BaseException) -> OSError | None:
+  """The OSError behind ``e`` (its cause chain), or a full disk reported in words by tensorstore."""
   seen = set()
+  first = e
   while e is not None and id(e) not in seen:
     seen.add(id(e))
     if isinstance(e, OSError):
       return e
     e = e.__cause__ or e.__context__
+  text = str(first)
+  if any(word in text for word in _NO_SPACE) and "quota" not in text.lower():
+    return OSError(errno.ENOSPC, "No space left on device")
   return None
 
 

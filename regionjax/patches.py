@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -71,16 +74,44 @@ def mask_scores(masks: np.ndarray, mask_image: np.ndarray) -> np.ndarray:
 
 def load_mask_image(path: str) -> np.ndarray:
   """A PNG (or any image PIL reads) as a boolean mask: pixels brighter than half the range are on."""
-  from PIL import Image, UnidentifiedImageError
+  from PIL import UnidentifiedImageError
 
   try:
-    with Image.open(path) as im:
+    with _open_image(path, "patches.mask_path") as im:
       gray = np.asarray(im.convert("L"), np.float32)
   except FileNotFoundError:
     raise ValueError(f"patches.mask_path {path!r} does not exist") from None
   except (UnidentifiedImageError, OSError) as e:
     raise ValueError(f"patches.mask_path {path!r} is not an image: {e}") from None
-  return gray > 127.5
+  mask = gray > 127.5
+  if not mask.any():
+    raise ValueError(f"patches.mask_path {path!r} has no white pixel: white marks the object whose cells are chosen")
+  return mask
+
+
+#: The most pixels a mask image may have (a 8192 × 8192 mask); larger files are refused before decoding
+#: (Pillow's own bomb check starts at 89 MP and only warns below 179 MP).
+MAX_MASK_PIXELS = 8192 * 8192
+
+
+@contextlib.contextmanager
+def _open_image(path: str, what: str):
+  """``PIL.Image.open(path)`` with its size checked before any pixel is decoded."""
+  from PIL import Image
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    try:
+      im = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+      raise ValueError(f"{what} {path!r} is too large to decode ({e})") from None
+  with im:
+    if im.width * im.height > MAX_MASK_PIXELS:
+      raise ValueError(
+        f"{what} {path!r} has {im.width}×{im.height} pixels, more than the {MAX_MASK_PIXELS} a mask may have; "
+        f"scale it down to about the generator's image size"
+      )
+    yield im
 
 
 def saliency_scores(masks: np.ndarray, image: np.ndarray, sigma: float = 0.35) -> np.ndarray:
@@ -218,18 +249,26 @@ def load_regions(path: str, height: int, width: int) -> tuple[list[str], np.ndar
         isinstance(pts, list)
         and len(pts) >= 3
         and all(
-          isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p) for p in pts
+          isinstance(p, (list, tuple))
+          and len(p) == 2
+          and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
+          for p in pts
         )
       )
       if not ok:
         raise ValueError(f"{path}: region {name!r}: \"polygon\" must be at least 3 [x, y] pairs (fractions)")
+      if not all(math.isfinite(c) and abs(c) <= 100 for p in pts for c in p):
+        raise ValueError(
+          f"{path}: region {name!r}: every polygon vertex must be finite, a fraction of the image size "
+          f"(0 … 1; at most 100 in size), got {[list(p) for p in pts][:4]}"
+        )
       im = Image.new("L", (width, height), 0)
       ImageDraw.Draw(im).polygon([(float(x) * width, float(y) * height) for x, y in pts], fill=255)
       mask = np.asarray(im) > 0
     elif "mask" in r:
       mpath = os.path.join(os.path.dirname(os.path.abspath(path)), str(r["mask"]))
       try:
-        with Image.open(mpath) as im:
+        with _open_image(mpath, f"{path}: region {name!r}: the mask") as im:
           mask = np.asarray(im.convert("L").resize((width, height), Image.NEAREST)) > 127
       except (OSError, ValueError) as e:
         raise ValueError(f"{path}: region {name!r}: cannot read the mask {mpath!r}: {e}") from None

@@ -41,10 +41,40 @@ def validate_config(config) -> None:
   truncated.validate_config(config)  # solver.max_order > 0: components up to order k only
 
 
+PATH_KNOBS = ("workdir", "model.checkpoint", "patches.mask_path", "patches.regions_path")
+
+
+def expand_paths(config) -> None:
+  """``~`` and ``~user`` at the start of the path knobs (:data:`PATH_KNOBS`) expanded, as a shell would."""
+  for key in PATH_KNOBS:
+    block, _, name = key.rpartition(".")
+    holder = config[block] if block else config
+    value = holder.get(name) if hasattr(holder, "get") else None
+    if isinstance(value, str) and value.startswith("~"):
+      holder[name] = os.path.expanduser(value)
+
+
+def check(config) -> str:
+  """What ``main.py --dry_run`` does: the whole config checked (:func:`validate_config`), paths expanded, the
+  input files and the workdir looked at; nothing is built, written or computed. Returns one line to print;
+  raises ValueError (one line) on the first problem."""
+  validate_config(config)
+  expand_paths(config)
+  p = config.patches
+  for key, path in (("patches.mask_path", p.mask_path), ("patches.regions_path", p.get("regions_path", ""))):
+    if path and not os.path.isfile(path):
+      raise ValueError(f"{key} {path!r} does not exist")
+  if config.model.checkpoint and not os.path.exists(config.model.checkpoint):
+    raise ValueError(f"model.checkpoint {config.model.checkpoint!r} does not exist")
+  io_lib.claim_workdir(config.workdir, bool(config.get("overwrite", False)))
+  return f"ok: the config is valid; a run would write to {os.path.abspath(config.workdir)} (nothing was built)"
+
+
 def fingerprint(config) -> dict:
   """The config values that determine the results (everything but the workdir)."""
   d = json.loads(config.to_json_best_effort())
-  d.pop("workdir", None)
+  for key in ("workdir", "overwrite"):  # where the results go and whether a foreign workdir may be used
+    d.pop(key, None)
   return d
 
 
@@ -289,17 +319,20 @@ def _finished_outputs(workdir: str, num_images: int, result_file: str = explanat
   return metrics
 
 
-def _load_baseline(path: str, fp: str) -> np.ndarray | None:
+def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray | None:
   """``f0`` from ``baseline.npz`` when it was made for fingerprint ``fp`` (model, weights, layer and baseline
-  settings); a damaged file or one made for other inputs is reported and recomputed."""
+  settings) and has the feature's ``shape``; a damaged file, one of another shape or one made for other inputs
+  is reported and recomputed."""
   if not os.path.exists(path):
     return None
   try:
     with np.load(path, allow_pickle=False) as data:
       f0 = np.asarray(data["f0"])
       stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
-    if not np.isfinite(f0).all():
-      raise ValueError("non-finite values")
+    if f0.dtype.kind not in "fiu" or not np.isfinite(f0).all():
+      raise ValueError("non-finite or non-numeric values")
+    if shape is not None and f0.shape != tuple(shape):
+      raise ValueError(f"f0 has shape {f0.shape}, the feature {tuple(shape)}")
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
     io_lib.warn(f"{path} is damaged ({io_lib.short_error(e)}); recomputing it")
     return None
@@ -307,6 +340,15 @@ def _load_baseline(path: str, fp: str) -> np.ndarray | None:
     io_lib.warn(f"{path} was made for another model, layer or baseline setting; recomputing it")
     return None
   return f0
+
+
+def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:
+  """What ``f0`` depends on: the generator at the layer (:func:`regionjax.explanation.generator_fingerprint`),
+  ``num_codes``, ``seed``, ``batch_size`` (the codes of a batch are drawn from ``fold_in(seed, start)``, so
+  another batch size draws other codes) and the precision the features are computed in."""
+  return explanation_lib.digest(
+    "baseline", generator_fp, int(baseline.num_codes), int(baseline.seed), int(baseline.batch_size), str(dtype)
+  )
 
 
 def run(config, make_generator: Callable) -> dict:
@@ -318,7 +360,9 @@ def run(config, make_generator: Callable) -> dict:
   Returns the summary dict that is also printed and stored in metrics.json.
   """
   validate_config(config)
+  expand_paths(config)
   workdir = config.workdir
+  io_lib.claim_workdir(workdir, bool(config.get("overwrite", False)))  # a foreign directory: refused, untouched
   io_lib.ensure_writable(workdir)
   dist = config.distributed
   distributed.initialize(
@@ -330,9 +374,10 @@ def run(config, make_generator: Callable) -> dict:
     }
   )
   # process 0 owns the workdir for a multi-process run; the others write only their own chunks
-  lock = io_lib.WorkdirLock(workdir) if distributed.is_writer() else contextlib.nullcontext()
-  try:
-    with lock, STOP.installed():
+  writer = distributed.is_writer()
+  lock = io_lib.WorkdirLock(workdir) if writer else contextlib.nullcontext()
+  try:  # the writer lists every file it writes (regionjax_outputs.json): a run removes only those
+    with lock, io_lib.recording(workdir) if writer else contextlib.nullcontext(), STOP.installed():
       return _run(config, make_generator)
   except Interrupted as e:
     e.workdir = workdir
@@ -349,18 +394,25 @@ def _run(config, make_generator: Callable) -> dict:
     from regionjax import report as report_lib
 
   workdir = config.workdir
-  metrics_path = os.path.join(workdir, "metrics.json")
+  if distributed.is_writer():
+    io_lib.remove_debris(workdir)  # temporary files of a run killed mid-write (under the lock: not a live run's)
   report_path = os.path.join(workdir, "report.html")
+  metrics_path = os.path.join(workdir, "metrics.json")
   seen = io_lib.check_workdir(workdir, fingerprint(config))
   if seen:
     result_file = "components.npz" if truncated_mode else explanation_lib.ARRAYS
     metrics = _finished_outputs(workdir, config.target.num_images, result_file)
+    text = None
     if metrics is not None:
-      print(report_lib.summary_text(metrics, report_path, reused=True))
+      try:
+        text = report_lib.summary_text(metrics, report_path, reused=True)
+      except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:  # of the wrong shape
+        io_lib.warn(f"{metrics_path} is damaged ({io_lib._short(e)}); recomputing the outputs from the checkpoints")
+    if text is not None:
+      print(text)
       return metrics
-  for stale in (report_path, metrics_path):  # nothing half-written may look like a result
-    if os.path.exists(stale):
-      os.unlink(stale)
+  for stale in ("report.html", "metrics.json"):  # nothing half-written may look like a result; a file
+    io_lib.remove_output(workdir, stale)  # no run wrote (the user's own) is left alone
 
   started = time.time()
   if config.solver.dtype == "float64":
@@ -374,18 +426,6 @@ def _run(config, make_generator: Callable) -> dict:
   class_id = config.target.class_id
   if class_id is not None and class_id >= 0 and num_classes is not None and not class_id < num_classes:
     raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")
-  if writer:
-    io_lib.record_config(workdir, fingerprint(config))
-
-  gfp = explanation_lib.generator_fingerprint(gen, layer)
-  b = config.baseline
-  base_fp = explanation_lib.digest("baseline", gfp, int(b.num_codes), int(b.seed))
-  base_path = os.path.join(workdir, "baseline.npz")
-  f0 = _load_baseline(base_path, base_fp)
-  if f0 is None:
-    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
-    if writer:
-      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
   num_images = config.target.num_images
   classes = None
   if num_classes:
@@ -396,10 +436,28 @@ def _run(config, make_generator: Callable) -> dict:
     )
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
   explainer.check_codes(codes)
+  # the inputs (grid, mask, regions) are checked on the first image's shape before anything is written
+  first = explainer.slice_codes(codes, 0, 1)
+  image_shape = np.shape(gen.generate(first))[1:]
+  feature_shape = tuple(np.shape(gen.encode(first, layer))[1:])
+  cells = grid_cells(config, image_shape)
+  named = player_names(config, image_shape)
+  if config.patches.method == "mask":
+    patches_lib.mask_scores(cells, patches_lib.load_mask_image(config.patches.mask_path))
+  if writer:
+    io_lib.record_config(workdir, fingerprint(config))
+
+  gfp = explanation_lib.generator_fingerprint(gen, layer)
+  b = config.baseline
+  base_fp = baseline_fingerprint(gfp, b, config.solver.dtype)
+  base_path = os.path.join(workdir, "baseline.npz")
+  f0 = _load_baseline(base_path, base_fp, feature_shape)
+  if f0 is None:
+    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
+    if writer:
+      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
-  cells = grid_cells(config, targets[0].image.shape)
-  named = player_names(config, targets[0].image.shape)
   names = list(named[0]) if named else None
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
     shared = choose_players(config, cells, targets)

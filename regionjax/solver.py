@@ -133,6 +133,9 @@ class Problem:
 OPTIMIZERS = ("adam", "gd")
 MAX_PLAYERS_EXPLICIT = 62  # an explicit subset list: bitmasks of up to 62 players (and their complements) fit int64
 COMPOSITIONS = ("independent", "max")
+#: Beyond these λ and learning rates the objective overflows float32 (λ·‖α‖ or a step of 1e300); refused at once.
+MAX_LAM = 1e9
+MAX_LEARNING_RATE = 1e3
 
 
 @functools.lru_cache(maxsize=64)
@@ -482,10 +485,10 @@ class SolverOptions:
 
   def __post_init__(self):
     lam, lr = self.lam, self.learning_rate
-    if not (isinstance(lam, (int, float)) and lam > 0 and math.isfinite(lam)):
-      raise ValueError(f"lam (λ) must be a finite number > 0, got {lam}")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-      raise ValueError(f"learning_rate must be a finite number > 0, got {lr}")
+    if not (isinstance(lam, (int, float)) and 0 < lam <= MAX_LAM):
+      raise ValueError(f"lam (λ) must be > 0 and at most {MAX_LAM:g} (the paper uses 200 … 1000), got {lam}")
+    if not (isinstance(lr, (int, float)) and 0 < lr <= MAX_LEARNING_RATE):
+      raise ValueError(f"learning_rate must be > 0 and at most {MAX_LEARNING_RATE:g}, got {lr}")
     if self.optimizer not in OPTIMIZERS:
       raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
     if self.composition not in COMPOSITIONS:

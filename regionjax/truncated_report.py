@@ -25,6 +25,7 @@ import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from regionjax import explanation as explanation_lib  # noqa: E402
 from regionjax import figures  # noqa: E402
 from regionjax import io as io_lib  # noqa: E402
 from regionjax import metrics as metrics_lib  # noqa: E402
@@ -76,9 +77,25 @@ def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -
   """``truncated.solve_truncated`` for one target, checkpointed by chunk like the full solve."""
   masks = cells[players]
   s = config.solver
-  store = io_lib.ChunkStore(ckpt_dir)
-  done = store.load_all()
   n, k = len(players), max_order(config)
+  options = solver_lib.SolverOptions.from_config(s)
+  store = io_lib.ChunkStore(ckpt_dir)
+  store.bind(  # chunks of another image, model, players, options or order are set aside, never reused
+    explanation_lib.digest(
+      "truncated",
+      k,
+      explanation_lib.solve_fingerprint(
+        layer=config.model.layer,
+        f=target.f,
+        f0=f0,
+        image=target.image,
+        masks=masks,
+        options=options,
+        model=config.model.name,
+      ),
+    )
+  )
+  done = store.load_all()
   total = n + 1 if s.composition == "max" and n > 1 else truncated_lib.num_sets(n, k)
   bar = progress.bar(total=total, desc=f"solve image {target.index} (order ≤ {k})", unit="subset")
   bar.update(sum(c.subsets.size for c in done.values()))
@@ -95,7 +112,7 @@ def solve_target(config, target, f0, cells, players, ckpt_dir: str, mesh=None) -
     f0,
     target.image,
     masks,
-    solver_lib.SolverOptions.from_config(s),
+    options,
     max_order=k,
     mesh=mesh,
     done=done,

@@ -98,3 +98,43 @@ def test_generator_fingerprint_tells_weights_apart():
   fa = rj.explanation.generator_fingerprint(a, "feature")
   assert fa == rj.explanation.generator_fingerprint(testing.PlantedGenerator(), "feature")
   assert fa != rj.explanation.generator_fingerprint(b, "feature")
+
+
+def test_baseline_fingerprint_covers_what_changes_f0():
+  """The baseline's codes are drawn batch by batch (``fold_in(seed, start)``): another batch size gives another
+  ``f0``, so it must give another fingerprint too (as must num_codes, seed and the precision)."""
+  import ml_collections
+
+  gen = testing.PlantedGenerator()
+  a = pipeline.compute_baseline(gen, "feature", 40, 20, jax.random.PRNGKey(1), None)
+  b = pipeline.compute_baseline(gen, "feature", 40, 8, jax.random.PRNGKey(1), None)
+  assert not np.allclose(a, b)  # the batch size changes f0 ...
+  base = ml_collections.ConfigDict({"num_codes": 40, "seed": 1, "batch_size": 20})
+  fp = pipeline.baseline_fingerprint("g", base, "float32")
+  for key, value in (("batch_size", 8), ("num_codes", 41), ("seed", 2)):
+    other = ml_collections.ConfigDict(base.to_dict())
+    other[key] = value
+    assert pipeline.baseline_fingerprint("g", other, "float32") != fp, key  # ... and so its fingerprint
+  assert pipeline.baseline_fingerprint("g", base, "float64") != fp
+  assert pipeline.baseline_fingerprint("h", base, "float32") != fp
+  assert pipeline.baseline_fingerprint("g", ml_collections.ConfigDict(base.to_dict()), "float32") == fp
+
+
+def test_truncated_chunks_of_other_players_are_recomputed(setup, tmp_path, capsys):
+  """The order-≤k path (solver.max_order > 0) binds its chunk checkpoints like the full solve."""
+  from configs import planted
+  from regionjax import truncated_report
+
+  _, f0, (t0, _) = setup
+  config = planted.get_config()
+  config.solver.max_order = 1
+  config.solver.steps = 20
+  config.solver.shard = False
+  cells = rj.Players.grid_cells(3, 3, list(range(9))).resolve(12, 12).masks
+  ckpt = str(tmp_path / "ck")
+  truncated_report.solve_target(config, t0, f0, cells, np.array([0, 1, 2]), ckpt)
+  capsys.readouterr()
+  truncated_report.solve_target(config, t0, f0, cells, np.array([0, 1, 2]), ckpt)
+  assert "other inputs" not in capsys.readouterr().err  # the same inputs: reused
+  truncated_report.solve_target(config, t0, f0, cells, np.array([3, 4, 5]), ckpt)
+  assert "were made for other inputs" in capsys.readouterr().err

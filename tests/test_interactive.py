@@ -136,3 +136,15 @@ def test_show_reuses_a_finished_report(planted, tmp_path):
     rj.show(str(tmp_path))
   with pytest.raises(ValueError, match="cannot read"):
     rj.show(str(tmp_path / "missing"))
+
+
+def test_embedded_json_survives_any_region_name():
+  """A region named with ``<!--`` or ``</script>`` neither ends the data element nor breaks JSON.parse."""
+  import json
+
+  from regionjax import interactive
+
+  data = {"names": ["a<!--b", "</script><script>alert(1)</script>", "x & y > z"], "n": 2}
+  text = interactive._json(data)
+  assert json.loads(text) == data  # what JSON.parse reads back
+  assert "<" not in text and ">" not in text

@@ -262,3 +262,102 @@ def test_pickle_reads_torch_modules_pickled_through_a_persistence_hook(monkeypat
       np.testing.assert_array_equal(got[k], want[k].numpy())
     assert data["ema"].init_kwargs["skip_scale"] == np.sqrt(0.5)
     assert data["ema"].children()["enc"].class_name == "ModuleDict"
+
+
+# ------------------------------------------------------------- memory bombs (issue 27)
+def _tensor(storage_bytes, size, stride):
+  od = nvp._Call(nvp._Global("collections", "OrderedDict"), ())
+  storage = nvp._Call(nvp._Global("torch.storage", "_load_from_bytes"), (storage_bytes,))
+  return nvp._Call(nvp._Global("torch._utils", "_rebuild_tensor_v2"), (storage, 0, size, stride, False, od))
+
+
+def _watch_memory(monkeypatch):
+  """The largest single numpy allocation the loader asks for (a bomb is refused before any)."""
+  biggest = [0]
+  real = np.lib.stride_tricks.as_strided
+
+  def as_strided(x, shape=None, strides=None, **k):
+    n = 1
+    for d in shape:
+      n *= d
+    biggest[0] = max(biggest[0], n * x.itemsize)
+    return real(x, shape=shape, strides=strides, **k)
+
+  monkeypatch.setattr(np.lib.stride_tricks, "as_strided", as_strided)
+  return biggest
+
+
+def test_stride_zero_tensor_is_refused_before_allocating(tmp_path, monkeypatch):
+  """A few hundred bytes that describe a 40 GB tensor over a one-element storage (stride 0)."""
+  biggest = _watch_memory(monkeypatch)
+  raw = nvp.dumps({"ema": _tensor(nvp._legacy_storage_bytes(np.ones(1, np.float32)), (100_000, 100_000), (0, 0))})
+  assert len(raw) < 1000
+  path = tmp_path / "bomb.pkl"
+  path.write_bytes(raw)
+  with pytest.raises(nvp.MemoryBombError, match="more than its storage") as e:
+    nvp.load(path)
+  assert str(path) in str(e.value) and "\n" not in str(e.value)
+  assert biggest[0] == 0  # nothing was allocated for it
+
+
+def test_honest_expanded_views_and_normal_tensors_still_load():
+  arr = np.arange(12, dtype=np.float32).reshape(3, 4)
+  got = nvp.loads(nvp.dumps({"w": arr}))
+  np.testing.assert_array_equal(got["w"], arr)
+  # a transposed view of its storage (same element count) is fine
+  t = _tensor(nvp._legacy_storage_bytes(arr), (4, 3), (1, 4))
+  np.testing.assert_array_equal(nvp.loads(nvp.dumps({"t": t}))["t"], arr.T)
+
+
+def _zip_storage(numel, payload: bytes, compression=None):
+  """A torch zip file holding one float storage of ``numel`` elements, ``payload`` as its data."""
+  import io as io_mod
+  import zipfile
+
+  body = io_mod.BytesIO()
+  p = nvp._Writer(body, protocol=2)
+  p.pid = ("storage", nvp._Global("torch", "FloatStorage"), "0", "cpu", numel)
+  p.dump(nvp._PID_MARK)
+  out = io_mod.BytesIO()
+  with zipfile.ZipFile(out, "w", compression=compression or zipfile.ZIP_STORED) as zf:
+    zf.writestr("archive/data.pkl", body.getvalue())
+    zf.writestr(
+      zipfile.ZipInfo("archive/data/0"), payload, compress_type=compression or zipfile.ZIP_STORED, compresslevel=9
+    )
+  return out.getvalue()
+
+
+def test_nested_zip_bomb_is_refused_before_inflating():
+  import zipfile
+
+  bomb = _zip_storage(10_000_000, bytes(40_000_000), zipfile.ZIP_DEFLATED)  # 40 MB of zeros in about 40 KB
+  assert len(bomb) < 100_000
+  raw = nvp.dumps({"ema": _tensor(bomb, (10_000_000,), (1,))})
+  with pytest.raises(nvp.MemoryBombError, match="zip bomb"):
+    nvp.loads(raw)
+  ok = _zip_storage(3, np.arange(3, dtype="<f4").tobytes())  # an honest stored zip storage still loads
+  np.testing.assert_array_equal(nvp.loads(nvp.dumps({"t": _tensor(ok, (3,), (1,))}))["t"], [0, 1, 2])
+
+
+def test_checkpoint_zip_bomb_is_refused(tmp_path):
+  import zipfile
+
+  body_path = tmp_path / "model.pt"
+  with zipfile.ZipFile(body_path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr("archive/data.pkl", pickle.dumps({"x": 1}, protocol=2))
+    zf.writestr("archive/data/0", bytes(40_000_000))
+  assert os.path.getsize(body_path) < 100_000
+  with pytest.raises(nvp.MemoryBombError, match="zip bomb"):
+    nvp.load_torch_checkpoint(body_path)
+
+
+def test_memory_ceiling_is_configurable(monkeypatch):
+  arr = np.zeros(300_000, np.float32)  # 1.2 MB of tensor
+  raw = nvp.dumps({"w": arr})
+  assert nvp.loads(raw)["w"].shape == arr.shape
+  with pytest.raises(nvp.MemoryBombError, match="ceiling of 0.001 GB"):
+    nvp.loads(raw, max_bytes=10**6)
+  monkeypatch.setenv("REGIONJAX_MAX_LOAD_GB", "0.001")
+  with pytest.raises(nvp.MemoryBombError, match="REGIONJAX_MAX_LOAD_GB"):
+    nvp.loads(raw)
+  assert nvp.MAX_LOAD_BYTES == 16 * 10**9

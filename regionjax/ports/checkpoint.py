@@ -79,6 +79,45 @@ def load(directory, *, family: str, config_cls: Any, abstract: Callable[[Any], A
   return config, variables
 
 
+#: Counts of repeated parts (``num_blocks``, ``mapping_layers``, tuple lengths) and sizes (channels, resolutions,
+#: classes) beyond these are refused before a network is built from a config: a ``num_blocks = 10**9`` in a
+#: converted config.json would otherwise build a billion blocks' shapes (many GB) before failing.
+MAX_COUNT = 64
+MAX_SIZE = 1 << 16
+
+
+def _is_count(name: str) -> bool:
+  return (name.startswith("num_") and "channels" not in name and name != "num_classes") or name.endswith("_layers")
+
+
+def check_magnitudes(config) -> None:
+  """Raises ValueError (one line) when a field of the port's config dataclass ``config`` is beyond any real
+  network: a count above :data:`MAX_COUNT`, a size above :data:`MAX_SIZE`, a tuple longer than MAX_COUNT.
+  Values of other types are left to the config's own checks."""
+  import dataclasses  # noqa: PLC0415
+
+  owner = type(config).__name__
+
+  def check(name, v, depth):
+    if isinstance(v, bool) or depth > 3:
+      return
+    if isinstance(v, int):
+      bound = MAX_COUNT if _is_count(name) and depth == 0 else MAX_SIZE
+      if not -MAX_SIZE <= v <= bound:
+        raise ValueError(
+          f"{owner}.{name}={v} is beyond any real network (at most {bound}); the config is corrupt or hostile, "
+          f"refused before building anything"
+        )
+    elif isinstance(v, (tuple, list)):
+      if len(v) > MAX_COUNT:
+        raise ValueError(f"{owner}.{name} lists {len(v)} entries (at most {MAX_COUNT}); the config is corrupt")
+      for item in v:
+        check(name, item, depth + 1)
+
+  for field in dataclasses.fields(config):
+    check(field.name, getattr(config, field.name), 0)
+
+
 def num_parameters(tree) -> int:
   """The number of values in a nested mapping of arrays (what the converters print)."""
   if isinstance(tree, Mapping):

@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import ast
 import collections
+import contextlib
+import contextvars
 import dataclasses
 import io
+import os
 import pickle
 import struct
 import zipfile
@@ -50,6 +53,7 @@ __all__ = [
   "PersistentObject",
   "UnsafePickleError",
   "NVlabsPickleError",
+  "MemoryBombError",
   "dump",
   "dumps",
   "load",
@@ -111,6 +115,89 @@ class NVlabsPickleError(ValueError):
 class UnsafePickleError(NVlabsPickleError):
   """The file asks for something this reader does not allow (it is refused
   before anything it names is called)."""
+
+
+class MemoryBombError(NVlabsPickleError):
+  """The file would need more memory than it can honestly describe (refused before allocating)."""
+
+
+# ------------------------------------------------------------- memory bound
+#: The most bytes one load may allocate for tensors and storages, whatever the file says (16 GB); the
+#: environment variable REGIONJAX_MAX_LOAD_GB or the ``max_bytes`` argument of the loaders changes it.
+MAX_LOAD_BYTES = 16 * 10**9
+#: Tensors and storages together may take at most this many times the file's (uncompressed) size, plus
+#: :data:`_SLACK`: a tensor is a copy of (part of) a storage, so an honest file needs about twice its size.
+SIZE_FACTOR = 4
+#: A zip member may inflate at most this much (torch.save stores tensors uncompressed: about 1).
+ZIP_RATIO = 20
+_SLACK = 1 << 20
+_BUDGET = contextvars.ContextVar("nvlabs_pickle_budget", default=None)
+
+
+def _ceiling(max_bytes: int | None) -> int:
+  if max_bytes is not None:
+    return int(max_bytes)
+  env = os.environ.get("REGIONJAX_MAX_LOAD_GB")
+  if env:
+    try:
+      return int(float(env) * 10**9)
+    except ValueError:
+      raise NVlabsPickleError(f"REGIONJAX_MAX_LOAD_GB={env!r} is not a number of gigabytes") from None
+  return MAX_LOAD_BYTES
+
+
+class _Budget:
+  """Bytes a load may still allocate: ``min(ceiling, SIZE_FACTOR × size + slack)``; checked before allocating."""
+
+  def __init__(self, size: int, max_bytes: int | None, source: str):
+    self.ceiling = _ceiling(max_bytes)
+    self.limit = min(self.ceiling, SIZE_FACTOR * int(size) + _SLACK)
+    self.used = 0
+    self.source = source
+
+  def take(self, nbytes: int, what: str) -> None:
+    nbytes = int(nbytes)
+    if nbytes < 0 or self.used + nbytes > self.limit:
+      capped = self.limit == self.ceiling
+      why = (
+        f"the ceiling of {self.ceiling / 1e9:.3g} GB (REGIONJAX_MAX_LOAD_GB)"
+        if capped
+        else f"{SIZE_FACTOR}× what the file holds"
+      )
+      raise MemoryBombError(
+        f"{what} would bring the memory of this load to {(self.used + max(nbytes, 0)) / 1e9:.3g} GB, over {why}; "
+        f"refused before allocating (a hostile or corrupt file)"
+      )
+    self.used += nbytes
+
+
+def _take(nbytes: int, what: str) -> None:
+  budget = _BUDGET.get()
+  if budget is not None:
+    budget.take(nbytes, what)
+
+
+@contextlib.contextmanager
+def _budget(size: int, max_bytes: int | None, source: str):
+  token = _BUDGET.set(_Budget(size, max_bytes, source))
+  try:
+    yield
+  finally:
+    _BUDGET.reset(token)
+
+
+def _zip_member(zf: zipfile.ZipFile, name: str, compressed_total: int) -> bytes:
+  """``zf.read(name)`` after checking its declared size: no member inflating more than :data:`ZIP_RATIO`×
+  (a zip bomb) and none beyond the memory budget (zipfile never returns more than the declared size)."""
+  info = zf.getinfo(name)
+  if info.file_size > ZIP_RATIO * max(info.compress_size, 1) + _SLACK:
+    raise MemoryBombError(
+      f"zip member {name} inflates {info.compress_size} bytes to {info.file_size} (over {ZIP_RATIO}×): a zip bomb"
+    )
+  if info.file_size > ZIP_RATIO * max(compressed_total, 1) + _SLACK:
+    raise MemoryBombError(f"zip member {name} declares {info.file_size} bytes, far more than the whole file")
+  _take(info.file_size, f"zip member {name} ({info.file_size} bytes)")
+  return zf.read(name)
 
 
 # ------------------------------------------------------------------ objects
@@ -203,6 +290,7 @@ class _StorageType:
     return 2 if self.dtype == "bfloat16" else self.dtype.itemsize
 
   def decode(self, raw: bytes, numel: int) -> np.ndarray:
+    _take(4 * numel if self.dtype == "bfloat16" else numel * self.itemsize(), f"a storage of {numel} elements")
     if self.dtype == "bfloat16":  # numpy has no bfloat16: widen the bits to float32
       bits = np.frombuffer(raw, "<u2", numel).astype(np.uint32) << 16
       return bits.view(np.float32)
@@ -226,7 +314,14 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
   offset = int(storage_offset)
   if any(s < 0 for s in size) or any(s < 0 for s in stride) or offset < 0:
     raise NVlabsPickleError("a tensor has a negative size, stride or offset")
-  n = int(np.prod(size)) if size else 1
+  n = 1
+  for d in size:  # Python ints: no overflow
+    n *= d
+  if n > flat.size:  # stride 0 (an expanded view) or overlapping strides: more elements than the storage holds
+    raise MemoryBombError(
+      f"a tensor of size {size} and stride {stride} has {n} elements, more than its storage of {flat.size}; "
+      f"refused before allocating (a hostile or corrupt file)"
+    )
   if n and offset + sum((d - 1) * s for d, s in zip(size, stride)) >= flat.size:
     raise NVlabsPickleError(
       f"a tensor of size {size} and stride {stride} overruns its storage "
@@ -234,6 +329,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
     )
   if n == 0:
     return np.zeros(size, flat.dtype)
+  _take(n * flat.itemsize, f"a tensor of size {size}")
   base = flat[offset:]
   view = np.lib.stride_tricks.as_strided(base, shape=size, strides=tuple(s * flat.itemsize for s in stride))
   return np.array(view, copy=True)
@@ -348,10 +444,10 @@ def _read_torch_zip(b: bytes):
       raise NVlabsPickleError("a torch zip file without exactly one data.pkl")
     root = pkl[0][: -len("data.pkl")]
     refs = []
-    obj = _TorchFileUnpickler(io.BytesIO(zf.read(pkl[0])), refs).load()
+    obj = _TorchFileUnpickler(io.BytesIO(_zip_member(zf, pkl[0], len(b))), refs).load()
     data = {}
     for r in refs:
-      raw = zf.read(f"{root}data/{r.key}")
+      raw = _zip_member(zf, f"{root}data/{r.key}", len(b))
       if len(raw) < r.numel * r.stype.itemsize():
         raise NVlabsPickleError(f"storage {r.key} is truncated")
       data[r.key] = r.stype.decode(raw[: r.numel * r.stype.itemsize()], r.numel)
@@ -380,9 +476,9 @@ _CHECKPOINT_ALLOWED = {
 class _CheckpointUnpickler(pickle.Unpickler):
   """The data.pkl of a ``torch.save`` zip file: tensors, containers, argparse.Namespace; nothing else."""
 
-  def __init__(self, f, zf, root):
+  def __init__(self, f, zf, root, size):
     super().__init__(f)
-    self.zf, self.root, self.cache = zf, root, {}
+    self.zf, self.root, self.cache, self.size = zf, root, {}, size
 
   def find_class(self, module, name):
     if module == "torch" and name in _STORAGE_DTYPES:
@@ -403,7 +499,7 @@ class _CheckpointUnpickler(pickle.Unpickler):
       raise UnsafePickleError(f"storage type {stype!r} is not a torch storage class")
     key = str(key)
     if key not in self.cache:
-      raw = self.zf.read(f"{self.root}data/{key}")
+      raw = _zip_member(self.zf, f"{self.root}data/{key}", self.size)
       n = int(numel)
       if len(raw) < n * stype.itemsize():
         raise NVlabsPickleError(f"storage {key} is truncated")
@@ -411,16 +507,19 @@ class _CheckpointUnpickler(pickle.Unpickler):
     return self.cache[key]
 
 
-def load_torch_checkpoint(path, source: str | None = None):
+def load_torch_checkpoint(path, source: str | None = None, max_bytes: int | None = None):
   """Reads a ``torch.save`` zip file (e.g. ``{'state_dict': …, 'args': Namespace, …}``) without torch and
   without running code from it: tensors become numpy arrays, ``argparse.Namespace`` a
   :class:`TorchNamespace`; every other global raises :class:`UnsafePickleError`.
 
+  Memory is bounded before anything is allocated: no member inflating like a zip bomb, no tensor larger than
+  its storage, at most :data:`SIZE_FACTOR` × the members' size in all and never more than ``max_bytes``
+  (default :data:`MAX_LOAD_BYTES`, or REGIONJAX_MAX_LOAD_GB).
+
   Raises:
     FileNotFoundError: no such file.
-    NVlabsPickleError: not a torch zip file, or truncated/corrupt.
+    NVlabsPickleError: not a torch zip file, or truncated/corrupt; MemoryBombError past the memory bound.
   """
-  import os  # noqa: PLC0415
 
   path = os.fspath(path)
   source = source or path
@@ -431,12 +530,17 @@ def load_torch_checkpoint(path, source: str | None = None):
   if head[:2] != b"PK":
     raise NVlabsPickleError(f"{source} is not a torch.save zip file (torch >= 1.6 format)")
   try:
+    size = os.path.getsize(path)
     with zipfile.ZipFile(path) as zf:
       pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
       if len(pkl) != 1:
         raise NVlabsPickleError(f"{source}: a torch zip file holds exactly one data.pkl")
       root = pkl[0][: -len("data.pkl")]
-      return _CheckpointUnpickler(io.BytesIO(zf.read(pkl[0])), zf, root).load()
+      declared = sum(i.file_size for i in zf.infolist())
+      if declared > ZIP_RATIO * size + _SLACK:
+        raise MemoryBombError(f"its members declare {declared} bytes in a file of {size}: a zip bomb")
+      with _budget(declared, max_bytes, source):
+        return _CheckpointUnpickler(io.BytesIO(_zip_member(zf, pkl[0], size)), zf, root, size).load()
   except NVlabsPickleError as e:
     raise type(e)(f"{source}: {e}" if not str(e).startswith(source) else str(e)) from None
   except (zipfile.BadZipFile, KeyError, EOFError, pickle.UnpicklingError, struct.error) as e:
@@ -710,8 +814,13 @@ def _plain(obj, depth=0):
   return obj
 
 
-def loads(data: bytes, source: str = "the pickle"):
+def loads(data: bytes, source: str = "the pickle", max_bytes: int | None = None):
   """Reads an NVlabs network pickle from bytes (see :func:`load`)."""
+  with _budget(len(data), max_bytes, source):
+    return _loads(data, source)
+
+
+def _loads(data: bytes, source: str):
   if not data:
     raise NVlabsPickleError(f"{source} is empty")
   if data[:1] != b"\x80":
@@ -727,7 +836,7 @@ def loads(data: bytes, source: str = "the pickle"):
   return _plain(obj)
 
 
-def load(path, source: str | None = None):
+def load(path, source: str | None = None, max_bytes: int | None = None):
   """Reads an NVlabs network pickle (e.g. ``{'ema': EDMPrecond}``) without
   running any code from it: persistent modules become
   :class:`PersistentObject`, tensors numpy arrays.
@@ -735,16 +844,18 @@ def load(path, source: str | None = None):
   Raises:
     UnsafePickleError: the file names anything outside the allow-list.
     NVlabsPickleError: the file is not a pickle, truncated or malformed.
+    MemoryBombError: (an NVlabsPickleError) it would allocate more than :data:`SIZE_FACTOR` × its size, or more
+      than ``max_bytes`` (default :data:`MAX_LOAD_BYTES` = 16 GB, or REGIONJAX_MAX_LOAD_GB): a tensor larger than
+      its storage (stride 0), a nested zip bomb; refused before allocating.
     FileNotFoundError: no such file.
   """
-  import os  # noqa: PLC0415
 
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"pickle file not found: {path}")
   with open(path, "rb") as f:
     data = f.read()
-  return loads(data, source or path)
+  return loads(data, source or path, max_bytes)
 
 
 # ------------------------------------------------------------------- writer

@@ -86,7 +86,7 @@ def build(model_config):
   if name.startswith("torch:"):  # a PyTorch generator through rj.from_torch: 'torch:package.module:factory'
     return _torch(model_config, _factory(name, name[len("torch:") :]))
   if ":" in name:  # your own generator: 'package.module:factory', called with the model block
-    return _factory(name, name)(model_config)
+    return _call(name, _factory(name, name), model_config)
   raise ValueError(
     f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', "
     f"'planted', 'module:factory' (your own generator, docs/adding_a_generator.md) or 'torch:module:factory' "
@@ -106,14 +106,29 @@ def _factory(name: str, spec: str):
     ) from None
 
 
+def _call(name: str, factory, model_config):
+  """``factory(model_config)``; a factory that is not one (``math:sqrt``), or that fails, is one ValueError."""
+  if not callable(factory):
+    raise ValueError(
+      f"model.name {name!r} names a {type(factory).__name__}, not a function; it must name a factory that takes "
+      f"the model block and returns a generator (docs/adding_a_generator.md)"
+    )
+  try:
+    return factory(model_config)
+  except ImportError as e:  # torch, torchax or the model's package is missing
+    raise ValueError(f"model.name {name!r}: {e}") from None
+  except (TypeError, ValueError, AttributeError, KeyError) as e:
+    raise ValueError(
+      f"model.name {name!r}: calling it with the model block failed ({type(e).__name__}: {e}); it must name a "
+      f"factory that takes the model block and returns a generator (docs/adding_a_generator.md)"
+    ) from None
+
+
 def _torch(model_config, factory):
   """``model.name = 'torch:package.module:factory'``: ``factory(model_config)`` gives a ``torch.nn.Module``
   (split at ``model.layer``, a module path such as 'main.11'; codes z ~ N(0, I) of shape ``model.input_shape``)
   or a generator it built itself with ``rj.from_torch`` (docs/torch.md)."""
-  try:
-    made = factory(model_config)
-  except ImportError as e:  # torch, torchax or the model's package is missing
-    raise ValueError(f"model.name {model_config.name!r}: {e}") from None
+  made = _call(model_config.name, factory, model_config)
   torch = sys.modules.get("torch")
   if torch is None or not isinstance(made, torch.nn.Module):
     return made  # a generator the factory built itself

@@ -75,6 +75,9 @@ class BigGANConfig:
   n_stats: int = 51
 
   def __post_init__(self):
+    from regionjax.ports.checkpoint import check_magnitudes  # noqa: PLC0415
+
+    check_magnitudes(self)  # before anything is built from it (a hostile config.json)
     try:
       layers = tuple((bool(u), int(i), int(o)) for u, i, o in self.layers)
     except (TypeError, ValueError) as e:

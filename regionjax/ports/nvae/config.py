@@ -105,6 +105,9 @@ class NVAEConfig:
   num_nf: int = 1
 
   def __post_init__(self):
+    from regionjax.ports.checkpoint import check_magnitudes  # noqa: PLC0415
+
+    check_magnitudes(self)  # before anything is built from it (a hostile config.json)
     for name in (
       "num_channels_dec",
       "num_latent_scales",

@@ -82,6 +82,9 @@ class SiDConfig:
   use_fp16: bool = False
 
   def __post_init__(self):
+    from regionjax.ports.checkpoint import check_magnitudes  # noqa: PLC0415
+
+    check_magnitudes(self)  # before anything is built from it (a hostile config.json)
     object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
     object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
     object.__setattr__(self, "sigma_data", float(self.sigma_data))

@@ -73,6 +73,9 @@ class StyleGAN2Config:
   conv_clamp: Any = None  # None or a float
 
   def __post_init__(self):
+    from regionjax.ports.checkpoint import check_magnitudes  # noqa: PLC0415
+
+    check_magnitudes(self)  # before anything is built from it (a hostile config.json)
     for name in (
       "z_dim",
       "c_dim",

@@ -120,12 +120,12 @@ def cell_scores(config, cells: np.ndarray, targets: list[Target]) -> np.ndarray:
   return np.mean([patches_lib.cell_scores(cells, t.image, t.baseline_image) for t in targets], axis=0)
 
 
-def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0) -> np.ndarray:
-  """Player cells by ``patches.method`` (scores are means over ``targets``)."""
+def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0, scores=None) -> np.ndarray:
+  """Player cells by ``patches.method`` (scores are means over ``targets``, or ``scores`` given)."""
   p = config.patches
   if p.method == "regions":  # every named region is a player, in file order
     return np.arange(cells.shape[0])
-  scores = cell_scores(config, cells, targets)
+  scores = cell_scores(config, cells, targets) if scores is None else scores
   return patches_lib.select_patches(
     p.method,
     p.n,
@@ -156,7 +156,9 @@ def solve_target(
   return res
 
 
-def explain_config_target(config, target: Target, f0, players, ckpt_dir: str, mesh=None, generator_fingerprint=""):
+def explain_config_target(
+  config, target: Target, f0, players, ckpt_dir: str, mesh=None, generator_fingerprint="", across_processes=True
+):
   """:func:`regionjax.explainer.explain_target` with the run's options and chunk checkpoints."""
   return explainer.explain_target(
     target,
@@ -169,6 +171,7 @@ def explain_config_target(config, target: Target, f0, players, ckpt_dir: str, me
     mesh=mesh,
     store=io_lib.ChunkStore(ckpt_dir),
     critical=STOP.critical,
+    across_processes=across_processes,
   )
 
 
@@ -396,6 +399,14 @@ def _run(config, make_generator: Callable) -> dict:
     )
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
   explainer.check_codes(codes)
+  if num_images > 1 and not truncated_mode:  # dataset run: images streamed to disk one by one, resumable per image
+    from regionjax import dataset
+
+    metrics = dataset.run_images(config, gen, codes, f0, layer, gfp, mesh=mesh, started=started, report_lib=report_lib)
+    if metrics:
+      metrics["summary"]["seconds_total"] = time.time() - started
+      print(report_lib.summary_text(metrics, report_path, reused=False))
+    return metrics
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   cells = grid_cells(config, targets[0].image.shape)

@@ -1,6 +1,8 @@
 """Dataset-scale jobs: two processes through main.py, per-image streaming and resume, images × problems batched."""
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,3 +79,118 @@ def test_two_processes_through_main_finish_with_checkpoints(tmp_path):
   assert (workdir / "metrics.json").exists()
   ckpt = workdir / "checkpoints"
   assert any(p.name.startswith("chunk_") for p in ckpt.rglob("chunk_*")), "checkpoints were on"
+  # the same per-image results as one process
+  one = tmp_path / "one"
+  done = subprocess.run(
+    _main(one, "--config.target.num_images=2"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  for i in range(2):
+    a, b = (rj.load(str(w / "images" / f"{i:03d}")) for w in (workdir, one))
+    np.testing.assert_allclose(np.asarray(a.alpha), np.asarray(b.alpha), rtol=0, atol=1e-5)
+    assert a.info.fingerprints == b.info.fingerprints
+
+
+@pytest.mark.slow
+def test_killed_job_reruns_only_unfinished_images(tmp_path):
+  """SIGTERM after the first image is written; the rerun keeps image 0 (files untouched), solves 1 and 2, and
+  every image equals an uninterrupted run's."""
+  import regionjax as rj
+
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(
+    _main(workdir, "--config.target.num_images=3"),
+    cwd=ROOT,
+    env=_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+    text=True,
+  )
+  lines = []
+  try:
+    for line in proc.stdout:
+      lines.append(line)
+      if line.startswith("image 000 written"):
+        proc.send_signal(signal.SIGTERM)
+        break
+    proc.wait(timeout=300)
+  finally:
+    proc.kill()
+  assert any(line.startswith("image 000 written") for line in lines), "".join(lines)[-2000:]
+  assert proc.returncode == 128 + signal.SIGTERM, proc.returncode
+  assert not (workdir / "dataset.json").exists() and not (workdir / "images" / "002").exists()
+  first = {p: p.stat().st_mtime_ns for p in (workdir / "images" / "000").iterdir()}
+  rerun = subprocess.run(
+    _main(workdir, "--config.target.num_images=3"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400
+  )
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert "1 of 3 images finished earlier (verified), kept: solving 2" in rerun.stdout, rerun.stdout
+  assert "image 000 written" not in rerun.stdout and "image 002 written" in rerun.stdout
+  assert {p: p.stat().st_mtime_ns for p in (workdir / "images" / "000").iterdir()} == first
+  summary = json.loads((workdir / "dataset.json").read_text())
+  assert summary["num_images"] == 3 and [im["image"] for im in summary["images"]] == [0, 1, 2]
+  assert len(summary["transferability"]["pairs"]) == 3  # the ring: O(M) pairs
+  whole = tmp_path / "whole"
+  done = subprocess.run(
+    _main(whole, "--config.target.num_images=3"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=400
+  )
+  assert done.returncode == 0, done.stderr[-3000:]
+  for i in range(3):
+    a, b = (rj.load(str(w / "images" / f"{i:03d}")) for w in (workdir, whole))
+    assert np.isfinite(np.asarray(a.alpha)).all()
+    np.testing.assert_allclose(np.asarray(a.alpha), np.asarray(b.alpha), rtol=0, atol=1e-5)
+  for name in ("rho_image_top10", "additivity_top30"):
+    got = [im[name] for im in summary["images"]]
+    want = [im[name] for im in json.loads((whole / "dataset.json").read_text())["images"]]
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def _planted_targets(num: int):
+  """``num`` images of the planted generator, each with its own code (feature f0 + z)."""
+  import jax
+
+  from regionjax import explainer, testing
+
+  gen = testing.PlantedGenerator()
+  codes = gen.sample_codes(jax.random.PRNGKey(3), num)
+  f0 = np.asarray(gen.planted.f0)
+  targets = [explainer.prepare_target(gen, codes, i, "feature", f0) for i in range(num)]
+  return gen, f0, targets
+
+
+@pytest.mark.parametrize("devices", [pytest.param(1, marks=pytest.mark.slow), 8])
+def test_images_batched_equal_one_by_one(devices):
+  """Images × problems in one compiled program (the image axis sharded over 8 devices) give each image's
+  own solve: the same α, errors and histories, finite."""
+  import jax
+
+  import regionjax as rj
+  from regionjax import batched
+
+  if jax.device_count() < devices:
+    pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=8")
+  gen, f0, targets = _planted_targets(3)  # 3 images on 8 devices: padded, the padding dropped
+  masks = gen.planted.masks
+  options = rj.SolverOptions(lam=200.0, learning_rate=0.02, steps=20, chunk_size=8, tau=0.05)
+  mesh = batched.image_mesh(jax.devices()[:devices]) if devices > 1 else None
+  got = batched.solve_images([(t.decode, t.f, t.image) for t in targets], f0, masks, options, mesh=mesh)
+  assert len(got) == 3
+  for t, g in zip(targets, got):
+    want = rj.solve_minimal_features(t.decode, t.f, f0, t.image, masks, options)
+    assert np.isfinite(np.asarray(g.alpha)).all() and np.isfinite(np.asarray(g.error)).all()
+    np.testing.assert_allclose(np.asarray(g.alpha), np.asarray(want.alpha), rtol=0, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(g.error), np.asarray(want.error), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(g.history), np.asarray(want.history), rtol=1e-4, atol=1e-4)
+  # the images differ, so equality per image is not one answer copied three times
+  assert not np.allclose(np.asarray(got[0].alpha), np.asarray(got[1].alpha), atol=1e-3)
+
+
+def test_images_per_step_is_planned_from_the_budget_not_the_images():
+  import regionjax as rj
+  from regionjax import batched
+
+  base = dict(lam=1.0, learning_rate=0.01, steps=10)
+  o = rj.SolverOptions(**base, memory_budget=10 * 2**20)
+  assert batched.images_per_step(o, 2 * 2**20, devices=4) == 4 * 5
+  assert batched.images_per_step(rj.SolverOptions(**base), 2 * 2**20, devices=4) == 4
+  assert batched.images_per_step(o, 2 * 2**20, devices=4, requested=6) == 8

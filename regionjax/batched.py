@@ -111,7 +111,7 @@ def solve_images(
   """:func:`regionjax.solve_minimal_features` of several images in one compiled program per chunk.
 
   ``targets``: ``(decode, f, image)`` per image (all with the same feature and image shapes); ``masks``: the
-  players, shared by the images. With ``mesh`` (one axis) the image axis is sharded over its devices: pass
+  players' ``(n, H, W)`` masks, shared by the images, or a list of one per image (same ``n``). With ``mesh`` (one axis) the image axis is sharded over its devices: pass
   a multiple of its size, or the last image is repeated to fill it (dropped from the result). Returns one
   :class:`~regionjax.solver.SolverResult` per image, as its own solve would (the λ continuation and
   refinement of ``options`` run per image afterwards).
@@ -122,9 +122,13 @@ def solve_images(
   if count == 0:
     return []
   devices = 1 if mesh is None else mesh.devices.size
-  padded = list(targets) + [targets[-1]] * (-count % devices)
+  masks = list(masks) if isinstance(masks, (list, tuple)) else [masks] * count
+  if len(masks) != count:
+    raise ValueError(f"{len(masks)} player masks for {count} images")
+  extra = -count % devices
+  padded = list(zip(targets, masks)) + [(targets[-1], masks[-1])] * extra
   one = options.replace(memory_budget=None, subsets_per_call=0)  # the chunk width of the options, no budget probe
-  setups = [solver_lib.prepare(d, f, f0, x, masks, one) for d, f, x in padded]
+  setups = [solver_lib.prepare(d, f, f0, x, m, one) for (d, f, x), m in padded]
   s0 = setups[0]
   stacked = stack_problems([s.problem for s in setups])
   put = lambda a: a  # noqa: E731

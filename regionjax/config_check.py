@@ -138,6 +138,8 @@ SCHEMA: dict[str, Check] = {
     integer(-1, 10**6), choice(None), expect="a class id >= 0, or -1 for a random class per image"
   ),
   "target.num_images": integer(1, 10**4),
+  "target.codes_file": string(expect="a path to an .npz of the codes' leaves with a leading image axis, or ''"),
+  "target.images_per_step": integer(0, 10**4),
   "patches.rows": integer(1, 4096),
   "patches.cols": integer(1, 4096),
   "patches.n": integer(1, 62),  # ≤ subsets.MAX_PLAYERS unless solver.max_order > 0 (cross check)

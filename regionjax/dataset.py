@@ -22,6 +22,7 @@ the M(M − 1)/2 pairs of all pairs, with the same size-matched chance per pair.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -36,6 +37,59 @@ from regionjax import io as io_lib
 from regionjax import results as results_lib
 
 COMPARE_IMAGES = 8  # images in the index's one-field-across-images view (the first ones)
+
+
+def file_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as fh:
+    for block in iter(lambda: fh.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def leaf_key(path) -> str:
+  """A code leaf's name in a codes file: its dict keys / sequence indices joined by '/' (``z``, ``label``)."""
+  parts = []
+  for k in path:
+    parts.append(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))))
+  return "/".join(parts) or "codes"
+
+
+def save_codes(path: str, codes) -> None:
+  """Writes a code pytree (leading image axis) as :func:`load_codes` reads it."""
+  leaves = jax.tree_util.tree_flatten_with_path(codes)[0]
+  io_lib.atomic_savez(path, **{leaf_key(p): np.asarray(a) for p, a in leaves})
+
+
+def load_codes(path: str, gen, num: int):
+  """The first ``num`` codes of an ``.npz`` holding one array per leaf of the generator's code pytree (named by
+  :func:`leaf_key`), each with a leading image axis; leaves without an axis in the generator's own codes (a
+  truncation) may be left out and are taken from them. ValueError (one line) for a missing or misshapen leaf."""
+  nc = getattr(gen, "num_classes", None)
+  reference = gen.sample_codes(jax.random.PRNGKey(0), 1, classes=np.zeros(1, np.int32) if nc else None)
+  try:
+    data = np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"target.codes_file {path!r} does not read as an .npz ({io_lib._short(e)})") from None
+  with data:
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(reference)
+    out = []
+    for p, ref in leaves:
+      key, ref = leaf_key(p), np.asarray(ref)
+      if key not in data.files:
+        if ref.ndim == 0:
+          out.append(ref)
+          continue
+        raise ValueError(f"target.codes_file {path!r} has no array {key!r} (it holds {sorted(data.files)})")
+      a = np.asarray(data[key])
+      if a.ndim != ref.ndim or a.shape[1:] != ref.shape[1:]:
+        raise ValueError(
+          f"target.codes_file {path!r}: {key!r} has shape {a.shape}, expected (images,) + {ref.shape[1:]}"
+        )
+      if a.shape[0] < num:
+        raise ValueError(f"target.codes_file {path!r} holds {a.shape[0]} codes but target.num_images={num}")
+      out.append(a[:num].astype(ref.dtype))
+  return jax.tree.unflatten(jax.tree.structure(reference), out)
 
 
 def image_dir(workdir: str, index: int) -> str:
@@ -107,15 +161,9 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
     print(f"{kept} of {len(mine)} images finished earlier (verified), kept: solving {len(todo)}", flush=True)
   samples_png = report_lib._samples(config, gen) if todo else None
   features = report_lib.baseline_features(config, gen) if todo else None
-  for i in todo:
-    t0 = time.time()
-    target = explainer.prepare_target(gen, codes, i, layer, f0)
-    players = shared if shared is not None else pipeline.choose_players(config, cells, [target], seed_offset=i)
-    ckpt = os.path.join(workdir, "checkpoints", f"image_{i:03d}")
-    exp = pipeline.explain_config_target(
-      config, target, f0, pipeline.players_of(config, cells, players, names), ckpt, mesh, gfp, across_processes=False
-    )
-    res = explainer.bind(exp, 0, decode=target.decode)
+
+  def write(i, exp, decode, t0):
+    res = explainer.bind(exp, 0, decode=decode)
     res.cells = cells
     header = {
       "model": config.model.name,
@@ -126,7 +174,25 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
     with pipeline.STOP.critical():  # a SIGTERM now waits until the image's files are complete
       report_lib.write_image(config, res, image_dir(workdir, i), samples_png, header, features)
     print(f"image {i:03d} written to {image_dir(workdir, i)} ({time.time() - t0:.1f} s)", flush=True)
-    del target, exp, res
+
+  def players_for(target):
+    chosen = (
+      shared if shared is not None else pipeline.choose_players(config, cells, [target], seed_offset=target.index)
+    )
+    return pipeline.players_of(config, cells, chosen, names)
+
+  if int(config.target.get("images_per_step", 1)) != 1:  # images × problems, one compiled program per chunk
+    _run_batched(config, gen, codes, f0, layer, gfp, todo, players_for, write)
+    todo = []
+  for i in todo:  # one by one, with chunk checkpoints
+    t0 = time.time()
+    target = explainer.prepare_target(gen, codes, i, layer, f0)
+    ckpt = os.path.join(workdir, "checkpoints", f"image_{i:03d}")
+    exp = pipeline.explain_config_target(
+      config, target, f0, players_for(target), ckpt, mesh, gfp, across_processes=False
+    )
+    write(i, exp, target.decode, t0)
+    del target, exp
   if nproc > 1:
     multihost_utils.sync_global_devices("regionjax.dataset.images")  # every process enters: all images written
   if pid != 0:
@@ -135,6 +201,54 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
   if missing:
     raise ValueError(f"images {missing[:8]} are not complete after every process finished; rerun the same command")
   return write_summary(config, gen, workdir, num, elapsed=time.time() - started, report_lib=report_lib)
+
+
+def _run_batched(config, gen, codes, f0, layer: str, gfp: str, todo, players_for, write) -> None:
+  """Solves ``todo`` in steps of :func:`regionjax.batched.images_per_step` images, each step one compiled
+  program per chunk with the image axis sharded over the local devices; each image is written as its step ends."""
+  from regionjax import batched
+  from regionjax import solver as solver_lib
+
+  options = solver_lib.SolverOptions.from_config(config.solver)
+  shard = config.solver.shard and jax.local_device_count() > 1
+  mesh = batched.image_mesh() if shard else None
+  devices = 1 if mesh is None else mesh.devices.size
+  requested = int(config.target.images_per_step)
+  chunk_bytes = None
+  if requested == 0 and options.memory_budget is not None:  # one image's chunk, compiled (not run) to measure it
+    t = explainer.prepare_target(gen, codes, todo[0], layer, f0)
+    n = int(np.asarray(players_for(t).masks).shape[0])
+    width = solver_lib.chunk_width(n, options.chunk_size, 1, options.composition)
+    chunk_bytes = solver_lib.chunk_memory_bytes(
+      t.decode, t.f, t.image, width, dtype=options.dtype, decode_dtype=options.decode_dtype, remat=options.remat
+    )
+  step = batched.images_per_step(options, chunk_bytes, devices, requested)
+  print(f"{step} images per compiled step on {devices} device(s), {len(todo)} to solve", flush=True)
+  for start in range(0, len(todo), step):
+    t0 = time.time()
+    targets = [explainer.prepare_target(gen, codes, i, layer, f0) for i in todo[start : start + step]]
+    players = [players_for(t) for t in targets]
+    masks = [np.asarray(p.masks, bool) for p in players]
+    solutions = batched.solve_images([(t.decode, t.f, t.image) for t in targets], f0, masks, options, mesh=mesh)
+    seconds = (time.time() - t0) / len(targets)
+    for t, p, m, sol in zip(targets, players, masks, solutions):
+      fp = explanation_lib.solve_fingerprint(
+        layer=config.model.layer, f=t.f, f0=f0, image=t.image, masks=m, options=options, model=config.model.name
+      )
+      exp = explainer.from_solution(
+        sol,
+        t,
+        f0,
+        p,
+        options,
+        layer=config.model.layer,
+        model=config.model.name,
+        fingerprint=fp,
+        generator_fingerprint=gfp,
+        seconds=seconds,
+      )
+      write(t.index, exp, t.decode, t0)
+    del targets, solutions
 
 
 def ring_pairs(items):

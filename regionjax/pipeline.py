@@ -45,6 +45,11 @@ def fingerprint(config) -> dict:
   """The config values that determine the results (everything but the workdir)."""
   d = json.loads(config.to_json_best_effort())
   d.pop("workdir", None)
+  path = d.get("target", {}).get("codes_file")
+  if path and os.path.isfile(path):  # the codes' content, not only their path, decides the results
+    from regionjax import dataset
+
+    d["target"]["codes_file_sha256"] = dataset.file_sha256(path)
   return d
 
 
@@ -397,7 +402,12 @@ def _run(config, make_generator: Callable) -> dict:
       if class_id is not None and class_id >= 0
       else (np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
     )
-  codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
+  if config.target.get("codes_file"):  # the user's codes (regionjax.dataset.load_codes)
+    from regionjax import dataset
+
+    codes = dataset.load_codes(config.target.codes_file, gen, num_images)
+  else:
+    codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
   explainer.check_codes(codes)
   if num_images > 1 and not truncated_mode:  # dataset run: images streamed to disk one by one, resumable per image
     from regionjax import dataset

@@ -42,9 +42,13 @@ def validate_config(config) -> None:
 
 
 def fingerprint(config) -> dict:
-  """The config values that determine the results (everything but the workdir)."""
+  """The config values that determine the results: everything but the workdir, how the work is spread
+  (``distributed``: each process has its own process_id, a resume may use another port) and
+  ``target.images_per_step`` (the same results batched or one by one)."""
   d = json.loads(config.to_json_best_effort())
   d.pop("workdir", None)
+  d.pop("distributed", None)
+  d.get("target", {}).pop("images_per_step", None)
   path = d.get("target", {}).get("codes_file")
   if path and os.path.isfile(path):  # the codes' content, not only their path, decides the results
     from regionjax import dataset

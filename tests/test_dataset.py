@@ -194,3 +194,69 @@ def test_images_per_step_is_planned_from_the_budget_not_the_images():
   assert batched.images_per_step(o, 2 * 2**20, devices=4) == 4 * 5
   assert batched.images_per_step(rj.SolverOptions(**base), 2 * 2**20, devices=4) == 4
   assert batched.images_per_step(o, 2 * 2**20, devices=4, requested=6) == 8
+
+
+def test_codes_file_round_trip_and_clear_errors(tmp_path):
+  import jax
+
+  from regionjax import dataset, testing
+
+  gen = testing.PlantedGenerator(num_classes=3)
+  codes = gen.sample_codes(jax.random.PRNGKey(5), 4, classes=np.array([0, 2, 1, 2]))
+  path = str(tmp_path / "codes.npz")
+  dataset.save_codes(path, codes)
+  assert sorted(np.load(path).files) == ["label", "z"]
+  got = dataset.load_codes(path, gen, 3)
+  np.testing.assert_array_equal(np.asarray(got["z"]), np.asarray(codes["z"])[:3])
+  np.testing.assert_array_equal(np.asarray(got["label"]), [0, 2, 1])
+  with pytest.raises(ValueError, match="holds 4 codes but target.num_images=5"):
+    dataset.load_codes(path, gen, 5)
+  np.savez(path, z=np.asarray(codes["z"]))
+  with pytest.raises(ValueError, match="has no array 'label'"):
+    dataset.load_codes(path, gen, 2)
+  np.savez(path, z=np.zeros((4, 7), np.float32), label=np.zeros(4, np.int32))
+  with pytest.raises(ValueError, match="'z' has shape"):
+    dataset.load_codes(path, gen, 2)
+
+
+def test_ring_pairs_are_linear_in_the_images():
+  from regionjax import dataset
+
+  assert list(dataset.ring_pairs([])) == [] and list(dataset.ring_pairs([7])) == []
+  assert list(dataset.ring_pairs([0, 1])) == [(0, 1)]
+  pairs = list(dataset.ring_pairs(range(6)))
+  assert pairs == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0)]
+
+
+@pytest.mark.slow
+def test_batched_job_from_a_codes_file_equals_the_one_by_one_job(tmp_path):
+  """main.py with target.codes_file and target.images_per_step=0 (2 images per step on 2 devices) writes
+  the same per-image explanations as the one-by-one job on the same codes drawn from target.seed."""
+  import jax
+
+  import regionjax as rj
+  from regionjax import dataset, testing
+
+  gen = testing.PlantedGenerator()
+  path = str(tmp_path / "codes.npz")
+  dataset.save_codes(path, gen.sample_codes(jax.random.PRNGKey(0), 3))  # planted.py's target.seed = 0
+  runs = {
+    "one": ["--config.target.images_per_step=1"],
+    "batched": ["--config.target.images_per_step=0", f"--config.target.codes_file={path}"],
+  }
+  for name, extra in runs.items():
+    done = subprocess.run(
+      _main(tmp_path / name, "--config.target.num_images=3", *extra),
+      cwd=ROOT,
+      env=_env(devices=2),
+      capture_output=True,
+      text=True,
+      timeout=400,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+  assert "2 images per compiled step on 2 device(s), 3 to solve" in done.stdout
+  for i in range(3):
+    a, b = (rj.load(str(tmp_path / w / "images" / f"{i:03d}")) for w in runs)
+    assert a.info.fingerprints == b.info.fingerprints  # the same images, players and options
+    assert np.isfinite(np.asarray(b.alpha)).all()
+    np.testing.assert_allclose(np.asarray(a.alpha), np.asarray(b.alpha), rtol=0, atol=1e-5)

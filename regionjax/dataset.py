@@ -154,6 +154,8 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
     scores = _shared_scores(config, gen, codes, layer, f0, cells, num)
     shared = pipeline.choose_players(config, cells, [first], scores=scores)
   del first
+  if pid == 0 and os.path.exists(os.path.join(workdir, "dataset.json")):  # a summary of images being redone
+    os.unlink(os.path.join(workdir, "dataset.json"))
   mine = owned_images(num, pid, nproc)
   todo = [i for i in mine if not finished(image_dir(workdir, i))]
   kept = len(mine) - len(todo)
@@ -337,7 +339,7 @@ def write_summary(config, gen, workdir: str, num: int, *, elapsed: float, report
     transfer=transfer,
     per_image=rows,
     thumbs=thumbs,
-    samples=None,
+    samples=report_lib._uri(samples) if (samples := report_lib._samples(config, gen)) else None,
     compare=report_lib.comparison_view(config, compare, [r["report"] for r in rows[: len(compare)]]),
   )
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)

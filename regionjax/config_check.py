@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from typing import Any, Callable, Iterator, Mapping
 
 from regionjax import subsets as subsets_lib
@@ -292,7 +293,19 @@ def _solver(c):
   return None
 
 
-CROSS_CHECKS: list[Callable[[Any], str | None]] = [_grid, _indices, _processes, _players, _solver]
+def _dataset(c):
+  t = c.get("target")
+  if t is None:
+    return None
+  path = t.get("codes_file", "")
+  if path and not os.path.isfile(path):
+    return f"target.codes_file {path!r} is not a file; pass an .npz of the codes' leaves or '' for seeded codes"
+  if t.get("images_per_step", 1) != 1 and c.solver.get("stop_tol") is not None:
+    return "target.images_per_step batches whole images; early stopping (solver.stop_tol) needs images_per_step=1"
+  return None
+
+
+CROSS_CHECKS: list[Callable[[Any], str | None]] = [_grid, _indices, _processes, _players, _solver, _dataset]
 
 
 # ------------------------------------------------------------------ driver

@@ -260,3 +260,26 @@ def test_batched_job_from_a_codes_file_equals_the_one_by_one_job(tmp_path):
     assert a.info.fingerprints == b.info.fingerprints  # the same images, players and options
     assert np.isfinite(np.asarray(b.alpha)).all()
     np.testing.assert_allclose(np.asarray(a.alpha), np.asarray(b.alpha), rtol=0, atol=1e-5)
+
+
+def test_dataset_knobs_are_checked_before_any_work(tmp_path):
+  import sys as _sys
+
+  from regionjax import config_check
+
+  _sys.path.insert(0, ROOT)
+  from configs import planted
+
+  c = planted.get_config()
+  c.target.codes_file = str(tmp_path / "missing.npz")
+  with pytest.raises(ValueError, match="target.codes_file .* is not a file"):
+    config_check.validate(c)
+  c = planted.get_config()
+  c.target.images_per_step = 0
+  c.solver.stop_tol = 1e-3
+  with pytest.raises(ValueError, match="early stopping"):
+    config_check.validate(c)
+  c.target.images_per_step = -1
+  c.solver.stop_tol = None
+  with pytest.raises(ValueError, match="target.images_per_step"):
+    config_check.validate(c)

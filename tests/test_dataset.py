@@ -283,3 +283,20 @@ def test_dataset_knobs_are_checked_before_any_work(tmp_path):
   c.solver.stop_tol = None
   with pytest.raises(ValueError, match="target.images_per_step"):
     config_check.validate(c)
+
+
+@pytest.mark.slow
+def test_dataset_benchmark_prints_images_per_hour_and_a_ratio(capsys):
+  import re
+
+  from benchmarks import dataset as bench
+
+  tiny = ["solver.steps=20", "baseline.num_codes=50", "metrics.consistency_contexts=2", "report.interactive=False"]
+  bench.main(
+    ["--config", "configs/planted.py", "--images", "2", "--repeats", "1", "--per-step", "2"]
+    + [a for s in tiny for a in ("--set", s)]
+  )
+  out = capsys.readouterr().out
+  assert "one by one (images_per_step=1)" in out and "batched (images_per_step=2)" in out, out
+  m = re.search(r"batched / one by one = ratio of medians ([0-9.]+)×", out)
+  assert m and float(m.group(1)) > 0, out

@@ -29,6 +29,9 @@ def get_config():
   c.target.seed = 0
   c.target.class_id = 0  # -1: a random class per image
   c.target.num_images = 1  # > 1: batch mode, one report per image and an index page
+  c.target.codes_file = ""  # .npz of the code pytree's leaves (leading image axis); "" = codes from target.seed
+  c.target.images_per_step = 1  # batch mode: images per compiled solve (1 = one by one, with chunk checkpoints;
+  # 0 = as many as solver.memory_budget_gb holds per device, times the local devices)
 
   c.patches = ml_collections.ConfigDict()
   c.patches.rows = 6  # 6×6 grid, 9 foreground patches (v1 §4)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from typing import Any, Callable, Iterator, Mapping
 
 from regionjax import subsets as subsets_lib
@@ -145,6 +146,8 @@ SCHEMA: dict[str, Check] = {
     integer(-1, 10**6), choice(None), expect="a class id >= 0, or -1 for a random class per image"
   ),
   "target.num_images": integer(1, 10**4),
+  "target.codes_file": string(expect="a path to an .npz of the codes' leaves with a leading image axis, or ''"),
+  "target.images_per_step": integer(0, 10**4),
   "patches.rows": integer(1, 4096),
   "patches.cols": integer(1, 4096),
   "patches.n": integer(1, 62),  # ≤ subsets.MAX_PLAYERS unless solver.max_order > 0 (cross check)
@@ -299,7 +302,19 @@ def _solver(c):
   return None
 
 
-CROSS_CHECKS: list[Callable[[Any], str | None]] = [_grid, _indices, _processes, _players, _solver]
+def _dataset(c):
+  t = c.get("target")
+  if t is None:
+    return None
+  path = t.get("codes_file", "")
+  if path and not os.path.isfile(path):
+    return f"target.codes_file {path!r} is not a file; pass an .npz of the codes' leaves or '' for seeded codes"
+  if t.get("images_per_step", 1) != 1 and c.solver.get("stop_tol") is not None:
+    return "target.images_per_step batches whole images; early stopping (solver.stop_tol) needs images_per_step=1"
+  return None
+
+
+CROSS_CHECKS: list[Callable[[Any], str | None]] = [_grid, _indices, _processes, _players, _solver, _dataset]
 
 
 # ------------------------------------------------------------------ driver

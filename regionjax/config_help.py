@@ -32,6 +32,14 @@ HELP: dict[str, str] = {
   "target.seed": "seed of the target images' codes",
   "target.class_id": "class of the target images (class-conditional models); -1 = a random class per image",
   "target.num_images": "images explained; > 1 writes one directory per image under images/ and an index",
+  "target.codes_file": (
+    ".npz holding the generator's codes instead of seeded ones: one array per code leaf, named by its path "
+    "('z', 'label'; nested 'a/b'), each with a leading image axis; the first target.num_images are explained"
+  ),
+  "target.images_per_step": (
+    "batch mode: images solved in one compiled program (image axis beside the subset axis, sharded over the "
+    "local devices); 1 = one by one with chunk checkpoints, 0 = planned from solver.memory_budget_gb"
+  ),
   "patches.rows": "rows of the grid of patches (6 in the paper)",
   "patches.cols": "columns of the grid of patches",
   "patches.n": "number of players (grid cells or named regions); 2**n subsets",

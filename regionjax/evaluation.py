@@ -474,10 +474,13 @@ def aggregate(per_image: list[results_lib.ImageMetrics]) -> dict:
   return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "count": len(v)} for k, v in sorted(keys.items())}
 
 
-def transfer_pairs(results, k: int) -> dict:
-  """Transferability (v2 §3.4) over all pairs of same-class images."""
+def transfer_pairs(results, k: int, pairs=None) -> dict:
+  """Transferability (v2 §3.4) over all pairs of same-class images, or over the ``(a, b)`` pairs of images
+  given (e.g. :func:`regionjax.dataset.ring_pairs`: O(M) pairs for a dataset); pairs of other classes or
+  other players are skipped."""
+  candidates = itertools.combinations(results, 2) if pairs is None else pairs
   pairs = []
-  for a, b in itertools.combinations(results, 2):
+  for a, b in candidates:
     if a.class_id == b.class_id and np.array_equal(a.players, b.players):
       t = metrics_lib.transferability(a.components, b.components, k)
       pairs.append(

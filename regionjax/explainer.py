@@ -301,8 +301,14 @@ def explain_target(
   store=None,
   critical: Callable[[], Any] | None = None,
   show_progress: bool = True,
+  across_processes: bool = True,
 ) -> explanation_lib.Explanation:
   """The :class:`regionjax.Explanation` of one prepared target (a batch of one).
+
+  ``across_processes``: in a multi-process run, split this image's chunks over
+  all processes (every process must call it for the same image); False solves
+  the image on this process's devices alone (dataset runs: each process owns
+  whole images, :mod:`regionjax.dataset`).
 
   ``store``: a :class:`regionjax.io.ChunkStore` whose finished chunks are
   reused when they were made for this image's fingerprint (else set aside and
@@ -331,9 +337,8 @@ def explain_target(
     bar.set_postfix(chunk=f"{i + 1}/{num}", err=f"{float(np.max(chunk.error)):.3g}")
 
   t0 = time.time()
-  solution = distributed.solve_minimal_features(
-    target.decode, target.f, f0, target.image, masks, options, mesh=mesh, done=done, on_chunk=on_chunk
-  )
+  solve = distributed.solve_minimal_features if across_processes else solver_lib.solve_minimal_features
+  solution = solve(target.decode, target.f, f0, target.image, masks, options, mesh=mesh, done=done, on_chunk=on_chunk)
   bar.close()
   return from_solution(
     solution,

@@ -454,6 +454,28 @@ def _digest(tree: Mapping[str, np.ndarray]) -> np.ndarray:
   return np.frombuffer(h.digest(), np.uint8).copy()
 
 
+def _local_checkpointer(ocp):
+  """A StandardCheckpointer that involves only this process.
+
+  By default orbax treats every save as a collective: ``save`` ends in
+  ``sync_global_processes``, a barrier every process of a ``jax.distributed``
+  run must enter. Chunks are saved from the solver's chunk callback, which only
+  the process that solved the chunk runs, so with two processes the writer
+  waited forever for a peer that never came (issue 25). Here each process is its
+  own primary host and the only active process: the barrier has one member and
+  the chunk directory is written by the process that owns the chunk.
+  """
+  import jax
+
+  pid = jax.process_index()
+  if jax.process_count() == 1:
+    return ocp.StandardCheckpointer()
+  options = ocp.options.MultiprocessingOptions(
+    primary_host=pid, active_processes={pid}, barrier_sync_key_prefix=f"regionjax-chunks-p{pid}"
+  )
+  return ocp.StandardCheckpointer(multiprocessing_options=options)
+
+
 class ChunkStore:
   """Solver chunks checkpointed with orbax, one directory per finished chunk.
 
@@ -472,7 +494,7 @@ class ChunkStore:
       os.makedirs(directory, exist_ok=True)
     except OSError as e:
       raise write_error(directory, e) from None
-    self._ckpt = ocp.StandardCheckpointer()
+    self._ckpt = _local_checkpointer(ocp)
     _drop_closed_loop_callbacks()
 
   def _path(self, index: int) -> str:

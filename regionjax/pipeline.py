@@ -71,10 +71,18 @@ def check(config) -> str:
 
 
 def fingerprint(config) -> dict:
-  """The config values that determine the results (everything but the workdir)."""
+  """The config values that determine the results: everything but the workdir, how the work is spread
+  (``distributed``: each process has its own process_id, a resume may use another port) and
+  ``target.images_per_step`` (the same results batched or one by one)."""
   d = json.loads(config.to_json_best_effort())
-  for key in ("workdir", "overwrite"):  # where the results go and whether a foreign workdir may be used
+  for key in ("workdir", "overwrite", "distributed"):  # where the results go, and how the work is spread
     d.pop(key, None)
+  d.get("target", {}).pop("images_per_step", None)
+  path = d.get("target", {}).get("codes_file")
+  if path and os.path.isfile(path):  # the codes' content, not only their path, decides the results
+    from regionjax import dataset
+
+    d["target"]["codes_file_sha256"] = dataset.file_sha256(path)
   return d
 
 
@@ -150,12 +158,12 @@ def cell_scores(config, cells: np.ndarray, targets: list[Target]) -> np.ndarray:
   return np.mean([patches_lib.cell_scores(cells, t.image, t.baseline_image) for t in targets], axis=0)
 
 
-def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0) -> np.ndarray:
-  """Player cells by ``patches.method`` (scores are means over ``targets``)."""
+def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0, scores=None) -> np.ndarray:
+  """Player cells by ``patches.method`` (scores are means over ``targets``, or ``scores`` given)."""
   p = config.patches
   if p.method == "regions":  # every named region is a player, in file order
     return np.arange(cells.shape[0])
-  scores = cell_scores(config, cells, targets)
+  scores = cell_scores(config, cells, targets) if scores is None else scores
   return patches_lib.select_patches(
     p.method,
     p.n,
@@ -186,7 +194,9 @@ def solve_target(
   return res
 
 
-def explain_config_target(config, target: Target, f0, players, ckpt_dir: str, mesh=None, generator_fingerprint=""):
+def explain_config_target(
+  config, target: Target, f0, players, ckpt_dir: str, mesh=None, generator_fingerprint="", across_processes=True
+):
   """:func:`regionjax.explainer.explain_target` with the run's options and chunk checkpoints."""
   return explainer.explain_target(
     target,
@@ -199,6 +209,7 @@ def explain_config_target(config, target: Target, f0, players, ckpt_dir: str, me
     mesh=mesh,
     store=io_lib.ChunkStore(ckpt_dir),
     critical=STOP.critical,
+    across_processes=across_processes,
   )
 
 
@@ -434,7 +445,12 @@ def _run(config, make_generator: Callable) -> dict:
       if class_id is not None and class_id >= 0
       else (np.asarray(jax.random.randint(jax.random.PRNGKey(config.target.seed + 1), (num_images,), 0, num_classes)))
     )
-  codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
+  if config.target.get("codes_file"):  # the user's codes (regionjax.dataset.load_codes)
+    from regionjax import dataset
+
+    codes = dataset.load_codes(config.target.codes_file, gen, num_images)
+  else:
+    codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
   explainer.check_codes(codes)
   # the inputs (grid, mask, regions) are checked on the first image's shape before anything is written
   first = explainer.slice_codes(codes, 0, 1)
@@ -456,6 +472,15 @@ def _run(config, make_generator: Callable) -> dict:
     f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
     if writer:
       io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
+
+  if num_images > 1 and not truncated_mode:  # dataset run: images streamed to disk one by one, resumable per image
+    from regionjax import dataset
+
+    metrics = dataset.run_images(config, gen, codes, f0, layer, gfp, mesh=mesh, started=started, report_lib=report_lib)
+    if metrics:
+      metrics["summary"]["seconds_total"] = time.time() - started
+      print(report_lib.summary_text(metrics, report_path, reused=False))
+    return metrics
 
   targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   names = list(named[0]) if named else None

@@ -100,6 +100,7 @@ def resume_command(argv: list[str] | None = None) -> str:
 def run(get_config: Callable, make_generator: Callable, argv: list[str] | None = None) -> int:
   """Loads the config, runs the pipeline; returns the exit code (see module docstring)."""
   from regionjax import pipeline
+  from regionjax import timings
 
   try:
     config = get_config()
@@ -107,7 +108,7 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
   except OSError as e:  # the config file could not be loaded
     return error(str(e))
   try:
-    pipeline.run(config, make_generator)
+    pipeline.run(config, make_generator, started=timings.process_start())
   except pipeline.Interrupted as e:
     _close_progress_bars()
     where = f" in {os.path.abspath(e.workdir)}" if e.workdir else ""

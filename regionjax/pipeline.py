@@ -29,6 +29,7 @@ from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import progress
 from regionjax import solver as solver_lib
+from regionjax import timings
 from regionjax import truncated
 from regionjax.generator import check_layer
 
@@ -309,8 +310,12 @@ def _load_baseline(path: str, fp: str) -> np.ndarray | None:
   return f0
 
 
-def run(config, make_generator: Callable) -> dict:
+def run(config, make_generator: Callable, started: float | None = None) -> dict:
   """Runs (or resumes, or re-reports) the experiment of ``config``.
+
+  ``started``: when the process started (seconds since the epoch; the CLI passes
+  :func:`regionjax.timings.process_start`), the beginning of the ``start-up`` stage;
+  default: now.
 
   The whole config is validated first; then the workdir is locked for this
   run (:class:`regionjax.io.WorkdirLock`) and SIGTERM/SIGINT raise
@@ -333,13 +338,13 @@ def run(config, make_generator: Callable) -> dict:
   lock = io_lib.WorkdirLock(workdir) if distributed.is_writer() else contextlib.nullcontext()
   try:
     with lock, STOP.installed():
-      return _run(config, make_generator)
+      return _run(config, make_generator, time.time() if started is None else started)
   except Interrupted as e:
     e.workdir = workdir
     raise
 
 
-def _run(config, make_generator: Callable) -> dict:
+def _run(config, make_generator: Callable, started: float) -> dict:
   from regionjax import truncated_report  # matplotlib/jinja only when running
 
   truncated_mode = bool(truncated_report.max_order(config))  # components up to order k (regionjax.truncated)
@@ -362,7 +367,7 @@ def _run(config, make_generator: Callable) -> dict:
     if os.path.exists(stale):
       os.unlink(stale)
 
-  started = time.time()
+  watch = timings.Stopwatch(started)
   if config.solver.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
   writer = distributed.is_writer()
@@ -376,16 +381,18 @@ def _run(config, make_generator: Callable) -> dict:
     raise ValueError(f"target.class_id={class_id} is out of range: the model has classes 0 … {num_classes - 1}")
   if writer:
     io_lib.record_config(workdir, fingerprint(config))
+  watch.start()  # start-up ends: interpreter, imports, config, generator (a later run's start replaces it)
 
   gfp = explanation_lib.generator_fingerprint(gen, layer)
   b = config.baseline
   base_fp = explanation_lib.digest("baseline", gfp, int(b.num_codes), int(b.seed))
   base_path = os.path.join(workdir, "baseline.npz")
-  f0 = _load_baseline(base_path, base_fp)
-  if f0 is None:
-    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
-    if writer:
-      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
+  with timings.stage("baseline"):
+    f0 = _load_baseline(base_path, base_fp)
+    if f0 is None:
+      f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
+      if writer:
+        io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
   num_images = config.target.num_images
   classes = None
   if num_classes:
@@ -397,7 +404,8 @@ def _run(config, make_generator: Callable) -> dict:
   codes = _sample(gen, jax.random.PRNGKey(config.target.seed), num_images, classes)
   explainer.check_codes(codes)
 
-  targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
+  with timings.stage("solve"):  # the targets x = g(f), their features and decoders: what the solver reads
+    targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   cells = grid_cells(config, targets[0].image.shape)
   named = player_names(config, targets[0].image.shape)
   names = list(named[0]) if named else None
@@ -407,18 +415,31 @@ def _run(config, make_generator: Callable) -> dict:
   for t in targets:
     players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
-    if truncated_mode:
-      res = truncated_report.solve_target(config, t, f0, cells, players, ckpt, mesh=mesh)
-      res.names = names
-    else:
-      exp = explain_config_target(config, t, f0, players_of(config, cells, players, names), ckpt, mesh, gfp)
-      res = explainer.bind(exp, 0, decode=t.decode)
-      res.cells = cells
+    with timings.stage("solve"):
+      if truncated_mode:
+        res = truncated_report.solve_target(config, t, f0, cells, players, ckpt, mesh=mesh)
+        res.names = names
+      else:
+        exp = explain_config_target(config, t, f0, players_of(config, cells, players, names), ckpt, mesh, gfp)
+        res = explainer.bind(exp, 0, decode=t.decode)
+        res.cells = cells
     results.append(res)
 
   if not writer:  # process 0 writes the outputs once
     return {}
-  metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - started)
-  metrics["summary"]["seconds_total"] = time.time() - started  # printed: metrics and report included
+  with timings.stage("report"):  # the metrics inside are their own stage
+    metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - watch.started)
+  metrics["summary"]["seconds_total"] = time.time() - watch.started  # printed: metrics and report included
+  metrics["timings"] = watch.table()
+  _add_timings(os.path.join(workdir, "metrics.json"), metrics["timings"])
+  watch.stop()
   print(report_lib.summary_text(metrics, report_path, reused=False))
   return metrics
+
+
+def _add_timings(path: str, table: dict) -> None:
+  """metrics.json with the run's stage table (``timings``, seconds; written once the report is done)."""
+  with open(path) as fh:
+    m = json.load(fh)
+  m["timings"] = table
+  io_lib.write_json(path, m)

@@ -21,6 +21,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from regionjax import cache as cache_lib
 from regionjax import config_check
 from regionjax import distributed
 from regionjax import explainer
@@ -46,6 +47,7 @@ def fingerprint(config) -> dict:
   """The config values that determine the results (everything but the workdir)."""
   d = json.loads(config.to_json_best_effort())
   d.pop("workdir", None)
+  d.pop("cache", None)  # where compiled programs and baselines are kept: no result depends on it
   return d
 
 
@@ -310,6 +312,26 @@ def _load_baseline(path: str, fp: str) -> np.ndarray | None:
   return f0
 
 
+def baseline_f0(config, gen, layer: str, gfp: str, cache_root: str | None, writer: bool = True) -> np.ndarray:
+  """The run's ``f0``: from the workdir's ``baseline.npz``, else from the cache (``cache.dir``), else computed
+  (:func:`compute_baseline`) and stored in both. Both are keyed by the fingerprint of what ``f0`` is a function
+  of: the model, its weights and the layer (``gfp``), the number of codes and their seed."""
+  b = config.baseline
+  base_fp = cache_lib.baseline_fingerprint(gfp, b.num_codes, b.seed)
+  base_path = os.path.join(config.workdir, "baseline.npz")
+  f0 = _load_baseline(base_path, base_fp)
+  if f0 is not None:
+    return f0
+  f0 = cache_lib.load_baseline(cache_root, base_fp)
+  if f0 is None:
+    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), gen.num_classes)
+    if writer:
+      cache_lib.save_baseline(cache_root, base_fp, f0)
+  if writer:
+    io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
+  return f0
+
+
 def run(config, make_generator: Callable, started: float | None = None) -> dict:
   """Runs (or resumes, or re-reports) the experiment of ``config``.
 
@@ -368,6 +390,9 @@ def _run(config, make_generator: Callable, started: float) -> dict:
       os.unlink(stale)
 
   watch = timings.Stopwatch(started)
+  cache_root = cache_lib.resolve(config.cache.dir)
+  if cache_lib.use_compilation_cache(cache_root) is None:  # an unusable directory was reported: no cache
+    cache_root = None
   if config.solver.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
   writer = distributed.is_writer()
@@ -384,15 +409,8 @@ def _run(config, make_generator: Callable, started: float) -> dict:
   watch.start()  # start-up ends: interpreter, imports, config, generator (a later run's start replaces it)
 
   gfp = explanation_lib.generator_fingerprint(gen, layer)
-  b = config.baseline
-  base_fp = explanation_lib.digest("baseline", gfp, int(b.num_codes), int(b.seed))
-  base_path = os.path.join(workdir, "baseline.npz")
   with timings.stage("baseline"):
-    f0 = _load_baseline(base_path, base_fp)
-    if f0 is None:
-      f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
-      if writer:
-        io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
+    f0 = baseline_f0(config, gen, layer, gfp, cache_root, writer)
   num_images = config.target.num_images
   classes = None
   if num_classes:

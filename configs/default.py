@@ -42,4 +42,6 @@ def get_config():
   c.solver.chunk_size = 16
 
   c.denoise.enabled = False  # see benchmarks/README.md: composed components are already sparse
+
+  c.cache.dir = "auto"  # compiled programs and f0 kept between runs in ~/.cache/regionjax; "" = none
   return c

@@ -103,4 +103,7 @@ def get_config():
   c.report.baselines = False  # a "Baselines" section: units, directions, spatial cells vs ours on the axioms
   c.report.baselines_codes = 500  # codes whose features give the principal directions of that section
   c.report.dense_components = False  # also write components.npz (u and every Δf_S: 2**n feature-sized arrays)
+
+  c.cache = ml_collections.ConfigDict()  # kept between runs (regionjax.cache): compiled programs, baselines f0
+  c.cache.dir = "auto"  # $XDG_CACHE_HOME/regionjax or ~/.cache/regionjax; a directory; "" = no cache
   return c

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from regionjax import decoding
 from regionjax import subsets as subsets_lib
 from regionjax import transforms
 
@@ -21,6 +22,7 @@ def or_components(u: jax.Array) -> jax.Array:
   return transforms.or_interactions(u)
 
 
+@jax.jit
 def max_components(f0: jax.Array, delta: jax.Array, alpha_singletons: jax.Array) -> jax.Array:
   """Closed-form OR components of the max-composed minimal features.
 
@@ -56,11 +58,32 @@ def max_components(f0: jax.Array, delta: jax.Array, alpha_singletons: jax.Array)
   return out.reshape((1 << n,) + a.shape[1:])
 
 
+_NORMS: dict[int, tuple] = {}  # id → (array, norms): immutable arrays only (jax.Array, read-only owned NumPy)
+_NORMS_KEPT = 4
+
+
+def _immutable(x) -> bool:
+  if isinstance(x, jax.Array):
+    return True
+  return isinstance(x, np.ndarray) and not x.flags.writeable and x.base is None
+
+
 def component_norms(components: jax.Array) -> np.ndarray:
-  """``‖Δf_S‖₂`` for every ``S``; the entry of ``∅`` (the baseline) is 0."""
+  """``‖Δf_S‖₂`` for every ``S``; the entry of ``∅`` (the baseline) is 0.
+
+  Remembered for the last few immutable arrays (a ``jax.Array``, or a read-only NumPy array that owns its data,
+  as :func:`regionjax.explainer.bind` makes): the metrics ask for the norms of the same components many times.
+  """
+  hit = _NORMS.get(id(components))
+  if hit is not None and hit[0] is components:
+    return hit[1].copy()
   c = np.asarray(components, np.float64).reshape(components.shape[0], -1)
   norms = np.sqrt((c**2).sum(-1))
   norms[0] = 0.0
+  if _immutable(components):
+    while len(_NORMS) >= _NORMS_KEPT:
+      _NORMS.pop(next(iter(_NORMS)))
+    _NORMS[id(components)] = (components, norms.copy())
   return norms
 
 
@@ -127,8 +150,10 @@ def regional_pattern(decode: Callable[[jax.Array], jax.Array], f: jax.Array, com
   return decode(f) - decode(f - component)
 
 
-def regional_patterns(decode, f: jax.Array, components: jax.Array, fields) -> jax.Array:
-  """:func:`regional_pattern` for several action fields, batched with ``vmap``."""
-  base = decode(f)
-  fields = jnp.asarray(fields, jnp.int32)
-  return base[None] - jax.vmap(lambda s: decode(f - components[s]))(fields)
+def regional_patterns(decode, f: jax.Array, components: jax.Array, fields, batch_size: int | None = 64) -> np.ndarray:
+  """:func:`regional_pattern` for several action fields: compiled, ``batch_size`` decodes per call
+  (:func:`regionjax.decoding.decode_batch`)."""
+  fields = np.asarray(fields, np.int64)
+  base = np.asarray(decoding.decode_one(decode, f))
+  feats = np.asarray(f)[None] - np.asarray(components)[fields]
+  return base[None] - decoding.decode_batch(decode, feats, batch_size)

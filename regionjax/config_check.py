@@ -213,6 +213,7 @@ SCHEMA: dict[str, Check] = {
   "report.baselines": boolean(),
   "report.baselines_codes": integer(2, 10**6),
   "report.dense_components": boolean(),
+  "cache.dir": string(expect="a directory path, 'auto' (the user's cache directory) or '' (no cache)"),
 }
 
 

@@ -91,6 +91,8 @@ HELP: dict[str, str] = {
   "report.baselines": "add the Baselines section (units, directions, spatial cells vs ours)",
   "report.baselines_codes": "codes whose features give the Baselines section's principal directions",
   "report.dense_components": "also write components.npz (u and every component, 2**n feature-sized arrays per image)",
+  "cache.dir": "compiled programs and baselines kept between runs: 'auto' = $XDG_CACHE_HOME/regionjax or "
+  "~/.cache/regionjax, a directory, or '' (none); an unusable cache only warns",
 }
 
 

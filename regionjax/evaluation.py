@@ -130,10 +130,10 @@ def evaluate_image(options: MetricOptions, res) -> ImageEvaluation:
   n = res.masks.shape[0]
   ranked = components_lib.rank(comps)
   top = ranked[: max(1, math.ceil(0.1 * ranked.size))]
-  patterns = np.asarray(components_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
+  patterns = components_lib.regional_patterns(res.decode, res.f, comps, top, batch_size=options.decode_batch)
   salient = raw["salient"]["top_fraction_fields"].tolist()
   strip_sets = [1 << i for i in range(min(n, 3))] + [subsets_lib.full_set(n)]
-  strips, titles = incremental_strips(res, strip_sets, salient)
+  strips, titles = incremental_strips(res, strip_sets, salient, batch_size=options.decode_batch)
   return ImageEvaluation(metrics=metrics, raw=raw, top=top, patterns=patterns, strips=strips, strip_titles=titles)
 
 
@@ -148,7 +148,7 @@ def evaluate_batch(options: MetricOptions, results, per_image: list[ImageEvaluat
   )
 
 
-def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[str]]:
+def incremental_strips(res, target_sets, kept, batch_size: int | None = None) -> tuple[list[np.ndarray], list[str]]:
   """f0 plus the strongest fraction p of kept components meeting Ŝ (v1 Fig. 4, 7)."""
   comps = res.components
   n = res.masks.shape[0]
@@ -162,7 +162,7 @@ def incremental_strips(res, target_sets, kept) -> tuple[list[np.ndarray], list[s
       weights.append(w)
       name = "N" if target == subsets_lib.full_set(n) else subsets_lib.format_subset(target)
       titles.append(f"Ŝ={name} p={p:g}")
-  images = metrics_lib.decode_combinations(res.decode, comps, np.stack(weights))
+  images = metrics_lib.decode_combinations(res.decode, comps, np.stack(weights), batch_size)
   return list(np.asarray(images)), titles
 
 
@@ -172,7 +172,8 @@ def compute_metrics(options: MetricOptions, res) -> tuple[results_lib.ImageMetri
   ``raw`` holds each metric's full output by name (``regionjax.metrics``'s dicts of arrays).
   """
   mc = options
-  comps, u, decode, masks = res.components, np.asarray(res.solution.u), res.decode, res.masks
+  # one device copy of the components for every metric (their norms are then computed once)
+  comps, u, decode, masks = jnp.asarray(res.components), np.asarray(res.solution.u), res.decode, res.masks
   n = masks.shape[0]
   bs = mc.decode_batch
   raw = {}
@@ -217,9 +218,16 @@ def compute_metrics(options: MetricOptions, res) -> tuple[results_lib.ImageMetri
       ),
     ),
   ]
-  steps.append(("headline", lambda: metrics_lib.headline(decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs)))
+  steps.append(
+    (
+      "headline",
+      lambda: metrics_lib.headline(
+        decode, res.f, comps, u, masks, k=mc.top_k, batch_size=bs, additivity_result=raw["additivity"]
+      ),
+    )
+  )
   # Algorithm 2 on the salient set (v1 App. E/H): random multi-patch targets, so p = 1 is a real test
-  steps.append(("salient_algorithm2", lambda: _salient_algorithm2(mc, res, raw["salient"])))
+  steps.append(("salient_algorithm2", lambda: _salient_algorithm2(mc, res, raw["salient"], comps)))
   if mc.denoise:
     steps.append(("denoise", lambda: _denoise(mc, res)))
   bar = progress.bar(total=len(steps), desc=f"metrics image {res.index}", unit="metric")
@@ -372,9 +380,10 @@ def random_target_sets(n: int, count: int, seed: int) -> np.ndarray:
   return np.sort(rng.choice(pool, size=min(count, len(pool)), replace=False)).astype(np.int64)
 
 
-def _salient_algorithm2(mc: MetricOptions, res, salient) -> dict:
+def _salient_algorithm2(mc: MetricOptions, res, salient, comps=None) -> dict:
   """Controllable and sequential reconstruction and boundary breach with only the salient components kept."""
-  comps, masks, bs = res.components, res.masks, mc.decode_batch
+  comps = res.components if comps is None else comps
+  masks, bs = res.masks, mc.decode_batch
   kept = np.asarray(salient["salient_fields"])
   n = masks.shape[0]
   targets = random_target_sets(n, 8, mc.seed)

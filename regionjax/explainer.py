@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from regionjax import decoding
 from regionjax import distributed
 from regionjax import explanation as explanation_lib
 from regionjax import patches as patches_lib
@@ -274,7 +275,7 @@ def prepare_target(gen, codes, index: int, layer: str, f0: np.ndarray) -> Target
   if f.shape != np.shape(f0):
     raise ValueError(f"the feature at {layer!r} has shape {f.shape} but f0 has shape {np.shape(f0)}")
   decode = codes_decoder(gen, layer, codes1, f)
-  baseline_image = np.asarray(jax.jit(decode)(jnp.asarray(f0)))
+  baseline_image = np.asarray(decoding.decode_one(decode, jnp.asarray(f0)))
   check_finite("the baseline image g(f0)", baseline_image)
   return Target(
     index=index,
@@ -595,6 +596,13 @@ class ImageResult:
   explanation: explanation_lib.Explanation | None = None  # this image's explanation (a batch of one)
 
 
+def _frozen(x) -> np.ndarray:
+  """A read-only NumPy copy that owns its data (immutable: what the metrics may remember results of)."""
+  out = np.array(x, copy=True)
+  out.setflags(write=False)
+  return out
+
+
 def bind(exp: explanation_lib.Explanation, i: int, generator=None, *, decode: Callable | None = None) -> ImageResult:
   """Image ``i`` of ``exp`` with its decoder ``v ↦ g(v; codes_i)`` (from ``generator``, or ``decode`` given)."""
   e = exp[i]
@@ -621,7 +629,7 @@ def bind(exp: explanation_lib.Explanation, i: int, generator=None, *, decode: Ca
     players=cell_ids,
     masks=masks,
     solution=e.solver_result(0),
-    components=np.asarray(e.components()[0]),
+    components=_frozen(e.components()[0]),
     decode=decode,
     seconds=float(e.info.seconds[0]) if e.info.seconds else 0.0,
     names=list(players.names) if players.names else None,

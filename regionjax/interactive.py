@@ -185,7 +185,7 @@ def build(
   top = np.asarray(sorted(set(top.tolist()) | listed, key=lambda s: -norms[s]), np.int64)
   patterns = {}
   if top.size:
-    pats = np.asarray(components_lib.regional_patterns(res.decode, jnp.asarray(res.f), jnp.asarray(comps), top))
+    pats = components_lib.regional_patterns(res.decode, res.f, comps, top, batch_size=batch_size)
     scale = float(np.abs(pats.mean(-1)).max())
     patterns = {str(int(s)): img(pattern_pixels(p, scale)) for s, p in zip(top, pats)}
   th, tw = thumb_shape(res.image.shape[0], res.image.shape[1], thumb_size)
@@ -474,7 +474,7 @@ def build_comparison(
   )
   images = []
   for r, rank_of, norms, report in zip(results, ranks, norms_all, reports):
-    pats = np.asarray(components_lib.regional_patterns(r.decode, jnp.asarray(r.f), jnp.asarray(r.components), fields))
+    pats = components_lib.regional_patterns(r.decode, r.f, r.components, fields, batch_size=batch_size)
     scale = float(np.abs(pats.mean(-1)).max())
     images.append(
       {

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from regionjax import components as components_lib
+from regionjax import decoding
 from regionjax import subsets as subsets_lib
 from regionjax import transforms
 
@@ -85,18 +86,13 @@ def safe_ratio(num, den):
   return np.where(num == 0, 0.0, num / np.maximum(den, _TINY))
 
 
-def decode_batch(decode: Decode, features: jax.Array, batch_size: int | None = None) -> jax.Array:
-  """``decode`` over a leading batch axis, one compiled call.
+def decode_batch(decode: Decode, features, batch_size: int | None = None) -> np.ndarray:
+  """``decode`` over a leading batch axis (:func:`regionjax.decoding.decode_batch`).
 
-  ``batch_size=None`` vmaps the whole batch; otherwise ``lax.map`` runs vmapped
-  chunks of ``batch_size`` (bounds memory for big generators).
+  ``batch_size=None`` vmaps the whole batch in one call; otherwise blocks of
+  ``batch_size`` rows share one compiled program (bounds memory for big generators).
   """
-  features = jnp.asarray(features)
-  if features.shape[0] == 0:
-    raise ValueError("decode_batch needs at least one feature")
-  if batch_size is None or batch_size >= features.shape[0]:
-    return jax.jit(jax.vmap(decode))(features)
-  return jax.jit(lambda x: jax.lax.map(decode, x, batch_size=int(batch_size)))(features)
+  return decoding.decode_batch(decode, features, batch_size)
 
 
 def num_players(components) -> int:
@@ -136,26 +132,14 @@ def prefix_weights(n: int, order: np.ndarray, counts: np.ndarray) -> np.ndarray:
   return w
 
 
-def decode_combinations(decode: Decode, components, weights, batch_size: int | None = None) -> jax.Array:
-  """``g(f0 + Σ_S w_S Δf_S)`` for every row of ``weights`` ``(B, 2**n)`` (``w[:, 0]`` ignored).
+def decode_combinations(decode: Decode, components, weights, batch_size: int | None = None) -> np.ndarray:
+  """``g(f0 + Σ_S w_S Δf_S)`` for every row of ``weights`` ``(B, 2**n)`` (``w[:, 0]`` ignored;
+  :func:`regionjax.decoding.decode_combinations`).
 
   Each feature is formed inside the batched call, so with ``batch_size``
   only ``batch_size`` features (not ``B``) are in memory at a time.
   """
-  comps = jnp.asarray(components)
-  weights = jnp.asarray(weights, comps.dtype)
-  if weights.ndim != 2 or weights.shape[1] != comps.shape[0]:
-    raise ValueError(f"weights must be (B, {comps.shape[0]}), got {weights.shape}")
-  if weights.shape[0] == 0:
-    raise ValueError("decode_combinations needs at least one row of weights")
-
-  def run(c, w):
-    one = lambda wi: decode(components_lib.combine(c, wi))
-    if batch_size is None or batch_size >= w.shape[0]:
-      return jax.vmap(one)(w)
-    return jax.lax.map(one, w, batch_size=int(batch_size))
-
-  return jax.jit(run)(comps, weights)  # components are an argument, not a baked-in constant
+  return decoding.decode_combinations(decode, components, weights, batch_size)
 
 
 def patch_sq_error(images, reference, masks) -> tuple[np.ndarray, np.ndarray]:
@@ -264,7 +248,7 @@ def completeness(components, f, *, u=None, decode: Decode | None = None, image=N
     un = np.asarray(u, np.float64)[-1]
     out["identity_error"] = float(safe_ratio(np.linalg.norm(total - un), np.linalg.norm(un - f0)))
   if decode is not None and image is not None:
-    img = np.asarray(jax.jit(decode)(jnp.asarray(total, comps.dtype)), np.float64)
+    img = np.asarray(decoding.decode_one(decode, jnp.asarray(total, comps.dtype)), np.float64)
     image = np.asarray(image, np.float64)
     out["image_rmse"] = float(np.sqrt(np.mean((img - image) ** 2)))
     if masks is not None:
@@ -277,6 +261,27 @@ def completeness(components, f, *, u=None, decode: Decode | None = None, image=N
 # ---------------------------------------------------------------------------
 # Linear additivity (v2 §3.1, Fig. 4, App. E; v1 eq. 11)
 # ---------------------------------------------------------------------------
+
+
+@jax.jit
+def _kept_matching(comps, keep):
+  """``or_matching`` of the components with weights ``keep`` (1 kept, 0 dropped), one compiled call."""
+  return transforms.or_matching(comps * keep.reshape((-1,) + (1,) * (comps.ndim - 1)))
+
+
+def _matching_norms(h: np.ndarray, u: np.ndarray, rows: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """``‖h(Ŝ) − u(Ŝ)‖₂``, ``‖u(Ŝ)‖₂`` and ``‖u(Ŝ) − u(∅)‖₂`` in float64, a few rows at a time (the same sums
+  as on the whole arrays, without their float64 copies: each row is reduced on its own)."""
+  h2, u2 = h.reshape(h.shape[0], -1), u.reshape(u.shape[0], -1)
+  u0 = u2[0].astype(np.float64)
+  miss, norms, size = (np.empty(u2.shape[0]) for _ in range(3))
+  for start in range(0, u2.shape[0], rows):
+    stop = min(start + rows, u2.shape[0])
+    ub = u2[start:stop].astype(np.float64)
+    miss[start:stop] = np.linalg.norm(h2[start:stop].astype(np.float64) - ub, axis=1)
+    norms[start:stop] = np.linalg.norm(ub, axis=1)
+    size[start:stop] = np.linalg.norm(ub - u0, axis=1)
+  return miss, norms, size
 
 
 def additivity(components, u, k: int = ADDITIVITY_TOP_K) -> dict:
@@ -307,14 +312,10 @@ def additivity(components, u, k: int = ADDITIVITY_TOP_K) -> dict:
   kept = components_lib.top_k(comps, min(int(k), (1 << n) - 1))
   keep = _kept(n, kept).astype(np.float32)
   keep[0] = 1.0  # f0 stays
-  h = transforms.or_matching(comps * jnp.asarray(keep, comps.dtype).reshape((-1,) + (1,) * (comps.ndim - 1)))
-  diff = _flat(h) - _flat(u)
-  dim = diff.shape[1]
-  errors = np.linalg.norm(diff, axis=1) / math.sqrt(max(dim, 1))
-  u_flat = _flat(u)
-  u_norms = np.linalg.norm(u_flat, axis=1)
-  miss = np.linalg.norm(diff, axis=1)
-  size = np.linalg.norm(u_flat - u_flat[0], axis=1)
+  h = _kept_matching(comps, jnp.asarray(keep, comps.dtype))
+  miss, u_norms, size = _matching_norms(np.asarray(h), np.asarray(u))
+  dim = int(np.prod(comps.shape[1:]))
+  errors = miss / math.sqrt(max(dim, 1))
   rel = safe_ratio(miss, size)
   # one number for all Ŝ: √(Σ_Ŝ ‖h_K(Ŝ) − u(Ŝ)‖² / Σ_Ŝ ‖u(Ŝ) − f0‖²)
   aggregate = float(
@@ -376,9 +377,9 @@ def boundedness(decode: Decode, f, components, masks, fields=None, *, batch_size
     out.update(_stats(np.zeros(0), "rho"))
     out.update(_stats(np.zeros(0), "rho_image"))
     return out
-  f = jnp.asarray(f, comps.dtype)
-  feats = f[None] - comps[jnp.asarray(fields)]
-  base = np.asarray(jax.jit(decode)(f), np.float64)
+  f = np.asarray(f, comps.dtype)
+  feats = f[None] - np.asarray(comps)[fields]
+  base = np.asarray(decoding.decode_one(decode, f), np.float64)
   patterns = base[None] - np.asarray(decode_batch(decode, feats, batch_size), np.float64)
   per, _ = patch_sq_error(patterns, np.zeros_like(base), masks)  # (F, n) energy per patch
   inside = np.stack([bits_of(s, n) for s in fields])  # (F, n)
@@ -434,7 +435,7 @@ def boundary_breach(
   """
   comps = jnp.asarray(components)
   n = num_players(comps)
-  base = jax.jit(decode)(comps[0])
+  base = decoding.decode_one(decode, comps[0])
   masks = _check_masks(masks, n, base.shape)
   players = np.arange(n) if players is None else np.atleast_1d(np.asarray(players, np.int64))
   if players.size == 0 or players.min() < 0 or players.max() >= n:
@@ -970,8 +971,11 @@ def headline(
   k: int = ADDITIVITY_TOP_K,
   top_fraction: float = 0.1,
   batch_size: int | None = None,
+  additivity_result: dict | None = None,
 ) -> dict:
   """The paper-literal figures of one decomposition.
+
+  ``additivity_result``: :func:`additivity` of these components with this ``k``, when already computed.
 
   * ``rho_image_top``: mean over the strongest ``top_fraction`` of components
     of ρ with the whole image as denominator (v2 §3.2.1: "the entire pattern");
@@ -986,7 +990,7 @@ def headline(
   ranked = ranked[norms[ranked] > 0]
   top = ranked[: max(1, math.ceil(top_fraction * ((1 << n) - 1)))]
   b = boundedness(decode, f, comps, masks, fields=top, batch_size=batch_size)
-  add = additivity(comps, u, k=k)
+  add = additivity(comps, u, k=k) if additivity_result is None else additivity_result
   return {
     "rho_image_top": float(np.mean(b["rho_image"])) if top.size else 1.0,
     "rho_players_top": float(np.mean(b["rho"])) if top.size else 1.0,

@@ -21,6 +21,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from regionjax import cache as cache_lib
 from regionjax import config_check
 from regionjax import distributed
 from regionjax import explainer
@@ -29,6 +30,7 @@ from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import progress
 from regionjax import solver as solver_lib
+from regionjax import timings
 from regionjax import truncated
 from regionjax.generator import check_layer
 
@@ -75,7 +77,9 @@ def fingerprint(config) -> dict:
   (``distributed``: each process has its own process_id, a resume may use another port) and
   ``target.images_per_step`` (the same results batched or one by one)."""
   d = json.loads(config.to_json_best_effort())
-  for key in ("workdir", "overwrite", "distributed"):  # where the results go, and how the work is spread
+  # where the results go, whether a foreign workdir may be used, how the work is spread, where compiled programs
+  # and baselines are cached: no result depends on them
+  for key in ("workdir", "overwrite", "distributed", "cache"):
     d.pop(key, None)
   d.get("target", {}).pop("images_per_step", None)
   path = d.get("target", {}).get("codes_file")
@@ -354,16 +358,41 @@ def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray
 
 
 def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:
-  """What ``f0`` depends on: the generator at the layer (:func:`regionjax.explanation.generator_fingerprint`),
-  ``num_codes``, ``seed``, ``batch_size`` (the codes of a batch are drawn from ``fold_in(seed, start)``, so
-  another batch size draws other codes) and the precision the features are computed in."""
-  return explanation_lib.digest(
-    "baseline", generator_fp, int(baseline.num_codes), int(baseline.seed), int(baseline.batch_size), str(dtype)
+  """What ``f0`` depends on (:func:`regionjax.cache.baseline_fingerprint`), from the config's baseline block."""
+  return cache_lib.baseline_fingerprint(
+    generator_fp, baseline.num_codes, baseline.seed, baseline.batch_size, dtype
   )
 
 
-def run(config, make_generator: Callable) -> dict:
+def baseline_f0(
+  config, gen, layer: str, gfp: str, feature_shape: tuple, cache_root: str | None, writer: bool = True
+) -> np.ndarray:
+  """The run's ``f0``: from the workdir's ``baseline.npz``, else from the cache (``cache.dir``), else computed
+  (:func:`compute_baseline`) and stored in both. Both are keyed by :func:`baseline_fingerprint`."""
+  b = config.baseline
+  base_fp = baseline_fingerprint(gfp, b, config.solver.dtype)
+  base_path = os.path.join(config.workdir, "baseline.npz")
+  f0 = _load_baseline(base_path, base_fp, feature_shape)
+  if f0 is not None:
+    return f0
+  f0 = cache_lib.load_baseline(cache_root, base_fp)
+  if f0 is not None and tuple(f0.shape) != tuple(feature_shape):
+    f0 = None
+  if f0 is None:
+    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), gen.num_classes)
+    if writer:
+      cache_lib.save_baseline(cache_root, base_fp, f0)
+  if writer:
+    io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
+  return f0
+
+
+def run(config, make_generator: Callable, started: float | None = None) -> dict:
   """Runs (or resumes, or re-reports) the experiment of ``config``.
+
+  ``started``: when the process started (seconds since the epoch; the CLI passes
+  :func:`regionjax.timings.process_start`), the beginning of the ``start-up`` stage;
+  default: now.
 
   The whole config is validated first; then the workdir is locked for this
   run (:class:`regionjax.io.WorkdirLock`) and SIGTERM/SIGINT raise
@@ -389,13 +418,13 @@ def run(config, make_generator: Callable) -> dict:
   lock = io_lib.WorkdirLock(workdir) if writer else contextlib.nullcontext()
   try:  # the writer lists every file it writes (regionjax_outputs.json): a run removes only those
     with lock, io_lib.recording(workdir) if writer else contextlib.nullcontext(), STOP.installed():
-      return _run(config, make_generator)
+      return _run(config, make_generator, time.time() if started is None else started)
   except Interrupted as e:
     e.workdir = workdir
     raise
 
 
-def _run(config, make_generator: Callable) -> dict:
+def _run(config, make_generator: Callable, started: float) -> dict:
   from regionjax import truncated_report  # matplotlib/jinja only when running
 
   truncated_mode = bool(truncated_report.max_order(config))  # components up to order k (regionjax.truncated)
@@ -418,14 +447,17 @@ def _run(config, make_generator: Callable) -> dict:
       try:
         text = report_lib.summary_text(metrics, report_path, reused=True)
       except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:  # of the wrong shape
-        io_lib.warn(f"{metrics_path} is damaged ({io_lib._short(e)}); recomputing the outputs from the checkpoints")
+        io_lib.warn(f"{metrics_path} is damaged ({io_lib.short_error(e)}); recomputing the outputs from the checkpoints")
     if text is not None:
       print(text)
       return metrics
   for stale in ("report.html", "metrics.json"):  # nothing half-written may look like a result; a file
     io_lib.remove_output(workdir, stale)  # no run wrote (the user's own) is left alone
 
-  started = time.time()
+  watch = timings.Stopwatch(started)
+  cache_root = cache_lib.resolve(config.cache.dir)
+  if cache_lib.use_compilation_cache(cache_root) is None:  # an unusable directory was reported: no cache
+    cache_root = None
   if config.solver.dtype == "float64":
     jax.config.update("jax_enable_x64", True)
   writer = distributed.is_writer()
@@ -462,16 +494,11 @@ def _run(config, make_generator: Callable) -> dict:
     patches_lib.mask_scores(cells, patches_lib.load_mask_image(config.patches.mask_path))
   if writer:
     io_lib.record_config(workdir, fingerprint(config))
+  watch.start()  # start-up ends: interpreter, imports, config, generator (a later run's start replaces it)
 
   gfp = explanation_lib.generator_fingerprint(gen, layer)
-  b = config.baseline
-  base_fp = baseline_fingerprint(gfp, b, config.solver.dtype)
-  base_path = os.path.join(workdir, "baseline.npz")
-  f0 = _load_baseline(base_path, base_fp, feature_shape)
-  if f0 is None:
-    f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), num_classes)
-    if writer:
-      io_lib.atomic_savez(base_path, f0=f0, fingerprint=np.asarray(base_fp))
+  with timings.stage("baseline"):
+    f0 = baseline_f0(config, gen, layer, gfp, feature_shape, cache_root, writer)
 
   if num_images > 1 and not truncated_mode:  # dataset run: images streamed to disk one by one, resumable per image
     from regionjax import dataset
@@ -482,7 +509,8 @@ def _run(config, make_generator: Callable) -> dict:
       print(report_lib.summary_text(metrics, report_path, reused=False))
     return metrics
 
-  targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
+  with timings.stage("solve"):  # the targets x = g(f), their features and decoders: what the solver reads
+    targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   names = list(named[0]) if named else None
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
     shared = choose_players(config, cells, targets)
@@ -490,18 +518,31 @@ def _run(config, make_generator: Callable) -> dict:
   for t in targets:
     players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
-    if truncated_mode:
-      res = truncated_report.solve_target(config, t, f0, cells, players, ckpt, mesh=mesh)
-      res.names = names
-    else:
-      exp = explain_config_target(config, t, f0, players_of(config, cells, players, names), ckpt, mesh, gfp)
-      res = explainer.bind(exp, 0, decode=t.decode)
-      res.cells = cells
+    with timings.stage("solve"):
+      if truncated_mode:
+        res = truncated_report.solve_target(config, t, f0, cells, players, ckpt, mesh=mesh)
+        res.names = names
+      else:
+        exp = explain_config_target(config, t, f0, players_of(config, cells, players, names), ckpt, mesh, gfp)
+        res = explainer.bind(exp, 0, decode=t.decode)
+        res.cells = cells
     results.append(res)
 
   if not writer:  # process 0 writes the outputs once
     return {}
-  metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - started)
-  metrics["summary"]["seconds_total"] = time.time() - started  # printed: metrics and report included
+  with timings.stage("report"):  # the metrics inside are their own stage
+    metrics = report_lib.write_outputs(config, gen, results, workdir, elapsed=time.time() - watch.started)
+  metrics["summary"]["seconds_total"] = time.time() - watch.started  # printed: metrics and report included
+  metrics["timings"] = watch.table()
+  _add_timings(os.path.join(workdir, "metrics.json"), metrics["timings"])
+  watch.stop()
   print(report_lib.summary_text(metrics, report_path, reused=False))
   return metrics
+
+
+def _add_timings(path: str, table: dict) -> None:
+  """metrics.json with the run's stage table (``timings``, seconds; written once the report is done)."""
+  with open(path) as fh:
+    m = json.load(fh)
+  m["timings"] = table
+  io_lib.write_json(path, m)

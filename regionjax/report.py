@@ -25,6 +25,7 @@ from regionjax import io as io_lib
 from regionjax import metrics as metrics_lib
 from regionjax import progress
 from regionjax import results as results_lib
+from regionjax import timings
 
 
 _uri = figures.data_uri
@@ -330,10 +331,11 @@ def write_image(config, res, outdir: str, samples_png, header: dict, features=No
   """
   os.makedirs(outdir, exist_ok=True)
   options = evaluation.MetricOptions.from_config(config)
-  ev = evaluation.evaluate_image(options, res)
-  metrics = ev.metrics
-  if features is not None:
-    metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(options, res, features))
+  with timings.stage("metrics"):
+    ev = evaluation.evaluate_image(options, res)
+    metrics = ev.metrics
+    if features is not None:
+      metrics = dataclasses.replace(metrics, baselines=evaluation.baseline_scores(options, res, features))
   bar = progress.bar(total=3, desc=f"report image {res.index}", unit="part")
   bar.set_postfix(part="figures")
   figs = image_figures(config, res, ev, samples_png)
@@ -532,6 +534,7 @@ def summary_text(metrics: dict, report_path: str, reused: bool) -> str:
     f"against f itself ‖f0 + ΣΔf_S − f‖/‖f − f0‖ = {c['feature_error']:.3f} (u(N) keeps only what the players need)",
     "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
     f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
+    *timings.summary_lines(metrics, reused),
     f"  report: {os.path.abspath(report_path)}",
   ]
   return "\n".join(lines)

@@ -32,6 +32,7 @@ from regionjax import metrics as metrics_lib  # noqa: E402
 from regionjax import progress  # noqa: E402
 from regionjax import solver as solver_lib  # noqa: E402
 from regionjax import subsets as subsets_lib  # noqa: E402
+from regionjax import timings  # noqa: E402
 from regionjax import truncated as truncated_lib  # noqa: E402
 
 SKIPPED = (
@@ -333,7 +334,8 @@ Method: Chen, Cheng, Ding, Lin, Zhang, arXiv 2410.04421; the truncation is regio
 
 def write_image(config, res: ImageResult, outdir: str, header: dict) -> dict:
   os.makedirs(outdir, exist_ok=True)
-  metrics, explained = compute_metrics(config, res)
+  with timings.stage("metrics"):
+    metrics, explained = compute_metrics(config, res)
   metrics["summary"].update(header)
   sol = res.solution
   fam = sol.family
@@ -443,6 +445,7 @@ def summary_text(metrics: dict, report_path: str, reused: bool) -> str:
     "  strongest fields: " + ", ".join(f"{c['field']} ({c['norm']:.3g})" for c in metrics["top_components"][:5]),
     f"  {SKIPPED_LINE}",
     f"  wall time {s['seconds_total']:.0f} s (after start-up: generator, baseline, solve, metrics, report)",
+    *timings.summary_lines(metrics, reused),
     f"  report: {os.path.abspath(report_path)}",
   ]
   return "\n".join(lines)

@@ -26,12 +26,35 @@ def main(*args, timeout=240):
   )
 
 
+WALL = {}  # seconds of the finished run, measured around the process
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("planted"))
+  t0 = time.time()
   proc = main(f"--config.workdir={workdir}")
+  WALL["finished"] = time.time() - t0
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc
+
+
+def test_stage_timings(finished):
+  """metrics.json ``timings``: every stage present, ≥ 0, not overlapping (their sum ≤ the process's wall time);
+  the last lines print the table."""
+  workdir, proc = finished
+  with open(os.path.join(workdir, "metrics.json")) as fh:
+    t = json.load(fh)["timings"]
+  stages = ("startup", "baseline", "compile", "solve", "metrics", "report", "other")
+  assert set(stages) | {"total"} == set(t)
+  assert all(t[k] >= 0 for k in stages), t
+  for k in ("startup", "compile", "solve", "metrics", "report"):  # each did work in this run
+    assert t[k] > 0, (k, t)
+  assert sum(t[k] for k in stages) == pytest.approx(t["total"], abs=0.01)
+  assert t["total"] <= WALL["finished"], (t, WALL)
+  tail = proc.stdout.strip().splitlines()[-4:]
+  assert "start-up" in tail[1] and "total" in tail[1], tail
+  assert float(tail[2].split()[-1]) == pytest.approx(t["total"], abs=0.06)
 
 
 def test_outputs(finished):

@@ -41,7 +41,8 @@ def load(path: str | None = None, config: DCGANConfig | None = None) -> DCGANGen
       f"DCGAN weights {path} not found; convert them with: "
       f"python -m regionjax.ports.dcgan.convert --weights weights.tar --out {path}"
     )
-  template = DCGAN(config).init(jax.random.PRNGKey(0), jnp.zeros((1, config.nz)))
+  # the variables' structure and shapes only: no random initialiser is compiled or run (seconds on a CPU)
+  template = jax.eval_shape(DCGAN(config).init, jax.random.PRNGKey(0), jnp.zeros((1, config.nz)))
   with open(path, "rb") as fh:
     try:
       variables = flax.serialization.from_bytes(template, fh.read())
@@ -49,7 +50,7 @@ def load(path: str | None = None, config: DCGANConfig | None = None) -> DCGANGen
       raise ValueError(
         f"{path} is not a DCGAN checkpoint for nz={config.nz}, ngf={config.ngf}: {' '.join(str(e).split())[:200]}"
       ) from None
-  shapes = jax.tree.map(jnp.shape, template)
+  shapes = jax.tree.map(lambda x: tuple(x.shape), template)
   got = jax.tree.map(jnp.shape, variables)
   if shapes != got:
     raise ValueError(f"{path} holds a DCGAN of other shapes than nz={config.nz}, ngf={config.ngf}")

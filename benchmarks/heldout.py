@@ -42,8 +42,10 @@ VARIANTS = {
   "default": {},
   "l1dist-4": {"l1_distance_weight": 4.0},
   "l1dist-16": {"l1_distance_weight": 16.0},
+  "l1dist-64": {"l1_distance_weight": 64.0},
   "outside": {"keep_outside": True},
   "l1dist-4+outside": {"l1_distance_weight": 4.0, "keep_outside": True},
+  "l1dist-16+outside": {"l1_distance_weight": 16.0, "keep_outside": True},
 }
 #: name → (role, loader, tap).
 ROLES = {"face": "tuned on", "digits": "TUNING", "scenes": "HELD OUT", "photos": "HELD OUT"}

@@ -71,6 +71,8 @@ def get_config():
   c.solver.lam_max = ml_collections.config_dict.placeholder(float)  # λ continuation cap (None: off)
   c.solver.lam_growth = 4.0  # λ ← λ·growth for subsets that miss τ, while λ ≤ lam_max
   c.solver.refine_steps = 0  # 'max': then this many steps of every composed subset from its composed α
+  c.solver.l1_distance_weight = 0.0  # β: L1 weighted by 1 + β·(distance from S); 0 = the paper's objective
+  c.solver.keep_outside = False  # also keep the pixels under no player at the target in every subset
   c.solver.max_order = 0  # k > 0: only the C(n, ≤k) minimal features u(N∖T), |T| ≤ k, and the components
   # of order ≤ k (regionjax.truncated; n up to 62); 0 = all 2**n subsets
 

@@ -189,6 +189,8 @@ SCHEMA: dict[str, Check] = {
   ),
   "solver.lam_growth": number(1, 1e6, lo_open=True),
   "solver.refine_steps": integer(0, 10**6),
+  "solver.l1_distance_weight": number(0, 1e6, expect="a finite number >= 0 (0 = the paper's objective)"),
+  "solver.keep_outside": boolean(),
   "solver.max_order": integer(0, 62),
   "distributed.coordinator_address": Check(
     lambda v: isinstance(v, str) and (v == "" or _host_port(v)), "'' or 'host:port' with a port in 1 … 65535"

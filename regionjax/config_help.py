@@ -68,6 +68,11 @@ HELP: dict[str, str] = {
   "solver.composition": "'independent' (all 2**n − 1 problems, the paper) or 'max' (n + 1 problems, composed)",
   "solver.lam_max": "λ continuation: subsets missing τ are solved again with λ × lam_growth up to this (None = off)",
   "solver.lam_growth": "factor of the λ continuation",
+  "solver.l1_distance_weight": (
+    "β of the distance-weighted L1: keeping feature at distance d from S's patches (feature-map units / side) "
+    "costs 1 + β·d; 0 = the paper's objective (README 'Faithful by default?')"
+  ),
+  "solver.keep_outside": "also keep the pixels under no player at the target in every minimal feature (not the paper)",
   "solver.refine_steps": "'max' composition: then this many steps of every composed subset (0 = off)",
   "solver.max_order": "k > 0: only components of order ≤ k, from the C(n, ≤k) problems (n up to 62); 0 = all",
   "distributed.coordinator_address": "'host:port' of process 0 for a multi-process run ('' = single process or auto)",

@@ -166,6 +166,9 @@ RESULT_OPTIONS = (
   "refine_steps",
   "stop_tol",
 )
+#: Result-changing options added later: in the fingerprint only when they differ from these defaults (the paper's
+#: objective), so checkpoints and saved explanations made before them keep their fingerprint.
+RESULT_OPTIONS_IF_SET = {"l1_distance_weight": 0.0, "keep_outside": False}
 
 
 def _dtype_name(d) -> str | None:
@@ -228,7 +231,9 @@ def solve_fingerprint(*, layer: str, f, f0, image, masks, options: solver_lib.So
   fingerprint differs from this run's is recomputed or refused.
   """
   o = options_to_json(options)
-  return digest("solve", model, layer, {k: o[k] for k in RESULT_OPTIONS}, f, f0, image, np.asarray(masks, bool))
+  used = {k: o[k] for k in RESULT_OPTIONS}
+  used.update({k: o[k] for k, default in RESULT_OPTIONS_IF_SET.items() if o[k] != default})
+  return digest("solve", model, layer, used, f, f0, image, np.asarray(masks, bool))
 
 
 def generator_fingerprint(generator, layer: str) -> str:

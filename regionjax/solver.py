@@ -6,6 +6,13 @@ Paper v2 eq. (5) and App. E; v1 §3.2 "Implementation details":
     α_S = argmin_α ‖α ⊙ (f − f0)‖₁ + (λ / |S|) · ‖mask_S ⊙ (g(u(S)) − x)‖₂²
 
 solved by projected gradient descent: an Adam step, then a clip to the box.
+
+Two options change the objective (both off by default, which is the paper's):
+``l1_distance_weight`` β > 0 weighs the L1 term by the distance from ``S``,
+``‖w_S ⊙ α ⊙ (f − f0)‖₁`` with ``w_S = 1 + β · d_S`` (:func:`distance_maps`),
+so a minimal feature pays more for keeping feature far from its patches;
+``keep_outside`` adds the pixels under no player to ``mask_S`` in the
+reconstruction term, so every minimal feature also keeps them at the target.
 ``α_N`` is solved first from ``α = 1``; it is the warm start of every other
 subset (v1 §4.1). ``u(∅) = f0`` exactly. Subsets are solved in chunks: within
 a chunk, one ``jit``-compiled, ``vmap``-ed computation whose steps run inside
@@ -120,6 +127,8 @@ class Problem:
   steps: int = flax.struct.field(pytree_node=False)
   remat: Any = flax.struct.field(pytree_node=False, default=False)
   decode_dtype: Any = flax.struct.field(pytree_node=False, default=None)
+  l1_distance: Any = None  # (n, *f.shape) β·d_i (:func:`distance_maps`), or None: the paper's unweighted L1
+  outside: Any = None  # (H, W) bool: pixels kept at the target in every subset (``keep_outside``), or None
 
   def __post_init__(self):
     if not isinstance(self.decode, jax.tree_util.Partial):
@@ -164,19 +173,64 @@ def make_optimizer(
   raise ValueError(f"unknown optimizer {optimizer!r}; use one of {OPTIMIZERS}")
 
 
+def subset_members(n: int, s: jax.Array) -> jax.Array:
+  """The ``(n,)`` boolean membership of a traced subset ``s``: an int32
+  bitmask (``n ≤ 31``) or already a boolean ``(n,)`` vector (any ``n``; see
+  :func:`encode_subsets`)."""
+  if jnp.ndim(s) == 1:
+    return s.astype(bool)
+  return ((s >> jnp.arange(n)) & 1).astype(bool)
+
+
 def subset_pixel_mask(masks: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
   """``(mask_S, |S|)`` for a traced bitmask ``s``: the union of member masks.
 
   ``s`` is an int32 bitmask (``n ≤ 31``) or a boolean ``(n,)`` membership
   vector (any ``n``; see :func:`encode_subsets`).
   """
-  n = masks.shape[0]
-  if jnp.ndim(s) == 1:
-    members = s.astype(bool)
-  else:
-    members = ((s >> jnp.arange(n)) & 1).astype(bool)
+  members = subset_members(masks.shape[0], s)
   mask = jnp.any(masks & members[:, None, None], axis=0)
   return mask, members.sum()
+
+
+def distance_maps(masks, feature_shape: tuple[int, ...]) -> np.ndarray:
+  """``d_i``: each feature element's distance from player ``i``'s patch, in feature-map coordinates.
+
+  For a spatial feature ``(h, w, c)`` (channels last), position ``(r, q)``
+  lies under patch ``i`` when the pixel at the centre of its footprint does
+  (the naive receptive area, as :func:`regionjax.baselines.feature_owners`);
+
+      d_i(r, q) = min_{(r', q') under i} ‖(r, q) − (r', q')‖₂ / max(h, w),
+
+  0 under the patch, up to about √2 in the far corner, the same for every
+  channel. The L1 weight of subset ``S`` is ``w_S = 1 + β · min_{i∈S} d_i``
+  (:func:`objective`). A patch too small to cover any position's centre
+  falls back to the position nearest to its own centre. Returns
+  ``(n, *feature_shape)`` float32.
+  """
+  masks = np.asarray(masks, bool)
+  if len(feature_shape) != 3:
+    raise ValueError(
+      f"l1_distance_weight needs a spatial feature (h, w, c), channels last; this layer's feature has shape "
+      f"{tuple(feature_shape)}: choose a convolutional layer or set l1_distance_weight = 0"
+    )
+  h, w, c = feature_shape
+  big_h, big_w = masks.shape[1:]
+  rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)
+  cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
+  under = masks[:, rows][:, :, cols]  # (n, h, w)
+  rr, qq = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  grid = np.stack([rr.ravel(), qq.ravel()], -1).astype(np.float64)  # (h·w, 2)
+  out = np.empty((masks.shape[0], h, w), np.float64)
+  for i, cells in enumerate(under):
+    if not cells.any():  # centre of the patch in feature coordinates
+      ys, xs = np.nonzero(masks[i])
+      cells = np.zeros((h, w), bool)
+      cells[min(int(ys.mean() * h / big_h), h - 1), min(int(xs.mean() * w / big_w), w - 1)] = True
+    inside = grid[cells.ravel()]
+    d = np.sqrt(((grid[:, None, :] - inside[None]) ** 2).sum(-1)).min(1)
+    out[i] = d.reshape(h, w) / max(h, w)
+  return np.repeat(out[..., None], c, axis=-1).astype(np.float32)
 
 
 REMAT_POLICIES = {
@@ -221,15 +275,30 @@ def _decoder(problem: Problem) -> Decode:
 
 
 def objective(problem: Problem, alpha: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``‖α⊙Δf‖₁ + (λ/|S|)·‖mask_S⊙(g(f0+α⊙Δf) − x)‖²`` and the RMSE on ``S``."""
+  """``‖w_S⊙α⊙Δf‖₁ + (λ/|S|)·‖mask'_S⊙(g(f0+α⊙Δf) − x)‖²`` and the RMSE on ``S``.
+
+  The paper's objective (eq. 5) has ``w_S = 1`` and ``mask'_S = mask_S``.
+  With ``problem.l1_distance`` (``β·d_i``, :func:`distance_maps`) the L1 term
+  is weighted by ``w_S = 1 + min_{i∈S} β·d_i``: keeping feature far from the
+  patches of ``S`` costs more. With ``problem.outside`` the pixels under no
+  player join the reconstruction term, ``mask'_S = mask_S ∪ outside``; the
+  RMSE returned (what ``τ`` bounds) stays the one on the pixels of ``S``.
+  """
   delta = problem.f - problem.f0
   u = problem.f0 + alpha * delta
   image = _decoder(problem)(u)
   mask, size = subset_pixel_mask(problem.masks, s)
-  residual = (image - problem.target) * mask[..., None]
-  sq = jnp.sum(residual**2)
+  sq = jnp.sum(((image - problem.target) * mask[..., None]) ** 2)
+  fit = sq
+  if problem.outside is not None:
+    fit = jnp.sum(((image - problem.target) * (mask | problem.outside)[..., None]) ** 2)
   size = jnp.maximum(size, 1)
-  loss = jnp.sum(jnp.abs(alpha * delta)) + problem.lam / size * sq
+  l1 = jnp.abs(alpha * delta)
+  if problem.l1_distance is not None:
+    members = subset_members(problem.n, s).reshape((-1,) + (1,) * alpha.ndim)
+    d_s = jnp.min(jnp.where(members, problem.l1_distance, jnp.inf), axis=0)
+    l1 = l1 * (1.0 + jnp.where(jnp.any(members), d_s, 0.0))  # ∅ (never solved): unweighted
+  loss = jnp.sum(l1) + problem.lam / size * fit
   count = jnp.maximum(mask.sum() * problem.target.shape[-1], 1)
   return loss, jnp.sqrt(sq / count)
 
@@ -461,6 +530,11 @@ class SolverOptions:
       changed by less than this fraction over the last block of
       ``steps_per_call`` steps, and waiting subsets take its place
       (:func:`solve_pool`); ``None``: every subset runs all ``steps``.
+    l1_distance_weight: β ≥ 0 of the distance-weighted L1 (:func:`objective`,
+      :func:`distance_maps`): ``‖(1 + β·d_S) ⊙ α ⊙ Δf‖₁``; 0 = the paper's
+      objective. Needs an ``(h, w, c)`` feature, or explicit ``distances``.
+    keep_outside: also keep the pixels under no player at the target in
+      every subset's reconstruction term (not in its RMSE); False = the paper.
   """
 
   lam: float
@@ -482,6 +556,8 @@ class SolverOptions:
   lam_growth: float = 4.0
   refine_steps: int = 0
   stop_tol: float | None = None
+  l1_distance_weight: float = 0.0
+  keep_outside: bool = False
 
   def __post_init__(self):
     lam, lr = self.lam, self.learning_rate
@@ -517,6 +593,13 @@ class SolverOptions:
       raise ValueError(f"refine_steps must be a non-negative integer, got {self.refine_steps}")
     if self.stop_tol is not None and not (0 < self.stop_tol < 1):
       raise ValueError(f"stop_tol must be in (0, 1) (a relative change of the objective), got {self.stop_tol}")
+    beta = self.l1_distance_weight
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (0 <= beta < math.inf):
+      raise ValueError(f"l1_distance_weight must be a finite number >= 0 (0 = the paper's L1), got {beta}")
+    object.__setattr__(self, "l1_distance_weight", float(beta))
+    if not isinstance(self.keep_outside, (bool, np.bool_)):
+      raise ValueError(f"keep_outside must be True or False, got {self.keep_outside!r}")
+    object.__setattr__(self, "keep_outside", bool(self.keep_outside))
 
   @classmethod
   def from_config(cls, s) -> "SolverOptions":
@@ -550,6 +633,8 @@ class SolverOptions:
       lam_growth=float(get("lam_growth", 4.0)),
       refine_steps=int(get("refine_steps", 0)),
       stop_tol=get("stop_tol"),
+      l1_distance_weight=get("l1_distance_weight", 0.0),
+      keep_outside=get("keep_outside", False),
     )
 
   def replace(self, **changes) -> "SolverOptions":
@@ -756,10 +841,14 @@ def prepare(
   *,
   mesh: Mesh | None = None,
   subsets=None,
+  distances=None,
   **settings,
 ) -> Setup:
   """Validates the inputs and builds the :class:`Setup` of a solve.
 
+  ``distances``: with ``l1_distance_weight`` β > 0, each feature element's
+  distance from each player, ``(n, *f.shape)``, for a feature that is not
+  ``(h, w, c)``; default :func:`distance_maps`.
   ``options``: a :class:`SolverOptions`, or its fields as keyword ``settings``.
   ``subsets``: an explicit list of bitmasks to solve instead of the plan of
   ``options.composition`` (:func:`explicit_plan`: ``[N]`` first, then these);
@@ -789,6 +878,13 @@ def prepare(
     target=jnp.asarray(target, o.dtype),
     masks=jnp.asarray(masks, bool),
   )
+  if o.l1_distance_weight > 0:
+    d = distance_maps(masks, np.shape(f)) if distances is None else np.asarray(distances, np.float32)
+    if d.shape != (n,) + tuple(np.shape(f)) or not np.all(np.isfinite(d)) or (d < 0).any():
+      raise ValueError(f"distances must be finite, >= 0 and of shape (n, *f.shape) = {(n,) + np.shape(f)}")
+    arrays["l1_distance"] = jnp.asarray(o.l1_distance_weight * d, o.dtype)
+  if o.keep_outside:
+    arrays["outside"] = ~jnp.any(arrays["masks"], axis=0)
   if mesh is not None:  # replicated on the mesh, beside the sharded subsets
     arrays = jax.device_put(arrays, NamedSharding(mesh, P()))
   problem = Problem(
@@ -1106,6 +1202,7 @@ def solve_minimal_features(
   mesh: Mesh | None = None,
   done: Mapping[int, ChunkResult] | None = None,
   on_chunk: Callable[[int, int, ChunkResult], None] | None = None,
+  distances=None,
   **settings,
 ) -> SolverResult:
   """Solves ``u(S)`` for all ``2**n`` subsets (see module docstring).
@@ -1123,11 +1220,13 @@ def solve_minimal_features(
       :func:`chunk_plan`.
     on_chunk: called as ``on_chunk(index, num_chunks, result)`` after each
       chunk is computed (progress, checkpoints).
+    distances: per-player distances of the feature elements for
+      ``l1_distance_weight`` (:func:`prepare`); default :func:`distance_maps`.
 
   Returns:
     A :class:`SolverResult` in bitmask order.
   """
-  setup = prepare(decode, f, f0, target, masks, resolve_options(options, settings), mesh=mesh)
+  setup = prepare(decode, f, f0, target, masks, resolve_options(options, settings), mesh=mesh, distances=distances)
   o = setup.options
   results = solve_chunks(setup, range(setup.num_chunks), done=done, on_chunk=on_chunk)
   result = continue_unmet(setup, assemble(setup, results, o.tau), lam_max=o.lam_max, growth=o.lam_growth)

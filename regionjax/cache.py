@@ -56,7 +56,7 @@ def usable(path: str) -> bool:
     return True
   except OSError as e:
     io_lib.warn(
-      f"cache directory {path} is not usable ({e.strerror or io_lib._short(e)}); running without the cache "
+      f"cache directory {path} is not usable ({e.strerror or io_lib.short_error(e)}); running without the cache "
       f"(set --config.cache.dir=DIR to move it, or --config.cache.dir= to turn it off)"
     )
     return False
@@ -116,7 +116,7 @@ def load_baseline(root: str | None, fingerprint: str) -> np.ndarray | None:
     if not np.isfinite(f0).all():
       raise ValueError("non-finite values")
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-    io_lib.warn(f"cached baseline {path} is damaged ({io_lib._short(e)}); computing f0 again")
+    io_lib.warn(f"cached baseline {path} is damaged ({io_lib.short_error(e)}); computing f0 again")
     return None
   return f0
 
@@ -131,5 +131,5 @@ def save_baseline(root: str | None, fingerprint: str, f0: np.ndarray) -> bool:
     io_lib.atomic_savez(path, f0=np.asarray(f0), fingerprint=np.asarray(fingerprint))
     return True
   except (OSError, ValueError) as e:
-    io_lib.warn(f"could not write the cached baseline {path} ({io_lib._short(e)}); the run goes on without it")
+    io_lib.warn(f"could not write the cached baseline {path} ({io_lib.short_error(e)}); the run goes on without it")
     return False

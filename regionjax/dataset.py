@@ -70,7 +70,7 @@ def load_codes(path: str, gen, num: int):
   try:
     data = np.load(path, allow_pickle=False)
   except (OSError, ValueError) as e:
-    raise ValueError(f"target.codes_file {path!r} does not read as an .npz ({io_lib._short(e)})") from None
+    raise ValueError(f"target.codes_file {path!r} does not read as an .npz ({io_lib.short_error(e)})") from None
   with data:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(reference)
     out = []
@@ -324,7 +324,7 @@ def write_summary(config, gen, workdir: str, num: int, *, elapsed: float, report
     },
     "completeness": {"feature_error": agg["completeness.feature_error"]["mean"]},
     "additivity": {"k": per_image[0].additivity.k, "error_mean": agg["additivity.error_mean"]["mean"]},
-    "faithfulness": evaluation._mean_faithfulness([m.faithfulness for m in per_image]),
+    "faithfulness": evaluation.mean_faithfulness([m.faithfulness for m in per_image]),
     "top_components": results_lib.to_json(per_image[0].top_components),
   }
   from regionjax import metrics as metrics_lib

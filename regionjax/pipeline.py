@@ -359,9 +359,7 @@ def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray
 
 def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:
   """What ``f0`` depends on (:func:`regionjax.cache.baseline_fingerprint`), from the config's baseline block."""
-  return cache_lib.baseline_fingerprint(
-    generator_fp, baseline.num_codes, baseline.seed, baseline.batch_size, dtype
-  )
+  return cache_lib.baseline_fingerprint(generator_fp, baseline.num_codes, baseline.seed, baseline.batch_size, dtype)
 
 
 def baseline_f0(
@@ -447,7 +445,9 @@ def _run(config, make_generator: Callable, started: float) -> dict:
       try:
         text = report_lib.summary_text(metrics, report_path, reused=True)
       except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:  # of the wrong shape
-        io_lib.warn(f"{metrics_path} is damaged ({io_lib.short_error(e)}); recomputing the outputs from the checkpoints")
+        io_lib.warn(
+          f"{metrics_path} is damaged ({io_lib.short_error(e)}); recomputing the outputs from the checkpoints"
+        )
     if text is not None:
       print(text)
       return metrics

@@ -10,12 +10,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "regionjax"
 
 LAYERS = {
-  "core": ["transforms", "subsets", "patches", "components", "generator", "progress"],
-  "solve": ["solver", "truncated"],
-  "explain": ["explainer", "explanation", "io", "wrap", "torch_bridge", "testing"],
+  "core": ["transforms", "subsets", "patches", "components", "generator", "progress", "decoding", "timings"],
+  "solve": ["solver", "truncated", "batched"],
+  "explain": ["explainer", "explanation", "io", "cache", "wrap", "torch_bridge", "testing"],
   "evaluate": ["evaluation", "results", "metrics", "baselines", "denoise", "query"],
   "render": ["report", "figures", "interactive", "plot", "truncated_report"],
-  "run": ["cli", "pipeline", "check", "config_check", "config_help", "distributed"],
+  "run": ["cli", "pipeline", "dataset", "check", "config_check", "config_help", "distributed"],
 }
 RANK = {m: i for i, (_, mods) in enumerate(LAYERS.items()) for m in mods}
 ALLOWED_UP = {("explainer", "distributed")}  # the mesh helpers (docs/architecture.md)

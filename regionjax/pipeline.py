@@ -371,6 +371,7 @@ def run(config, make_generator: Callable) -> dict:
       "num_processes": dist.num_processes,
       "process_id": dist.process_id,
       "auto": dist.auto,
+      "initialization_timeout": int(dist.get("timeout_s", 120)),
     }
   )
   # process 0 owns the workdir for a multi-process run; the others write only their own chunks

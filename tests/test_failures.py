@@ -435,3 +435,35 @@ def test_temporary_files_of_a_killed_write_are_removed(tmp_path):
   assert sorted(store.load_all()) == [0]  # the chunk still restores
   assert not any(p.exists() for p in debris)
   assert (tmp_path / "ck" / ".tmp-notes").exists()
+
+
+def test_a_peer_that_never_starts_is_one_line_after_the_timeout(tmp_path):
+  """A two-process run whose process 1 never starts: process 0 gives up after distributed.timeout_s."""
+  import socket
+  import time
+
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  start = time.time()
+  proc = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "main.py"),
+      f"--config={PLANTED}",
+      f"--config.workdir={tmp_path / 'run'}",
+      f"--config.distributed.coordinator_address=localhost:{port}",
+      "--config.distributed.num_processes=2",
+      "--config.distributed.process_id=0",
+      "--config.distributed.timeout_s=3",
+    ],
+    cwd=ROOT,
+    env=dict(os.environ, XLA_FLAGS=""),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  line = one_error(proc.stderr)
+  assert "process 1" in line and "did not join within 3 s" in line, line
+  assert time.time() - start < 60

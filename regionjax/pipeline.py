@@ -102,9 +102,8 @@ def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_
     k = min(batch_size, num_codes - start)
     classes = None if not nc else (np.arange(start, start + k) % nc)
     codes = _sample(gen, jax.random.fold_in(rng, start), k, classes)
-    feat = np.asarray(gen.encode(codes, layer), np.float64)
-    explainer.check_finite("the baseline features", feat)
-    total = feat.sum(0) if total is None else total + feat.sum(0)
+    part = explainer.baseline_sum(gen, codes, layer, k)  # encoded in parts that fit in memory
+    total = part if total is None else total + part
     bar.update(k)
   bar.close()
   return (total / num_codes).astype(np.float32)

@@ -310,6 +310,7 @@ BAD = {  # case → (overrides, words the error line must hold)
   "lr_huge": (["--config.solver.learning_rate=1e300"], "solver.learning_rate"),
   "lam_huge": (["--config.solver.lam=1e300"], "solver.lam"),
   "lam_max_huge": (["--config.solver.lam_max=1e300"], "solver.lam_max"),
+  "checkpoint_ignored": (["--config.model.checkpoint=/tmp"], "is not used by model.name 'planted'"),
 }
 
 
@@ -467,3 +468,28 @@ def test_a_peer_that_never_starts_is_one_line_after_the_timeout(tmp_path):
   line = one_error(proc.stderr)
   assert "process 1" in line and "did not join within 3 s" in line, line
   assert time.time() - start < 60
+
+
+# ------------------------------------------------------- 9. smaller
+def test_a_huge_baseline_batch_is_planned_down_and_f0_does_not_change(monkeypatch):
+  import jax
+  import numpy as np
+
+  from regionjax import explainer, pipeline, testing
+
+  gen = testing.PlantedGenerator()
+  ref = pipeline.compute_baseline(gen, "feature", 60, 60, jax.random.PRNGKey(1), None)
+  sizes = []
+  real = gen.encode
+
+  def encode(codes, layer):
+    out = real(codes, layer)
+    sizes.append(np.shape(out)[0])
+    return out
+
+  monkeypatch.setattr(gen, "encode", encode)
+  per_code = 16 * 4 * np.asarray(real(gen.sample_codes(jax.random.PRNGKey(0), 1), "feature"))[0].size
+  monkeypatch.setattr(explainer, "BASELINE_PART_BYTES", 7 * per_code)  # room for 7 codes per call
+  got = pipeline.compute_baseline(gen, "feature", 60, 60, jax.random.PRNGKey(1), None)
+  assert max(sizes) == 7 and sum(s for s in sizes if s != 1) >= 56  # 60 codes, 7 at a time (plus the probe)
+  np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)  # the same codes: the same f0

@@ -493,3 +493,21 @@ def test_a_huge_baseline_batch_is_planned_down_and_f0_does_not_change(monkeypatc
   got = pipeline.compute_baseline(gen, "feature", 60, 60, jax.random.PRNGKey(1), None)
   assert max(sizes) == 7 and sum(s for s in sizes if s != 1) >= 56  # 60 codes, 7 at a time (plus the probe)
   np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)  # the same codes: the same f0
+
+
+def test_workdir_of_an_older_version_is_adopted(tmp_path):
+  """A workdir written before regionjax_outputs.json existed (config.json and checkpoints/image_NNN) is resumed."""
+  (tmp_path / "config.json").write_text("{}")
+  (tmp_path / "checkpoints" / "image_000").mkdir(parents=True)
+  (tmp_path / "report.html").write_text("old")
+  (tmp_path / "notes.txt").write_text("mine")
+  io_lib.claim_workdir(str(tmp_path))  # not refused
+  with io_lib.recording(str(tmp_path)):
+    pass
+  assert io_lib.read_outputs(str(tmp_path)) == {"config.json", "checkpoints", "report.html"}
+  (tmp_path / "checkpoints" / "image_000").rmdir()
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / "config.json").write_text("{}")  # a config.json alone is not enough
+  with pytest.raises(ValueError, match="not made by regionjax"):
+    io_lib.claim_workdir(str(other))

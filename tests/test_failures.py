@@ -90,6 +90,7 @@ def test_foreign_workdir_is_refused_through_main_py(tmp_path):
   assert snapshot(workdir) == before  # nothing deleted, changed or added (no lock, no record)
 
 
+@pytest.mark.slow  # three planted runs (solve, reuse, outputs rewritten): about 25 s on the shared 2-core CPU
 def test_overwrite_writes_into_a_foreign_workdir_and_deletes_nothing_it_did_not_write(tmp_path, capsys):
   workdir = user_dir(tmp_path)
   (tmp_path / "mine" / "notes.txt").write_text("keep me")

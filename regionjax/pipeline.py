@@ -325,6 +325,7 @@ def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray
   if not os.path.exists(path):
     return None
   try:
+    _check_npz_sizes(path, shape)
     with np.load(path, allow_pickle=False) as data:
       f0 = np.asarray(data["f0"])
       stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
@@ -339,6 +340,16 @@ def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray
     io_lib.warn(f"{path} was made for another model, layer or baseline setting; recomputing it")
     return None
   return f0
+
+
+def _check_npz_sizes(path: str, shape: tuple | None) -> None:
+  """Raises ValueError before inflating when a member of the npz at ``path`` declares more bytes than ``f0`` of
+  the feature's ``shape`` (float64 at most) can take: a foreign file (a zip bomb) is never decompressed."""
+  limit = 8 * int(np.prod(shape)) + 4096 if shape is not None else 16 * 2**30
+  with zipfile.ZipFile(path) as zf:
+    for info in zf.infolist():
+      if info.file_size > limit:
+        raise ValueError(f"its member {info.filename} declares {info.file_size} bytes, more than f0 can take")
 
 
 def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:

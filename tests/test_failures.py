@@ -512,3 +512,19 @@ def test_workdir_of_an_older_version_is_adopted(tmp_path):
   (other / "config.json").write_text("{}")  # a config.json alone is not enough
   with pytest.raises(ValueError, match="not made by regionjax"):
     io_lib.claim_workdir(str(other))
+
+
+def test_zip_bomb_as_baseline_npz_is_not_inflated(tmp_path, capsys, monkeypatch):
+  import zipfile
+
+  import numpy as np
+
+  from regionjax import pipeline
+
+  path = tmp_path / "baseline.npz"
+  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr("f0.npy", bytes(50_000_000))  # 50 MB of zeros in about 50 KB
+  inflated = []
+  monkeypatch.setattr(np, "load", lambda *a, **k: inflated.append(a) or (_ for _ in ()).throw(AssertionError))
+  assert pipeline._load_baseline(str(path), "fp", (4, 4, 8)) is None
+  assert inflated == [] and "declares 50000000 bytes" in capsys.readouterr().err

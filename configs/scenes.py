@@ -80,6 +80,7 @@ def get_config():
   c.distributed.coordinator_address = ""  # "host:port" of process 0; "" = single process or auto
   c.distributed.num_processes = 1
   c.distributed.process_id = 0
+  c.distributed.timeout_s = 120  # seconds to wait for every process to join; then one error line naming who is missing
   c.distributed.auto = True  # detect SLURM / Cloud TPU pods / JAX_COORDINATOR_ADDRESS
 
   c.metrics = ml_collections.ConfigDict()

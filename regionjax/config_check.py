@@ -198,6 +198,7 @@ SCHEMA: dict[str, Check] = {
   "distributed.num_processes": integer(1, 10**5),
   "distributed.process_id": integer(0, 10**5),
   "distributed.auto": boolean(),
+  "distributed.timeout_s": integer(1, 86400),
   "metrics.top_k": integer(1, COUNT),
   "metrics.salient_fraction": number(0, 1, lo_open=True),
   "metrics.salient_rel_tol": number(0, lo_open=True),

@@ -78,6 +78,8 @@ HELP: dict[str, str] = {
   "distributed.coordinator_address": "'host:port' of process 0 for a multi-process run ('' = single process or auto)",
   "distributed.num_processes": "number of processes of a multi-process run",
   "distributed.process_id": "this process's index in a multi-process run",
+  "distributed.timeout_s": "seconds to wait for every process of a multi-process run to join; then one error line "
+  "naming the missing process(es)",
   "distributed.auto": "detect SLURM, Cloud TPU pods or JAX_COORDINATOR_ADDRESS",
   "metrics.top_k": "K of the additivity with the top-K components (v2 Fig. 4)",
   "metrics.salient_fraction": "share of components kept as the salient set (v1 App. H: 0.6)",

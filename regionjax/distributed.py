@@ -59,8 +59,39 @@ _DEFAULTS = dict(
   process_id=None,
   local_device_ids=None,
   auto=True,
-  initialization_timeout=300,
+  initialization_timeout=120,
 )
+
+
+def _watchdog(timeout: float, who: str):
+  """A timer that ends the process with one ``error:`` line (exit 2) when ``jax.distributed.initialize`` has not
+  returned after ``timeout`` seconds: jax's own timeout ends in a C++ abort with a stack dump."""
+  import sys
+  import threading
+
+  def fire():
+    print(
+      f"error: distributed: {who} did not join within {timeout:g} s (distributed.timeout_s); start every process "
+      f"with the same distributed.coordinator_address and num_processes, or raise the timeout",
+      file=sys.stderr,
+      flush=True,
+    )
+    os._exit(2)
+
+  timer = threading.Timer(timeout, fire)
+  timer.daemon = True
+  return timer
+
+
+def _initialize(timeout: int, who: str, **kwargs) -> None:
+  timer = _watchdog(timeout, who)
+  timer.start()
+  try:  # jax's own limit a little later: the watchdog's line comes first
+    jax.distributed.initialize(initialization_timeout=int(timeout) + 30, **kwargs)
+  except Exception as e:  # noqa: BLE001 - the runtime raises many kinds; one line instead
+    raise ValueError(f"distributed: could not join the run ({who}): {type(e).__name__}: {e}") from None
+  finally:
+    timer.cancel()
 
 
 def _as_dict(config: Any) -> dict:
@@ -111,19 +142,28 @@ def initialize(config: Any = None) -> bool:
     pid = cfg["process_id"]
     if nproc is not None and pid is not None and not 0 <= int(pid) < int(nproc):
       raise ValueError(f"process_id {pid} is outside 0 … {int(nproc) - 1}")
-    jax.distributed.initialize(
+    n = None if nproc is None else int(nproc)
+    if pid is not None and int(pid) == 0:
+      who = "processes 1 … {}".format(n - 1) if n and n > 2 else "process 1" if n == 2 else "another process"
+      who += f" (this is process 0, the coordinator at {address})"
+    else:
+      who = f"the coordinator, process 0 at {address} (this is process {pid})"
+    _initialize(
+      int(cfg["initialization_timeout"]),
+      who,
       coordinator_address=str(address),
-      num_processes=None if nproc is None else int(nproc),
+      num_processes=n,
       process_id=None if pid is None else int(pid),
       local_device_ids=cfg["local_device_ids"],
-      initialization_timeout=int(cfg["initialization_timeout"]),
     )
     return jax.process_count() > 1
   if cfg["num_processes"] not in (None, 1):
     raise ValueError(f"num_processes={cfg['num_processes']} needs a coordinator_address (host:port of process 0)")
   if cfg["auto"] and detect_cluster() is not None:
-    jax.distributed.initialize(
-      local_device_ids=cfg["local_device_ids"], initialization_timeout=int(cfg["initialization_timeout"])
+    _initialize(
+      int(cfg["initialization_timeout"]),
+      f"a process of the {detect_cluster()} cluster",
+      local_device_ids=cfg["local_device_ids"],
     )
     return jax.process_count() > 1
   return False

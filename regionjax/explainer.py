@@ -165,6 +165,28 @@ def slice_codes(codes, start: int, stop: int):
   return jax.tree.map(lambda a: a[start:stop] if getattr(a, "ndim", 0) > 0 else a, codes)
 
 
+#: Memory one encode call of the baseline may take, roughly (features and activations of its codes); a
+#: larger ``batch_size`` is split into parts that fit. The codes drawn do not change, so neither does f0.
+BASELINE_PART_BYTES = 2 * 2**30
+
+
+def baseline_sum(generator, codes, layer: str, num: int, part_bytes: int | None = None) -> np.ndarray:
+  """``Σ_i encode(codes_i)`` (float64) over the ``num`` codes of a batch, encoded in parts of at most
+  ``part_bytes`` (default :data:`BASELINE_PART_BYTES`; estimated as 16 × the float32 feature of one code, for
+  activations), so that a batch size of
+  100000 is planned down instead of ending in an out-of-memory abort."""
+  first = np.asarray(generator.encode(slice_codes(codes, 0, 1), layer), np.float64)
+  per_code = 16 * 4 * max(1, first[0].size)
+  part = int(max(1, min(num, (BASELINE_PART_BYTES if part_bytes is None else part_bytes) // per_code)))
+  total = None
+  for start in range(0, num, part):
+    stop = min(num, start + part)
+    feat = np.asarray(generator.encode(slice_codes(codes, start, stop), layer), np.float64)
+    check_finite("the baseline features", feat)
+    total = feat.sum(0) if total is None else total + feat.sum(0)
+  return total
+
+
 def baseline(
   generator,
   layer: str,
@@ -186,9 +208,8 @@ def baseline(
     k = min(batch_size, num_codes - start)
     classes = None if not num_classes else (np.arange(start, start + k) % num_classes)
     codes = generator.sample_codes(jax.random.fold_in(rng, start), k, classes=classes)
-    feat = np.asarray(generator.encode(codes, layer), np.float64)
-    check_finite("the baseline features", feat)
-    total = feat.sum(0) if total is None else total + feat.sum(0)
+    part = baseline_sum(generator, codes, layer, k)
+    total = part if total is None else total + part
     bar.update(k)
   bar.close()
   return (total / num_codes).astype(np.float32)

@@ -198,13 +198,37 @@ def read_outputs(workdir: str) -> set[str] | None:
   return None
 
 
+#: What runs of regionjax wrote before the record existed: a workdir with config.json and a chunk directory
+#: ``checkpoints/image_NNN`` is adopted (its record lists these names where present).
+_LEGACY_NAMES = (
+  CONFIG_FILE,
+  "baseline.npz",
+  "checkpoints",
+  "metrics.json",
+  "report.html",
+  "explanation.json",
+  "explanation.npz",
+  "components.npz",
+  "images",
+)
+
+
+def _legacy(workdir: str) -> bool:
+  ckpt = os.path.join(workdir, "checkpoints")
+  return (
+    os.path.isfile(os.path.join(workdir, CONFIG_FILE))
+    and os.path.isdir(ckpt)
+    and any(re.match(r"^image_\d{3}$", n) for n in os.listdir(ckpt))
+  )
+
+
 def claim_workdir(workdir: str, overwrite: bool = False) -> None:
   """Refuses (ValueError, one line) a non-empty ``workdir`` that this package did not make, unless ``overwrite``.
 
   A workdir is this package's when it holds the record of its files (``regionjax_outputs.json``). Nothing is
   read but the directory listing and nothing is written: the refusal leaves the directory as it was.
   """
-  if not os.path.isdir(workdir) or read_outputs(workdir) is not None:
+  if not os.path.isdir(workdir) or read_outputs(workdir) is not None or _legacy(workdir):
     return
   foreign = sorted(n for n in os.listdir(workdir) if not _debris(n))
   if foreign and not overwrite:
@@ -222,7 +246,10 @@ def recording(workdir: str):
   in ``workdir/regionjax_outputs.json`` before it is written; :func:`remove_output` removes only those."""
   key = os.path.abspath(workdir)
   names = read_outputs(workdir)
-  _RECORDS[key] = set() if names is None else names
+  if names is None and _legacy(workdir):  # a run of an older version: its files are its own
+    _RECORDS[key] = {n for n in _LEGACY_NAMES if os.path.exists(os.path.join(workdir, n))}
+  else:
+    _RECORDS[key] = set() if names is None else names
   try:
     if names is None:
       _write_record(key)

@@ -114,9 +114,8 @@ def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_
     k = min(batch_size, num_codes - start)
     classes = None if not nc else (np.arange(start, start + k) % nc)
     codes = _sample(gen, jax.random.fold_in(rng, start), k, classes)
-    feat = np.asarray(gen.encode(codes, layer), np.float64)
-    explainer.check_finite("the baseline features", feat)
-    total = feat.sum(0) if total is None else total + feat.sum(0)
+    part = explainer.baseline_sum(gen, codes, layer, k)  # encoded in parts that fit in memory
+    total = part if total is None else total + part
     bar.update(k)
   bar.close()
   return (total / num_codes).astype(np.float32)
@@ -341,6 +340,7 @@ def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray
   if not os.path.exists(path):
     return None
   try:
+    _check_npz_sizes(path, shape)
     with np.load(path, allow_pickle=False) as data:
       f0 = np.asarray(data["f0"])
       stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
@@ -355,6 +355,16 @@ def _load_baseline(path: str, fp: str, shape: tuple | None = None) -> np.ndarray
     io_lib.warn(f"{path} was made for another model, layer or baseline setting; recomputing it")
     return None
   return f0
+
+
+def _check_npz_sizes(path: str, shape: tuple | None) -> None:
+  """Raises ValueError before inflating when a member of the npz at ``path`` declares more bytes than ``f0`` of
+  the feature's ``shape`` (float64 at most) can take: a foreign file (a zip bomb) is never decompressed."""
+  limit = 8 * int(np.prod(shape)) + 4096 if shape is not None else 16 * 2**30
+  with zipfile.ZipFile(path) as zf:
+    for info in zf.infolist():
+      if info.file_size > limit:
+        raise ValueError(f"its member {info.filename} declares {info.file_size} bytes, more than f0 can take")
 
 
 def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:
@@ -409,6 +419,7 @@ def run(config, make_generator: Callable, started: float | None = None) -> dict:
       "num_processes": dist.num_processes,
       "process_id": dist.process_id,
       "auto": dist.auto,
+      "initialization_timeout": int(dist.get("timeout_s", 120)),
     }
   )
   # process 0 owns the workdir for a multi-process run; the others write only their own chunks

@@ -90,6 +90,7 @@ def test_foreign_workdir_is_refused_through_main_py(tmp_path):
   assert snapshot(workdir) == before  # nothing deleted, changed or added (no lock, no record)
 
 
+@pytest.mark.slow  # three planted runs (solve, reuse, outputs rewritten): about 25 s on the shared 2-core CPU
 def test_overwrite_writes_into_a_foreign_workdir_and_deletes_nothing_it_did_not_write(tmp_path, capsys):
   workdir = user_dir(tmp_path)
   (tmp_path / "mine" / "notes.txt").write_text("keep me")
@@ -310,6 +311,7 @@ BAD = {  # case → (overrides, words the error line must hold)
   "lr_huge": (["--config.solver.learning_rate=1e300"], "solver.learning_rate"),
   "lam_huge": (["--config.solver.lam=1e300"], "solver.lam"),
   "lam_max_huge": (["--config.solver.lam_max=1e300"], "solver.lam_max"),
+  "checkpoint_ignored": (["--config.model.checkpoint=/tmp"], "is not used by model.name 'planted'"),
 }
 
 
@@ -435,3 +437,94 @@ def test_temporary_files_of_a_killed_write_are_removed(tmp_path):
   assert sorted(store.load_all()) == [0]  # the chunk still restores
   assert not any(p.exists() for p in debris)
   assert (tmp_path / "ck" / ".tmp-notes").exists()
+
+
+def test_a_peer_that_never_starts_is_one_line_after_the_timeout(tmp_path):
+  """A two-process run whose process 1 never starts: process 0 gives up after distributed.timeout_s."""
+  import socket
+  import time
+
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  start = time.time()
+  proc = subprocess.run(
+    [
+      sys.executable,
+      os.path.join(ROOT, "main.py"),
+      f"--config={PLANTED}",
+      f"--config.workdir={tmp_path / 'run'}",
+      f"--config.distributed.coordinator_address=localhost:{port}",
+      "--config.distributed.num_processes=2",
+      "--config.distributed.process_id=0",
+      "--config.distributed.timeout_s=3",
+    ],
+    cwd=ROOT,
+    env=dict(os.environ, XLA_FLAGS=""),
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  line = one_error(proc.stderr)
+  assert "process 1" in line and "did not join within 3 s" in line, line
+  assert time.time() - start < 60
+
+
+# ------------------------------------------------------- 9. smaller
+def test_a_huge_baseline_batch_is_planned_down_and_f0_does_not_change(monkeypatch):
+  import jax
+  import numpy as np
+
+  from regionjax import explainer, pipeline, testing
+
+  gen = testing.PlantedGenerator()
+  ref = pipeline.compute_baseline(gen, "feature", 60, 60, jax.random.PRNGKey(1), None)
+  sizes = []
+  real = gen.encode
+
+  def encode(codes, layer):
+    out = real(codes, layer)
+    sizes.append(np.shape(out)[0])
+    return out
+
+  monkeypatch.setattr(gen, "encode", encode)
+  per_code = 16 * 4 * np.asarray(real(gen.sample_codes(jax.random.PRNGKey(0), 1), "feature"))[0].size
+  monkeypatch.setattr(explainer, "BASELINE_PART_BYTES", 7 * per_code)  # room for 7 codes per call
+  got = pipeline.compute_baseline(gen, "feature", 60, 60, jax.random.PRNGKey(1), None)
+  assert max(sizes) == 7 and sum(s for s in sizes if s != 1) >= 56  # 60 codes, 7 at a time (plus the probe)
+  np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)  # the same codes: the same f0
+
+
+def test_workdir_of_an_older_version_is_adopted(tmp_path):
+  """A workdir written before regionjax_outputs.json existed (config.json and checkpoints/image_NNN) is resumed."""
+  (tmp_path / "config.json").write_text("{}")
+  (tmp_path / "checkpoints" / "image_000").mkdir(parents=True)
+  (tmp_path / "report.html").write_text("old")
+  (tmp_path / "notes.txt").write_text("mine")
+  io_lib.claim_workdir(str(tmp_path))  # not refused
+  with io_lib.recording(str(tmp_path)):
+    pass
+  assert io_lib.read_outputs(str(tmp_path)) == {"config.json", "checkpoints", "report.html"}
+  (tmp_path / "checkpoints" / "image_000").rmdir()
+  other = tmp_path / "other"
+  other.mkdir()
+  (other / "config.json").write_text("{}")  # a config.json alone is not enough
+  with pytest.raises(ValueError, match="not made by regionjax"):
+    io_lib.claim_workdir(str(other))
+
+
+def test_zip_bomb_as_baseline_npz_is_not_inflated(tmp_path, capsys, monkeypatch):
+  import zipfile
+
+  import numpy as np
+
+  from regionjax import pipeline
+
+  path = tmp_path / "baseline.npz"
+  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr("f0.npy", bytes(50_000_000))  # 50 MB of zeros in about 50 KB
+  inflated = []
+  monkeypatch.setattr(np, "load", lambda *a, **k: inflated.append(a) or (_ for _ in ()).throw(AssertionError))
+  assert pipeline._load_baseline(str(path), "fp", (4, 4, 8)) is None
+  assert inflated == [] and "declares 50000000 bytes" in capsys.readouterr().err

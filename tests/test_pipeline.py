@@ -122,7 +122,7 @@ def test_other_config_is_refused(finished):
     (["--config.metrics.top_k=-3"], "metrics.top_k must be"),
     (["--config.solver.schedule=linear"], "solver.schedule must be one of 'constant', 'cosine'"),
     (["--config.denoise.tau_q_relative=-1"], "denoise.tau_q_relative must be"),
-    (["--config.solver.learning_rate=inf"], "solver.learning_rate must be > 0 and finite"),
+    (["--config.solver.learning_rate=inf"], "solver.learning_rate must be > 0 and at most 1000"),
     (["--config.solver.tau=-1"], "solver.tau must be > 0"),
   ],
 )

@@ -12,6 +12,11 @@ import sys
 def build(model_config):
   """``model_config.name`` selects the family; other fields are its options."""
   name = model_config.name
+  if name in ("embedded", "planted") and model_config.get("checkpoint"):
+    raise ValueError(
+      f"model.checkpoint={model_config.checkpoint!r} is not used by model.name {name!r} (its weights ship with "
+      f"regionjax); leave model.checkpoint empty, or pick the model whose checkpoint it is"
+    )
   if name == "dcgan":
     from regionjax.ports import dcgan
 

@@ -1,6 +1,7 @@
-"""Builds a generator from a config's ``model`` block (used by main.py).
+"""Builds a generator from a config's ``model`` block (used by main.py and ``python -m regionjax.check``).
 
-``regionjax`` never imports ``ports``: the pipeline receives this function.
+The ports are found by name (:data:`PORTS`: the module to import and the function that reads the model block);
+the library below the run layer never imports a port: the pipeline receives :func:`build`.
 """
 
 from __future__ import annotations
@@ -9,93 +10,93 @@ import importlib
 import sys
 
 
+def _checkpoint(model_config, port, what: str, help_args: tuple) -> str:
+  """``model.checkpoint``, or one ValueError naming the released file and the convert command."""
+  if not model_config.checkpoint:
+    raise ValueError(
+      f"configs/{model_config.name}.py needs {what} converted to Flax: pass --config.model.checkpoint=DIR. "
+      + port.checkpoint_help(*help_args)
+    )
+  return model_config.checkpoint
+
+
+def _dcgan(model_config, port):
+  return port.load(model_config.checkpoint or None)
+
+
+def _embedded(model_config, port):
+  return port.load(truncation=model_config.truncation)
+
+
+def _biggan(model_config, port):
+  ckpt = _checkpoint(model_config, port, "a BigGAN-deep checkpoint", ("biggan-deep-128", "DIR"))
+  return port.load(ckpt, truncation=model_config.truncation, remat_blocks=bool(model_config.get("remat_blocks", False)))
+
+
+def _sid(model_config, port):
+  ckpt = _checkpoint(model_config, port, "SiD's FFHQ 64x64 generator", ("DIR",))
+  return port.load(ckpt, sigma_init=model_config.get("sigma_init", port.SIGMA_INIT))
+
+
+def _stylegan2(model_config, port):
+  ckpt = _checkpoint(model_config, port, "StyleGAN2-ADA's afhqcat.pkl", ("DIR",))
+  return port.load(
+    ckpt,
+    truncation=model_config.get("truncation", 1.0),
+    truncation_cutoff=model_config.get("truncation_cutoff"),  # None: every w (as the reference)
+    noise_mode=model_config.get("noise_mode", "const"),
+  )
+
+
+def _nvae(model_config, port):
+  ckpt = _checkpoint(model_config, port, "NVAE's CelebA 64 checkpoint.pt", ("DIR",))
+  gen = port.load(ckpt, temperature=model_config.get("temperature", 1.0), output=model_config.get("output", "mean"))
+  if model_config.get("readjust_bn", False):  # evaluate.py --readjust_bn
+    import jax
+
+    gen = gen.readjust_bn(
+      jax.random.PRNGKey(model_config.get("readjust_bn_seed", 0)),
+      num_samples=model_config.get("readjust_bn_samples", 16),
+      iters=model_config.get("readjust_bn_iters", 500),
+    )
+  return gen
+
+
+def _planted(model_config, port):
+  return port.PlantedGenerator()
+
+
+#: model.name → (the module imported by name, the function that reads the model block into its generator).
+PORTS = {
+  "dcgan": ("regionjax.ports.dcgan", _dcgan),
+  "embedded": ("regionjax.ports.embedded", _embedded),
+  "biggan": ("regionjax.ports.biggan", _biggan),
+  "sid": ("regionjax.ports.sid", _sid),
+  "stylegan2": ("regionjax.ports.stylegan2", _stylegan2),
+  "nvae": ("regionjax.ports.nvae", _nvae),
+  "planted": ("regionjax.testing", _planted),
+}
+
+
 def build(model_config):
-  """``model_config.name`` selects the family; other fields are its options."""
+  """``model_config.name`` selects the family (:data:`PORTS`, ``module:factory`` or ``torch:module:factory``);
+  other fields are its options."""
   name = model_config.name
   if name in ("embedded", "planted") and model_config.get("checkpoint"):
     raise ValueError(
       f"model.checkpoint={model_config.checkpoint!r} is not used by model.name {name!r} (its weights ship with "
       f"regionjax); leave model.checkpoint empty, or pick the model whose checkpoint it is"
     )
-  if name == "dcgan":
-    from regionjax.ports import dcgan
-
-    return dcgan.load(model_config.checkpoint or None)
-  if name == "embedded":
-    from regionjax.ports import embedded
-
-    return embedded.load(truncation=model_config.truncation)
-  if name == "biggan":
-    from regionjax.ports import biggan
-
-    if not model_config.checkpoint:
-      raise ValueError(
-        "configs/biggan.py needs a converted BigGAN-deep checkpoint: pass "
-        "--config.model.checkpoint=DIR. " + biggan.checkpoint_help("biggan-deep-128", "DIR")
-      )
-    return biggan.load(
-      model_config.checkpoint,
-      truncation=model_config.truncation,
-      remat_blocks=bool(model_config.get("remat_blocks", False)),
-    )
-  if name == "sid":
-    from regionjax.ports import sid
-
-    if not model_config.checkpoint:
-      raise ValueError(
-        "configs/sid.py needs SiD's FFHQ 64x64 generator converted to Flax: pass "
-        "--config.model.checkpoint=DIR. " + sid.checkpoint_help("DIR")
-      )
-    return sid.load(model_config.checkpoint, sigma_init=model_config.get("sigma_init", sid.SIGMA_INIT))
-  if name == "stylegan2":
-    from regionjax.ports import stylegan2
-
-    if not model_config.checkpoint:
-      raise ValueError(
-        "configs/stylegan2.py needs StyleGAN2-ADA's afhqcat.pkl converted to Flax: pass "
-        "--config.model.checkpoint=DIR. " + stylegan2.checkpoint_help("DIR")
-      )
-    cutoff = model_config.get("truncation_cutoff")  # None: every w (as the reference)
-    return stylegan2.load(
-      model_config.checkpoint,
-      truncation=model_config.get("truncation", 1.0),
-      truncation_cutoff=cutoff,
-      noise_mode=model_config.get("noise_mode", "const"),
-    )
-  if name == "nvae":
-    from regionjax.ports import nvae
-
-    if not model_config.checkpoint:
-      raise ValueError(
-        "configs/nvae.py needs NVAE's CelebA 64 checkpoint.pt converted to Flax: pass "
-        "--config.model.checkpoint=DIR. " + nvae.checkpoint_help("DIR")
-      )
-    gen = nvae.load(
-      model_config.checkpoint,
-      temperature=model_config.get("temperature", 1.0),
-      output=model_config.get("output", "mean"),
-    )
-    if model_config.get("readjust_bn", False):  # evaluate.py --readjust_bn
-      import jax
-
-      gen = gen.readjust_bn(
-        jax.random.PRNGKey(model_config.get("readjust_bn_seed", 0)),
-        num_samples=model_config.get("readjust_bn_samples", 16),
-        iters=model_config.get("readjust_bn_iters", 500),
-      )
-    return gen
-  if name == "planted":
-    from regionjax import testing
-
-    return testing.PlantedGenerator()
+  if name in PORTS:
+    module, make = PORTS[name]
+    return make(model_config, importlib.import_module(module))
   if name.startswith("torch:"):  # a PyTorch generator through rj.from_torch: 'torch:package.module:factory'
     return _torch(model_config, _factory(name, name[len("torch:") :]))
   if ":" in name:  # your own generator: 'package.module:factory', called with the model block
     return _call(name, _factory(name, name), model_config)
   raise ValueError(
-    f"unknown model.name {name!r}; use 'dcgan', 'embedded', 'biggan', 'sid', 'stylegan2', 'nvae', "
-    f"'planted', 'module:factory' (your own generator, docs/adding_a_generator.md) or 'torch:module:factory' "
-    f"(a PyTorch module, docs/torch.md)"
+    f"unknown model.name {name!r}; use {', '.join(map(repr, PORTS))}, 'module:factory' (your own generator, "
+    f"docs/adding_a_generator.md) or 'torch:module:factory' (a PyTorch module, docs/torch.md)"
   )
 
 

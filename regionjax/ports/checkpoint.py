@@ -123,3 +123,16 @@ def num_parameters(tree) -> int:
   if isinstance(tree, Mapping):
     return sum(num_parameters(v) for v in tree.values())
   return int(np.prod(np.shape(tree)))
+
+
+def lazy_converter(package: str, names: tuple[str, ...]):
+  """A module ``__getattr__`` for a port package that gives ``names`` from ``<package>.convert`` on first use, so
+  that ``python -m <package>.convert`` does not find its module already imported by the package."""
+  import importlib  # noqa: PLC0415
+
+  def __getattr__(name):
+    if name in names:
+      return getattr(importlib.import_module(f"{package}.convert"), name)
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+  return __getattr__

@@ -11,12 +11,13 @@ Convert once: `python -m regionjax.ports.biggan.convert --weights pytorch_model.
 --config config.json --out DIR`.
 """
 
+from regionjax.ports import checkpoint
+
 from .config import RELEASED_CONFIGS, BigGANConfig
 from .model import BigGANDeep, StatsPosition, stats_position, tap_index
 from .generator import BigGANGenerator, truncated_noise
 
-# The converter's names load lazily, so that `python -m regionjax.ports.biggan.convert`
-# does not find its module already imported by the package.
+# The converter's names load on first use (regionjax.ports.checkpoint.lazy_converter).
 _CONVERT_NAMES = (
   "RELEASE_HINT",
   "checkpoint_help",
@@ -28,13 +29,7 @@ _CONVERT_NAMES = (
   "state_dict_to_variables",
 )
 
-
-def __getattr__(name):
-  if name in _CONVERT_NAMES:
-    from . import convert  # noqa: PLC0415
-
-    return getattr(convert, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = checkpoint.lazy_converter(__name__, _CONVERT_NAMES)
 
 
 __all__ = [

@@ -9,11 +9,12 @@ authors' code.
     f = gen.encode(codes, "layer44"); x2 = gen.decode(codes, "layer44", f)
 """
 
+from regionjax.ports import checkpoint
+
 from .config import CELEBA64, NVAEConfig
 from .generator import NVAEGenerator, load
 
-# The converter's names load lazily, so that `python -m regionjax.ports.nvae.convert`
-# does not find its module already imported by the package.
+# The converter's names load on first use (regionjax.ports.checkpoint.lazy_converter).
 _CONVERT_NAMES = (
   "RELEASE_HINT",
   "RELEASED_FILE",
@@ -23,13 +24,7 @@ _CONVERT_NAMES = (
   "state_dict_to_variables",
 )
 
-
-def __getattr__(name):
-  if name in _CONVERT_NAMES:
-    from . import convert  # noqa: PLC0415
-
-    return getattr(convert, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = checkpoint.lazy_converter(__name__, _CONVERT_NAMES)
 
 
 __all__ = ["CELEBA64", "NVAEConfig", "NVAEGenerator", "load", *_CONVERT_NAMES]

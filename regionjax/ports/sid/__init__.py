@@ -9,12 +9,13 @@ the released NVlabs pickle without its authors' code.
     f = gen.encode(codes, "dec/32x32_up"); x2 = gen.decode(codes, "dec/32x32_up", f)
 """
 
+from regionjax.ports import checkpoint
+
 from .config import RELEASED_CONFIGS, SIGMA_INIT, SiDConfig
 from .generator import SiDGenerator
 from .model import EDMSongUNet, precond
 
-# The converter's names load lazily, so that `python -m regionjax.ports.sid.convert`
-# does not find its module already imported by the package.
+# The converter's names load on first use (regionjax.ports.checkpoint.lazy_converter).
 _CONVERT_NAMES = (
   "RELEASE_HINT",
   "RELEASED_FILE",
@@ -25,13 +26,7 @@ _CONVERT_NAMES = (
   "state_dict_to_variables",
 )
 
-
-def __getattr__(name):
-  if name in _CONVERT_NAMES:
-    from . import convert  # noqa: PLC0415
-
-    return getattr(convert, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = checkpoint.lazy_converter(__name__, _CONVERT_NAMES)
 
 
 __all__ = ["EDMSongUNet", "RELEASED_CONFIGS", "SIGMA_INIT", "SiDConfig", "SiDGenerator", "precond", *_CONVERT_NAMES]

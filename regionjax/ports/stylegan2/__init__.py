@@ -9,12 +9,13 @@ from the released NVlabs pickle without its authors' code.
     f = gen.encode(codes, "b32"); x2 = gen.decode(codes, "b32", f)
 """
 
+from regionjax.ports import checkpoint
+
 from .config import RELEASED_CONFIGS, RELEASED_INIT_KWARGS, StyleGAN2Config
 from .generator import StyleGAN2Generator
 from .model import NOISE_MODES, StyleGAN2
 
-# The converter's names load lazily, so that `python -m regionjax.ports.stylegan2.convert`
-# does not find its module already imported by the package.
+# The converter's names load on first use (regionjax.ports.checkpoint.lazy_converter).
 _CONVERT_NAMES = (
   "RELEASE_HINT",
   "RELEASED_FILE",
@@ -25,13 +26,7 @@ _CONVERT_NAMES = (
   "state_dict_to_variables",
 )
 
-
-def __getattr__(name):
-  if name in _CONVERT_NAMES:
-    from . import convert  # noqa: PLC0415
-
-    return getattr(convert, name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = checkpoint.lazy_converter(__name__, _CONVERT_NAMES)
 
 
 __all__ = [

@@ -136,3 +136,47 @@ def lazy_converter(package: str, names: tuple[str, ...]):
     raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
   return __getattr__
+
+
+def assemble_params(entries, expected: Mapping[tuple, tuple], *, source: str, what: str) -> dict:
+  """``{'params': …}`` from a converter's tensors, every one checked against the network's own shapes.
+
+  Args:
+    entries: ``(key, path, array)`` per tensor of the state dict: its name there, its Flax path (a tuple of names;
+      None for a tensor the network has no place for) and the array in Flax's layout.
+    expected: Flax path → shape, of the network the file's constructor arguments describe.
+    source: the file, for messages.
+    what: the network, for messages (e.g. "StyleGAN2 generator").
+
+  Raises:
+    ValueError: one line for a shape that differs, a tensor that is not finite floating point, or tensors
+      missing or unexpected.
+  """
+  got, unexpected = {}, []
+  for key, path, arr in entries:
+    if path is None or path not in expected:
+      unexpected.append(key)
+      continue
+    if tuple(arr.shape) != tuple(expected[path]):
+      raise ValueError(
+        f"{source}: {key} has shape {tuple(arr.shape)} in Flax's layout, but the {what} its constructor "
+        f"arguments describe needs {tuple(expected[path])}"
+      )
+    if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
+      raise ValueError(f"{source}: {key} is not a finite floating-point tensor")
+    got[path] = np.array(arr, np.float32, order="C")  # (ascontiguousarray would make 0-d tensors 1-d)
+  missing = [".".join(k) for k in expected if k not in got]
+  if missing or unexpected:
+    raise ValueError(
+      f"{source} does not hold the {what} its constructor arguments describe: "
+      + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
+      + ("; " if missing and unexpected else "")
+      + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else "")
+    )
+  params: dict = {}
+  for path, value in got.items():
+    node = params
+    for part in path[:-1]:
+      node = node.setdefault(part, {})
+    node[path[-1]] = value
+  return {"params": params}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -73,10 +73,14 @@ def _expected_shapes(config: SiDConfig) -> dict[tuple, tuple]:
 
 def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: SiDConfig, source: str = "the pickle") -> dict:
   """Reference ``EDMPrecond.state_dict()`` -> ``{'params': …}`` of ``EDMSongUNet(config)``."""
-  expected = _expected_shapes(config)
-  params: dict[str, Any] = {}
-  got = {}
-  unexpected = []
+  return checkpoint.assemble_params(
+    _entries(sd, source), _expected_shapes(config), source=source, what="DDPM++ network"
+  )
+
+
+def _entries(sd: Mapping[str, np.ndarray], source: str):
+  """``(key, Flax path, array in Flax's layout)`` per tensor; EDM's fixed resampling filters are checked and
+  dropped, as is the augmentation map (zero augmentation labels: a bias-free map of zeros adds nothing)."""
   for key, value in sd.items():
     arr = np.asarray(value)
     if key.endswith(".resample_filter"):
@@ -84,46 +88,19 @@ def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: SiDConfig, sou
         raise ValueError(f"{source}: {key} is not EDM's [1, 1] resampling filter")
       continue
     if key.startswith("model.map_augment."):
-      continue  # zero augmentation labels: a bias-free map of zeros adds nothing
+      continue
     path = _flax_path(key)
     if path is None:
-      unexpected.append(key)
+      yield key, None, arr
       continue
     mods, leaf = path
     if arr.ndim == 4:
       name, arr = "kernel", arr.transpose(2, 3, 1, 0)
     elif arr.ndim == 2:
       name, arr = "kernel", arr.T
-    elif leaf == "weight":
-      name = "scale"
     else:
-      name = leaf
-    flat_key = mods + (name,)
-    if flat_key not in expected:
-      unexpected.append(key)
-      continue
-    if tuple(arr.shape) != expected[flat_key]:
-      raise ValueError(
-        f"{source}: {key} has shape {tuple(np.shape(value))}, but the network its constructor "
-        f"arguments describe needs {expected[flat_key]} (after transposing)"
-      )
-    if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
-      raise ValueError(f"{source}: {key} is not a finite floating-point tensor")
-    got[flat_key] = np.ascontiguousarray(arr, np.float32)
-  missing = [".".join(k) for k in expected if k not in got]
-  if missing or unexpected:
-    raise ValueError(
-      f"{source} does not hold the DDPM++ network its constructor arguments describe: "
-      + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
-      + ("; " if missing and unexpected else "")
-      + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else "")
-    )
-  for k, v in got.items():
-    d = params
-    for part in k[:-1]:
-      d = d.setdefault(part, {})
-    d[k[-1]] = v
-  return {"params": params}
+      name = "scale" if leaf == "weight" else leaf
+    yield key, mods + (name,), arr
 
 
 def read_pickle(path) -> tuple:

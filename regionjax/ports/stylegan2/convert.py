@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -81,42 +81,18 @@ def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: StyleGAN2Confi
   (names and layouts kept; the [1,3,3,1] resampling filters are checked and dropped)."""
   from .model import resample_filter  # noqa: PLC0415
 
-  expected = _expected_shapes(config)
-  params: dict[str, Any] = {}
-  got = {}
-  unexpected = []
-  for key, value in sd.items():
-    arr = np.asarray(value)
-    if key.endswith(".resample_filter"):
-      if arr.shape != (4, 4) or not np.allclose(arr, resample_filter(), rtol=0, atol=1e-7):
-        raise ValueError(f"{source}: {key} is not StyleGAN2's [1, 3, 3, 1] resampling filter")
-      continue
-    path = _flax_path(key)
-    if path is None or path not in expected:
-      unexpected.append(key)
-      continue
-    if tuple(arr.shape) != expected[path]:
-      raise ValueError(
-        f"{source}: {key} has shape {tuple(arr.shape)}, but the generator its constructor "
-        f"arguments describe needs {expected[path]}"
-      )
-    if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
-      raise ValueError(f"{source}: {key} is not a finite floating-point tensor")
-    got[path] = np.array(arr, np.float32, order="C")  # (ascontiguousarray would make 0-d tensors 1-d)
-  missing = [".".join(k) for k in expected if k not in got]
-  if missing or unexpected:
-    raise ValueError(
-      f"{source} does not hold the StyleGAN2 generator its constructor arguments describe: "
-      + (f"{len(missing)} missing tensors, e.g. {missing[:3]}" if missing else "")
-      + ("; " if missing and unexpected else "")
-      + (f"{len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}" if unexpected else "")
-    )
-  for k, v in got.items():
-    d = params
-    for part in k[:-1]:
-      d = d.setdefault(part, {})
-    d[k[-1]] = v
-  return {"params": params}
+  filt = resample_filter()
+
+  def entries():
+    for key, value in sd.items():
+      arr = np.asarray(value)
+      if key.endswith(".resample_filter"):
+        if arr.shape != (4, 4) or not np.allclose(arr, filt, rtol=0, atol=1e-7):
+          raise ValueError(f"{source}: {key} is not StyleGAN2's [1, 3, 3, 1] resampling filter")
+        continue
+      yield key, _flax_path(key), arr
+
+  return checkpoint.assemble_params(entries(), _expected_shapes(config), source=source, what="StyleGAN2 generator")
 
 
 def read_pickle(path) -> tuple:

@@ -1088,3 +1088,40 @@ def dump(obj, path, protocol: int = 4) -> None:
   """Writes :func:`dumps` to ``path``."""
   with open(path, "wb") as f:
     f.write(dumps(obj, protocol))
+
+
+def load_network(path, key: str, class_name: str, *, family: str, hint: str, role: str):
+  """The network ``data[key]`` of an NVlabs network pickle, checked to be a ``class_name``, and its state dict.
+
+  Args:
+    path: the pickle.
+    key: where the pickle's dict holds the network (``'G_ema'``, ``'ema'``).
+    class_name: the class the network must be (``'Generator'``, ``'EDMPrecond'``).
+    family: the release, for messages (``'StyleGAN2-ADA'``, ``'SiD/EDM'``).
+    hint: what to download, appended when the file does not exist.
+    role: what the network is, for messages (``"StyleGAN2-ADA's Generator"``).
+
+  Returns:
+    ``(network, state_dict)``: the :class:`PersistentObject` (its ``init_kwargs``) and its tensors by name.
+
+  Raises:
+    FileNotFoundError, ValueError: one line naming the file and what it holds instead.
+  """
+  path = os.fspath(path)
+  try:
+    data = load(path)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{family} network pickle not found: {path}. {hint}") from None
+  except NVlabsPickleError as e:
+    raise ValueError(f"cannot read {path} as an NVlabs network pickle: {e}") from None
+  if not isinstance(data, Mapping) or key not in data:
+    what = f"a dict with keys {sorted(map(str, data))[:5]}" if isinstance(data, Mapping) else f"a {type(data).__name__}"
+    raise ValueError(f"{path} is not a {family} network pickle: it holds {what}, not {{'{key}': network}}")
+  net = data[key]
+  if not isinstance(net, PersistentObject) or net.class_name != class_name:
+    name = net.class_name if isinstance(net, PersistentObject) else type(net).__name__
+    raise ValueError(f"{path} holds a {name} as {key}, not {role}")
+  try:
+    return net, net.state_dict()
+  except NVlabsPickleError as e:
+    raise ValueError(f"{path}: {e}") from None

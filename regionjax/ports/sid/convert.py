@@ -106,24 +106,10 @@ def _entries(sd: Mapping[str, np.ndarray], source: str):
 def read_pickle(path) -> tuple:
   """An NVlabs pickle holding ``{'ema': EDMPrecond(SongUNet)}`` -> (config, variables)."""
   path = os.fspath(path)
-  try:
-    data = nvp.load(path)
-  except FileNotFoundError:
-    raise FileNotFoundError(f"SiD network pickle not found: {path}. {RELEASE_HINT}") from None
-  except nvp.NVlabsPickleError as e:
-    raise ValueError(f"cannot read {path} as an NVlabs network pickle: {e}") from None
-  if not isinstance(data, Mapping) or "ema" not in data:
-    what = f"a dict with keys {sorted(map(str, data))[:5]}" if isinstance(data, Mapping) else f"a {type(data).__name__}"
-    raise ValueError(f"{path} is not a SiD/EDM network pickle: it holds {what}, not {{'ema': network}}")
-  net = data["ema"]
-  if not isinstance(net, nvp.PersistentObject) or net.class_name != "EDMPrecond":
-    name = net.class_name if isinstance(net, nvp.PersistentObject) else type(net).__name__
-    raise ValueError(f"{path} holds a {name} network, not EDM's EDMPrecond (SiD's generator)")
+  net, sd = nvp.load_network(
+    path, "ema", "EDMPrecond", family="SiD/EDM", hint=RELEASE_HINT, role="EDM's EDMPrecond (SiD's generator)"
+  )
   config = SiDConfig.from_init_kwargs(net.init_kwargs, source=path)
-  try:
-    sd = net.state_dict()
-  except nvp.NVlabsPickleError as e:
-    raise ValueError(f"{path}: {e}") from None
   return config, state_dict_to_variables(sd, config, source=path)
 
 

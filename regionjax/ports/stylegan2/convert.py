@@ -98,24 +98,10 @@ def state_dict_to_variables(sd: Mapping[str, np.ndarray], config: StyleGAN2Confi
 def read_pickle(path) -> tuple:
   """An NVlabs pickle holding ``{'G_ema': Generator, …}`` -> (config, variables)."""
   path = os.fspath(path)
-  try:
-    data = nvp.load(path)
-  except FileNotFoundError:
-    raise FileNotFoundError(f"StyleGAN2 network pickle not found: {path}. {checkpoint_help()}") from None
-  except nvp.NVlabsPickleError as e:
-    raise ValueError(f"cannot read {path} as an NVlabs network pickle: {e}") from None
-  if not isinstance(data, Mapping) or "G_ema" not in data:
-    what = f"a dict with keys {sorted(map(str, data))[:5]}" if isinstance(data, Mapping) else f"a {type(data).__name__}"
-    raise ValueError(f"{path} is not a StyleGAN2-ADA network pickle: it holds {what}, not {{'G_ema': Generator, …}}")
-  net = data["G_ema"]
-  if not isinstance(net, nvp.PersistentObject) or net.class_name != "Generator":
-    name = net.class_name if isinstance(net, nvp.PersistentObject) else type(net).__name__
-    raise ValueError(f"{path} holds a {name} as G_ema, not StyleGAN2-ADA's Generator")
+  net, sd = nvp.load_network(
+    path, "G_ema", "Generator", family="StyleGAN2-ADA", hint=checkpoint_help(), role="StyleGAN2-ADA's Generator"
+  )
   config = StyleGAN2Config.from_init_kwargs(net.init_kwargs, source=path)
-  try:
-    sd = net.state_dict()
-  except nvp.NVlabsPickleError as e:
-    raise ValueError(f"{path}: {e}") from None
   return config, state_dict_to_variables(sd, config, source=path)
 
 

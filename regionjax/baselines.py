@@ -32,10 +32,10 @@ import dataclasses
 import math
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from regionjax import decoding
 from regionjax import metrics as metrics_lib
 from regionjax import subsets as subsets_lib
 from regionjax import transforms
@@ -183,7 +183,7 @@ def ablation_patterns(decode, f, components, *, batch_size: int | None = None) -
   """``p_m = g(f) − g(f − Δ_m)`` for every component (the regional pattern, v2 §2.3). ``(M, H, W, C)``."""
   comps = jnp.asarray(components)
   f = jnp.asarray(f, comps.dtype)
-  base = np.asarray(jax.jit(decode)(f), np.float64)
+  base = np.asarray(decoding.decode_one(decode, f), np.float64)
   return base[None] - np.asarray(metrics_lib.decode_batch(decode, f[None] - comps, batch_size), np.float64)
 
 
@@ -232,7 +232,7 @@ def boundary_breach(
   n = masks.shape[0]
   num = len(fields)
   comps = jnp.asarray(stacked)
-  base = jax.jit(decode)(comps[0])
+  base = decoding.decode_one(decode, comps[0])
   rows, counts = [], []
   for i in range(n):
     omega = _ranked(norms, np.nonzero((fields >> i) & 1 == 0)[0])
@@ -383,7 +383,7 @@ def score(
   delta = f.astype(np.float64) - np.asarray(dec.f0, np.float64)
   total = np.asarray(dec.f0, np.float64) + comps.astype(np.float64).sum(0)
   completeness = float(metrics_lib.safe_ratio(np.linalg.norm(total - f), np.linalg.norm(delta)))
-  img = np.asarray(jax.jit(decode)(jnp.asarray(total, jnp.float32)), np.float64)
+  img = np.asarray(decoding.decode_one(decode, jnp.asarray(total, jnp.float32)), np.float64)
   image_rmse = float(np.sqrt(np.mean((img - np.asarray(image, np.float64)) ** 2)))
   per, count = metrics_lib.patch_sq_error(img[None], image, masks)
   image_rmse_players = float(metrics_lib.union_rmse(per, count, np.ones(n, bool))[0])

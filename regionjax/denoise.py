@@ -71,9 +71,11 @@ def free_mask(n: int, fix_full: bool = True) -> np.ndarray:
   return free
 
 
-@functools.partial(jax.jit, static_argnames=("optimizer", "steps"))
-def _solve_chunk(u, free, tau_q, *, optimizer, steps):
-  """Projected Adam on ``q`` for one chunk of columns ``u: (2**n, d)``."""
+@functools.partial(jax.jit, static_argnames=("schedule", "steps"))
+def _solve_chunk(u, free, tau_q, lr, *, schedule, steps):
+  """Projected Adam on ``q`` for one chunk of columns ``u: (2**n, d)``. ``tau_q`` and the learning rate are
+  arguments, not constants: one program serves every image (and JAX's persistent cache a second run)."""
+  optimizer = solver_lib.build_optimizer(lr, steps, schedule, "adam")  # the solver's optimiser
   box = free.astype(u.dtype)[:, None] * tau_q
 
   def loss(q):
@@ -150,12 +152,11 @@ def denoise(
     )
   if schedule not in ("cosine", "constant"):
     raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
-  optimizer = solver_lib.make_optimizer(lr, steps, schedule, "adam")  # the solver's (cached) optimiser
   width = dim if chunk_size is None else min(int(chunk_size), dim)
-  free_j, tau_j = jnp.asarray(free), jnp.asarray(tau_q, u.dtype)
+  free_j, tau_j, lr_j = jnp.asarray(free), jnp.asarray(tau_q, u.dtype), jnp.asarray(lr, u.dtype)
 
   def run(x):
-    return _solve_chunk(x, free_j, tau_j, optimizer=optimizer, steps=steps)
+    return _solve_chunk(x, free_j, tau_j, lr_j, schedule=schedule, steps=steps)
 
   qs, history = [], jnp.zeros((steps,), u.dtype)
   for start in range(0, dim, width):

@@ -23,12 +23,38 @@ def to_rgb(image) -> np.ndarray:
   return np.clip((np.asarray(image, np.float32) + 1.0) / 2.0, 0.0, 1.0)
 
 
+#: Resolution of the report's figures and the margin kept around their content (matplotlib's ``pad_inches``).
+DPI = 100
+PAD_INCHES = 0.1
+
+
 def png(fig: Figure) -> bytes:
-  """PNG bytes of a figure (closed afterwards)."""
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-  plt.close(fig)
-  return buf.getvalue()
+  """PNG bytes of a figure (closed afterwards), cropped to its content plus :data:`PAD_INCHES`.
+
+  The figure is drawn once and the blank margin is cut from the pixels
+  (``savefig(bbox_inches='tight')`` draws every figure twice: once to measure
+  it). Content that reaches the canvas's edge falls back to that.
+  """
+  from PIL import Image
+
+  try:
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    ink = np.any(rgba != rgba[0, 0], axis=-1)
+    if not ink.any() or ink[0].any() or ink[-1].any() or ink[:, 0].any() or ink[:, -1].any():
+      buf = io.BytesIO()
+      fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES)
+      return buf.getvalue()
+    rows, cols = np.nonzero(ink.any(1))[0], np.nonzero(ink.any(0))[0]
+    pad = int(round(PAD_INCHES * DPI))
+    top, bottom = max(0, rows[0] - pad), min(ink.shape[0], rows[-1] + 1 + pad)
+    left, right = max(0, cols[0] - pad), min(ink.shape[1], cols[-1] + 1 + pad)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba[top:bottom, left:right])).save(buf, "PNG", dpi=(DPI, DPI))
+    return buf.getvalue()
+  finally:
+    plt.close(fig)
 
 
 def data_uri(figure_or_png) -> str:

@@ -53,10 +53,16 @@ LIST_MAX = 20
 
 
 # ------------------------------------------------------------------ images
-def to_uint8(images) -> np.ndarray:
-  """Images in ``[-1, 1]`` → uint8 ``[0, 255]`` (``round((x + 1) / 2 · 255)``, clipped)."""
-  x = np.asarray(images, np.float64)
-  return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+def to_uint8(images, block: int = 64) -> np.ndarray:
+  """Images in ``[-1, 1]`` → uint8 ``[0, 255]`` (``round((x + 1) / 2 · 255)``, clipped; in float64, ``block``
+  images at a time)."""
+  x = np.asarray(images)
+  if x.ndim < 4:
+    return np.clip(np.round((x.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  out = np.empty(x.shape, np.uint8)
+  for s in range(0, x.shape[0], block):
+    out[s : s + block] = np.clip(np.round((x[s : s + block].astype(np.float64) + 1.0) * 127.5), 0, 255)
+  return out
 
 
 def thumb_shape(height: int, width: int, size: int) -> tuple[int, int]:

@@ -285,6 +285,21 @@ class DenoiseSide:
 
 
 @dataclasses.dataclass(frozen=True)
+class Timings:
+  """Wall time of the run by stage, in seconds (:mod:`regionjax.timings`; not overlapping: ``total`` is their
+  sum, the process's wall time up to the end of the report)."""
+
+  startup: float
+  baseline: float
+  compile: float
+  solve: float
+  metrics: float
+  report: float
+  other: float
+  total: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Denoise:
   """The components before and after denoising (``denoise.enabled``)."""
 
@@ -316,6 +331,7 @@ class ImageMetrics:
   top_components: list[TopComponent]
   denoise: Denoise | None = _optional()
   baselines: list[baselines_lib.Scores] | None = _optional()
+  timings: Timings | None = _optional()  # written by the run once its report is done
 
   def to_json_dict(self) -> dict:
     """The metrics.json dict (JSON-able; the one serialiser of these types)."""

@@ -158,8 +158,14 @@ def make_optimizer(
   moves every element by about ``η`` per step whatever its gradient).
   ``schedule``: 'constant' (the paper) or 'cosine' decay to 1% of ``η``.
   Cached: equal arguments give the same object, so compiled solvers that
-  close over it are reused.
+  close over it are reused. :func:`build_optimizer` is the same without the
+  cache, for a ``learning_rate`` that is traced (an argument of a compiled call).
   """
+  return build_optimizer(learning_rate, steps, schedule, optimizer)
+
+
+def build_optimizer(learning_rate, steps: int, schedule: str = "constant", optimizer: str = "adam"):
+  """:func:`make_optimizer` uncached: ``learning_rate`` may be a traced scalar."""
   if schedule == "constant":
     rate = learning_rate
   elif schedule == "cosine":
@@ -1233,6 +1239,7 @@ def solve_minimal_features(
   return refine(setup, result, o.refine_steps)
 
 
+@jax.jit  # one compiled program instead of 2·n eager ops (max and concatenate are exact: the same values)
 def compose_max(alpha_singletons: jax.Array) -> jax.Array:
   """``α_S = max_{i∈S} α_{i}`` element-wise for every bitmask ``S``; ``α_∅ = 0``.
 

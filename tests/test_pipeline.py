@@ -30,10 +30,16 @@ WALL = {}  # seconds of the finished run, measured around the process
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def cache_dir(tmp_path_factory):
+  """The cache (cache.dir) of the finished run: compiled programs and its baseline."""
+  return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, cache_dir):
   workdir = str(tmp_path_factory.mktemp("planted"))
   t0 = time.time()
-  proc = main(f"--config.workdir={workdir}")
+  proc = main(f"--config.workdir={workdir}", f"--config.cache.dir={cache_dir}")
   WALL["finished"] = time.time() - t0
   assert proc.returncode == 0, proc.stderr[-3000:]
   return workdir, proc
@@ -135,6 +141,65 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
   assert "Traceback" not in proc.stderr
   assert not (workdir / "report.html").exists() and not (workdir / "metrics.json").exists()
   assert not (workdir / "config.json").exists()  # a corrected rerun in the same workdir is not refused
+
+
+def _cache_files(cache_dir) -> dict:
+  out = {}
+  for sub in ("jax", "baselines"):
+    d = os.path.join(cache_dir, sub)
+    out[sub] = sorted(os.listdir(d)) if os.path.isdir(d) else []
+  return out
+
+
+def _same_components(a_dir, b_dir):
+  import regionjax as rj
+
+  np.testing.assert_allclose(rj.load(a_dir).components(), rj.load(b_dir).components(), rtol=1e-5, atol=1e-6)
+
+
+def test_run_fills_the_cache(finished, cache_dir):
+  files = _cache_files(cache_dir)
+  assert len(files["baselines"]) == 1 and files["baselines"][0].endswith(".npz")
+  assert len([f for f in files["jax"] if not f.startswith(".")]) >= 3  # compiled programs
+
+
+@pytest.mark.slow  # a second full run; over 20 s on the 2-core CPU
+def test_another_seed_reads_every_program_from_the_cache(finished, cache_dir, tmp_path):
+  """Another target seed, another workdir: no program is compiled anew (no new cache entry) and f0 is read back."""
+  before = _cache_files(cache_dir)
+  proc = main(f"--config.workdir={tmp_path / 'w'}", f"--config.cache.dir={cache_dir}", "--config.target.seed=5")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert _cache_files(cache_dir) == before
+  assert "baseline f0" not in proc.stderr  # no progress bar: f0 came from the cache
+
+
+def test_damaged_cache_warns_and_the_run_goes_on(finished, cache_dir, tmp_path):
+  """Every cache entry overwritten with garbage (compiled programs and the baseline): warnings, the same result."""
+  import shutil
+
+  damaged = str(tmp_path / "cache")
+  shutil.copytree(cache_dir, damaged)
+  for sub in ("jax", "baselines"):
+    for name in os.listdir(os.path.join(damaged, sub)):
+      with open(os.path.join(damaged, sub, name), "wb") as fh:
+        fh.write(b"\x00garbage" * 7)
+  with open(os.path.join(damaged, "jax", "stray-file"), "wb") as fh:
+    fh.write(os.urandom(100))
+  workdir = str(tmp_path / "w")
+  proc = main(f"--config.workdir={workdir}", f"--config.cache.dir={damaged}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "warning: cached baseline" in proc.stderr
+  assert "persistent compilation cache" in proc.stderr.lower() or "cache" in proc.stderr.lower()
+  _same_components(workdir, finished[0])
+
+
+def test_unusable_cache_warns_and_the_run_goes_on(tmp_path):
+  (tmp_path / "file").write_text("x")  # a directory under a file: not usable, even for root
+  workdir = str(tmp_path / "w")
+  proc = main(f"--config.workdir={workdir}", f"--config.cache.dir={tmp_path / 'file' / 'cache'}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "warning: cache directory" in proc.stderr and "not usable" in proc.stderr
+  assert os.path.exists(os.path.join(workdir, "report.html"))
 
 
 def test_unwritable_workdir(tmp_path):

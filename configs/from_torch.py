@@ -22,7 +22,9 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.workdir = "runs/from_torch"
-  c.model.name = "torch:regionjax.ports.dcgan.torch_face:module"  # 'torch:package.module:factory' (regionjax/ports/registry.py)
+  c.model.name = (
+    "torch:regionjax.ports.dcgan.torch_face:module"  # 'torch:package.module:factory' (regionjax/ports/registry.py)
+  )
   c.model.layer = "main.11"  # a module path of module.named_modules(): the split point
   c.model.input_shape = (100, 1, 1)  # one code without the batch axis: the forward pass's input
   return c

@@ -12,7 +12,6 @@ from regionjax.components import (
   or_components,
   rank,
   reconstruct_feature,
-  region_query,
   regional_pattern,
   regional_patterns,
   top_fraction,
@@ -28,6 +27,7 @@ from regionjax.torch_bridge import TorchBridgeError, from_torch
 from regionjax.interactive import show
 from regionjax.explanation import Explanation, LoadError, Players, load
 from regionjax.explainer import Inversion, baseline, default_options, explain, invert
+from regionjax.query import region_query
 from regionjax.evaluation import MetricOptions, evaluate
 from regionjax.results import ImageMetrics, Metrics
 from regionjax import plot

@@ -69,7 +69,7 @@ def solver_cost(gen, codes, layer: str, *, steps: int = 10, repeats: int = 2) ->
     optimizer=optax.adam(1e-2),
     steps=int(steps),
   )
-  run = jax.jit(lambda a, s: solver_lib._run_chunk(problem, a, s))
+  run = jax.jit(lambda a, s: solver_lib.run_chunk(problem, a, s))
   alpha, ids = jnp.ones((1,) + f.shape, f.dtype), jnp.ones((1,), jnp.int32)
   jax.block_until_ready(run(alpha, ids))  # compile
   best = math.inf

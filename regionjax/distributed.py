@@ -237,7 +237,7 @@ def solve_minimal_features(
   the single-process solve.
   """
   nproc = jax.process_count()
-  options = solver_lib._options(options, settings)
+  options = solver_lib.resolve_options(options, settings)
   if mesh is not None and nproc > 1:
     foreign = [d for d in mesh.devices.flat if d.process_index != jax.process_index()]
     if foreign:

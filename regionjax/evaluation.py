@@ -144,7 +144,7 @@ def evaluate_batch(options: MetricOptions, results, per_image: list[ImageEvaluat
     images=per_image,
     aggregate=aggregate(metrics),
     transferability=transfer_pairs(results, options.transfer_k),
-    faithfulness=_mean_faithfulness([m.faithfulness for m in metrics]),
+    faithfulness=mean_faithfulness([m.faithfulness for m in metrics]),
   )
 
 
@@ -344,7 +344,7 @@ def _faithfulness(h: dict, met: int, total: int) -> results_lib.Faithfulness:
   )
 
 
-def _mean_faithfulness(per: list[results_lib.Faithfulness]) -> dict:
+def mean_faithfulness(per: list[results_lib.Faithfulness]) -> dict:
   """Batch mode: the headline figures averaged over images (met = the mean meets the target)."""
   rho = float(np.mean([p.rho_image_top10.value for p in per]))
   add = float(np.mean([p.additivity_top30.value for p in per]))

@@ -377,14 +377,14 @@ def from_solution(
     model=model,
     composition=options.composition,
     alpha_subsets=tuple(int(s) for s in stored),
-    options=explanation_lib._frozen(explanation_lib.options_to_json(options)),
-    players=explanation_lib._frozen(players.to_json()),
+    options=explanation_lib.frozen(explanation_lib.options_to_json(options)),
+    players=explanation_lib.frozen(players.to_json()),
     indices=(int(target.index),),
     class_ids=(target.class_id,),
     fingerprints=(fingerprint,),
     generator=generator_fingerprint,
     seconds=(float(seconds),),
-    versions=explanation_lib._frozen(explanation_lib.versions()),
+    versions=explanation_lib.frozen(explanation_lib.versions()),
   )
   return explanation_lib.Explanation(
     f=np.asarray(target.f)[None],

@@ -314,7 +314,7 @@ class Info:
     return dict(self.players)
 
 
-def _frozen(d: Mapping) -> tuple:
+def frozen(d: Mapping) -> tuple:
   return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
 
@@ -687,14 +687,14 @@ def _load_dir(path: str) -> Explanation:
     model=m["generator"]["model"],
     composition=m["composition"],
     alpha_subsets=tuple(int(s) for s in m["alpha_subsets"]),
-    options=_frozen(m["options"]),
-    players=_frozen(m["players"]),
+    options=frozen(m["options"]),
+    players=frozen(m["players"]),
     indices=tuple(int(im["index"]) for im in images),
     class_ids=tuple(im["class_id"] for im in images),
     fingerprints=tuple(im["fingerprint"] for im in images),
     generator=m["generator"].get("fingerprint", ""),
     seconds=seconds if len(seconds) == len(images) else (),
-    versions=_frozen(m.get("versions", {})),
+    versions=frozen(m.get("versions", {})),
   )
   return Explanation(**{k: arrays[k] for k in _ARRAY_FIELDS}, codes=codes, info=info)
 

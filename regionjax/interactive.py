@@ -42,6 +42,8 @@ from regionjax import subsets as subsets_lib
 
 #: Fractions p of the Algorithm 2 slider that are decoded (0 and 1 reuse g(f0) and g(u(Ŝ))).
 SLIDER_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: A component is salient for Algorithm 2's slider when its norm exceeds this fraction of the largest.
+SALIENT_RELATIVE = 1e-6
 #: Share of the strongest components whose regional pattern is embedded (the static report's top 10 %), at least
 #: :data:`MIN_PATTERNS` of them.
 PATTERN_FRACTION = 0.1
@@ -108,9 +110,17 @@ def pack_mask(mask: np.ndarray, shape: tuple[int, int]) -> str:
 # -------------------------------------------------------------------- data
 def slider_weights(norms: np.ndarray, n: int, fractions: Sequence[float]) -> np.ndarray:
   """``(F, 2**n − 1, 2**n)`` Algorithm 2 weights: row ``(k, Ŝ − 1)`` keeps the strongest
-  ``round(p_k · |Ω_Ŝ|)`` components whose field meets ``Ŝ`` (``Ω_Ŝ``; ties by bitmask)."""
+  ``round(p_k · |Ω̂_Ŝ|)`` salient components whose field meets ``Ŝ`` (``Ω̂_Ŝ``; ties by bitmask).
+
+  Algorithm 2 (v1 App. E) runs over the salient components ``Ω̂_N``: those whose norm exceeds
+  :data:`SALIENT_RELATIVE` of the largest. With max composition most of the ``2**n`` components are
+  exactly zero (48 of 512 on the face model), and a fraction of all of them kept every salient one at
+  every ``p`` — the slider did nothing."""
   size = 1 << n
-  order = np.argsort(-np.asarray(norms)[1:], kind="stable") + 1  # strongest first, as components.rank
+  norms = np.asarray(norms, np.float64)
+  order = np.argsort(-norms[1:], kind="stable") + 1  # strongest first, as components.rank
+  peak = float(norms[1:].max()) if size > 1 else 0.0
+  order = order[norms[order] > SALIENT_RELATIVE * peak]
   out = np.zeros((len(fractions), size - 1, size), np.float32)
   for target in range(1, size):
     cover = order[(order & target) != 0]

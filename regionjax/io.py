@@ -432,7 +432,7 @@ class ChunkStore:
     except FileNotFoundError:
       return
     except (OSError, ValueError) as e:
-      raise ValueError(f"its file list is unreadable ({_short(e)})") from None
+      raise ValueError(f"its file list is unreadable ({short_error(e)})") from None
     got = _file_digests(path)
     bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
     if bad:
@@ -466,7 +466,7 @@ class ChunkStore:
       try:
         done[int(m.group(1))] = self._restore(name)
       except Exception as e:  # orbax/tensorstore raise many types; the message can be kilobytes of spec
-        self._set_aside(name, _short(e))
+        self._set_aside(name, short_error(e))
     return done
 
 
@@ -500,7 +500,7 @@ def _os_error_in(e: BaseException) -> OSError | None:
   return None
 
 
-def _short(e: BaseException, limit: int = 160) -> str:
+def short_error(e: BaseException, limit: int = 160) -> str:
   text = " ".join(str(e).split())
   text = f"{type(e).__name__}: {text}" if text else type(e).__name__
   return text if len(text) <= limit else text[: limit - 1] + "…"

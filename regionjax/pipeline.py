@@ -284,7 +284,7 @@ def _finished_outputs(workdir: str, num_images: int, result_file: str = explanat
             if b"</html>" not in fh.read():
               raise ValueError("cut off before </html>")
       except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        io_lib.warn(f"{path} is damaged ({io_lib._short(e)}); recomputing the outputs from the checkpoints")
+        io_lib.warn(f"{path} is damaged ({io_lib.short_error(e)}); recomputing the outputs from the checkpoints")
         return None
   return metrics
 
@@ -301,7 +301,7 @@ def _load_baseline(path: str, fp: str) -> np.ndarray | None:
     if not np.isfinite(f0).all():
       raise ValueError("non-finite values")
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-    io_lib.warn(f"{path} is damaged ({io_lib._short(e)}); recomputing it")
+    io_lib.warn(f"{path} is damaged ({io_lib.short_error(e)}); recomputing it")
     return None
   if stored != fp:
     io_lib.warn(f"{path} was made for another model, layer or baseline setting; recomputing it")

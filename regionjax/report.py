@@ -459,7 +459,7 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
     },
     "completeness": {"feature_error": agg["completeness.feature_error"]["mean"]},
     "additivity": {"k": per_image[0].additivity.k, "error_mean": agg["additivity.error_mean"]["mean"]},
-    "faithfulness": evaluation._mean_faithfulness([m.faithfulness for m in per_image]),
+    "faithfulness": evaluation.mean_faithfulness([m.faithfulness for m in per_image]),
     "top_components": results_lib.to_json(per_image[0].top_components),
   }
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics_lib.summary(metrics))

@@ -327,7 +327,7 @@ def _final_error(problem: Problem, alpha: jax.Array, subset_ids: jax.Array) -> j
   return jax.vmap(lambda a, s: objective(problem, a, s)[1])(alpha, subset_ids)
 
 
-def _run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array, unroll: int = 1):
+def run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array, unroll: int = 1):
   """Projected Adam for ``problem.steps`` steps on a chunk of subsets (one ``lax.scan``)."""
   carry = (alpha0, jax.vmap(problem.optimizer.init)(alpha0))
   (alpha, _), history = _run_steps(problem, carry, subset_ids, problem.steps, unroll=unroll)
@@ -337,7 +337,7 @@ def _run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array, unrol
 # The compiled solver. Module-level jitted functions that take the problem as
 # an argument: jax caches one executable per (static settings, shapes), so a
 # new λ, a new chunk or a new call with the same decoder and shapes reuses it.
-_chunk_jit = jax.jit(_run_chunk, static_argnames=("unroll",))
+_chunk_jit = jax.jit(run_chunk, static_argnames=("unroll",))
 _steps_jit = jax.jit(_run_steps, static_argnames=("length", "unroll"))
 _final_jit = jax.jit(_final_error)
 
@@ -638,7 +638,7 @@ class SolverOptions:
     return dataclasses.replace(self, **changes)
 
 
-def _options(options: SolverOptions | None, kwargs: dict) -> SolverOptions:
+def resolve_options(options: SolverOptions | None, kwargs: dict) -> SolverOptions:
   """``options``, or one built from keyword arguments (not both)."""
   if options is None:
     return SolverOptions(**kwargs)
@@ -852,7 +852,7 @@ def prepare(
   used by ``regionjax.truncated``, which stores only these, so ``n`` may be up
   to 62.
   """
-  o = _options(options, settings)
+  o = resolve_options(options, settings)
   num_subsets = None if subsets is None else int(np.asarray(subsets).size) + 1
   validate(f, f0, target, masks, o, decode=decode, num_subsets=num_subsets)
   n = masks.shape[0]
@@ -1223,7 +1223,7 @@ def solve_minimal_features(
   Returns:
     A :class:`SolverResult` in bitmask order.
   """
-  setup = prepare(decode, f, f0, target, masks, _options(options, settings), mesh=mesh, distances=distances)
+  setup = prepare(decode, f, f0, target, masks, resolve_options(options, settings), mesh=mesh, distances=distances)
   o = setup.options
   results = solve_chunks(setup, range(setup.num_chunks), done=done, on_chunk=on_chunk)
   result = continue_unmet(setup, assemble(setup, results, o.tau), lam_max=o.lam_max, growth=o.lam_growth)

@@ -371,7 +371,7 @@ def solve_truncated(
   ``stop_tol`` do not apply here). Other arguments as
   :func:`regionjax.solver.solve_minimal_features`; ``n ≤ 62``.
   """
-  o = solver_lib._options(options, settings)
+  o = solver_lib.resolve_options(options, settings)
   composition, lam, steps, tau = o.composition, o.lam, o.steps, o.tau
   lam_max, lam_growth = o.lam_max, o.lam_growth
   t0 = time.time()

@@ -2,28 +2,17 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import harness
 
 
 @pytest.mark.slow
 def test_default_config_batch_of_two_faces(tmp_path):
   workdir = str(tmp_path / "run")
-  env = dict(os.environ, XLA_FLAGS="")
-  proc = subprocess.run(
-    [sys.executable, "main.py", f"--config.workdir={workdir}", "--config.target.num_images=2"],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=1200,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = harness.run(f"--config.workdir={workdir}", "--config.target.num_images=2", timeout=1200)
   assert "model dcgan at layer3" in proc.stdout and "boundedness ρ over the whole image" in proc.stdout
   metrics = json.load(open(os.path.join(workdir, "metrics.json")))
   assert metrics["solver"]["met_tau"] == metrics["solver"]["subsets"] == 1024

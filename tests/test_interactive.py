@@ -50,6 +50,19 @@ def test_slider_weights_are_algorithm_2():
     assert set(np.nonzero(w[1, target - 1])[0]) == set(half)
 
 
+def test_slider_fractions_count_salient_components_only():
+  """Max composition leaves most components at zero: p runs over the salient ones, so p = 0.25, 0.5, 0.75
+  keep different sets (before, a fraction of all 2**n kept every salient one at every p)."""
+  n = 4
+  norms = np.zeros(16)
+  norms[[1, 2, 4, 8, 3, 15]] = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+  w = interactive.slider_weights(norms, n, [0.25, 0.5, 0.75, 1.0])
+  kept = [set(np.nonzero(w[k, 15 - 1])[0]) for k in range(4)]  # Ŝ = N: all six salient components meet it
+  assert [len(k) for k in kept] == [2, 3, 4, 6]  # round(p · 6), half to even
+  assert kept[0] == {1, 2} and kept[1] == {1, 2, 4} and kept[3] == {1, 2, 4, 8, 3, 15}
+  assert w[:, 1 - 1].sum(-1).tolist() == [1.0, 2.0, 2.0, 3.0]  # Ŝ = {0}: salient 1, 3, 15 meet it
+
+
 def test_pack_mask_round_trip():
   m = rj.patch_masks(12, 12, 3, 3)[4]
   bits = np.unpackbits(np.frombuffer(base64.b64decode(interactive.pack_mask(m, (12, 12))), np.uint8))[:144]
@@ -65,10 +78,12 @@ def test_build_embeds_every_minimal_feature_and_the_slider(planted):
   for s in (1, 6, 15):
     expected = interactive.to_uint8(p.decode(res.solution.u[s]))
     assert np.abs(pixels(data["thumbs"][s]).astype(int) - expected.astype(int)).max() <= 1
-  # slider at p = 0.5 for Ŝ = {1}: f0 + the strongest half of the components meeting it
+  # slider at p = 0.5 for Ŝ = {1}: f0 + the strongest half of the salient components meeting it
   norms = rj.component_norms(res.components)
-  cover = sorted((s for s in range(1, 16) if s & 2), key=lambda s: -norms[s])
-  feat = res.components[0] + res.components[cover[:4]].sum(0)
+  salient = norms > interactive.SALIENT_RELATIVE * norms[1:].max()
+  cover = sorted((s for s in range(1, 16) if s & 2 and salient[s]), key=lambda s: -norms[s])
+  assert len(cover) >= 2  # p = 0.5 keeps a strict subset of what p = 1 keeps
+  feat = res.components[0] + res.components[cover[: int(round(0.5 * len(cover)))]].sum(0)
   got = pixels(data["slider"]["0.5"][2])
   assert np.abs(got.astype(int) - interactive.to_uint8(p.decode(feat)).astype(int)).max() <= 1
   assert data["norms"][1:] == pytest.approx(list(norms[1:]))

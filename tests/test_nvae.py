@@ -13,6 +13,7 @@ import pytest
 
 import regionjax
 from regionjax.ports import nvlabs_pickle as nvp
+from regionjax.ports import nvae
 from regionjax.ports.nvae import CELEBA64, NVAEConfig, NVAEGenerator, convert, testing
 from regionjax.ports.nvae import model as nvae_model
 from regionjax.ports.nvae.generator import bn_update
@@ -210,7 +211,7 @@ def test_nvae_convert_cli_round_trip_and_load(small, tmp_path):
     text=True,
   )
   assert r.returncode == 0, r.stderr
-  g2 = convert.load(out)
+  g2 = nvae.load(out)
   for a, b in zip(jax.tree.leaves(g2.variables), jax.tree.leaves(gen.variables)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   again = subprocess.run(

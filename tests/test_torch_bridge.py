@@ -307,9 +307,7 @@ def test_random_draws_are_fixed_noise_without_verification():
 
 
 def test_regionjax_imports_neither_torch_nor_torchax():
-  code = (
-    "import sys, regionjax, regionjax.ports.registry; assert not {'torch', 'torchax'} & set(sys.modules), sorted(sys.modules)"
-  )
+  code = "import sys, regionjax, regionjax.ports.registry; assert not {'torch', 'torchax'} & set(sys.modules), sorted(sys.modules)"
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
   assert proc.returncode == 0, proc.stderr[-2000:]
 

@@ -6,14 +6,14 @@ must keep the paths that do not go through the tap.
 """
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import harness
 
 import regionjax as rj
 from regionjax import check as check_lib
@@ -178,44 +178,14 @@ def test_check_command_and_main_with_your_own_generator(tmp_path):
         return c
       ''')
   )
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]), XLA_FLAGS="")
+  env = harness.env(tmp_path)
   cfg = f"--config={tmp_path / 'tiny_config.py'}"
-  proc = subprocess.run(
-    [sys.executable, "-m", "regionjax.check", cfg, "--steps=3"],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = harness.run(cfg, "--steps=3", module="regionjax.check", environ=env, timeout=300)
   assert "block1" in proc.stdout and "ok" in proc.stdout and "ms per step" in proc.stdout
-  bad = subprocess.run(
-    [sys.executable, "-m", "regionjax.check", cfg, "--config.model.layer=nope"],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "taps are" in bad.stderr
-  assert "Traceback" not in bad.stderr
+  bad = harness.run(cfg, "--config.model.layer=nope", module="regionjax.check", environ=env, ok=False, timeout=300)
+  assert "taps are" in harness.error_line(bad) and "Traceback" not in bad.stderr
   work = tmp_path / "run"
-  proc = subprocess.run(
-    [
-      sys.executable,
-      os.path.join(ROOT, "main.py"),
-      cfg,
-      f"--config.workdir={work}",
-      "--config.report.interactive=false",
-    ],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  harness.run(cfg, f"--config.workdir={work}", "--config.report.interactive=false", environ=env, timeout=600)
   import json
 
   metrics = json.loads((work / "metrics.json").read_text())

@@ -10,7 +10,7 @@ authors' code.
 """
 
 from .config import CELEBA64, NVAEConfig
-from .generator import NVAEGenerator
+from .generator import NVAEGenerator, load
 
 # The converter's names load lazily, so that `python -m regionjax.ports.nvae.convert`
 # does not find its module already imported by the package.
@@ -18,7 +18,6 @@ _CONVERT_NAMES = (
   "RELEASE_HINT",
   "RELEASED_FILE",
   "checkpoint_help",
-  "load",
   "read_checkpoint",
   "save",
   "state_dict_to_variables",
@@ -33,4 +32,4 @@ def __getattr__(name):
   raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CELEBA64", "NVAEConfig", "NVAEGenerator", *_CONVERT_NAMES]
+__all__ = ["CELEBA64", "NVAEConfig", "NVAEGenerator", "load", *_CONVERT_NAMES]

@@ -8,7 +8,7 @@ not needed), builds the :class:`NVAEConfig` from ``checkpoint['args']`` (missing
 as NVAE's evaluate.py does), checks every tensor of the generation path against the
 layout the args describe (``layout.state_dict_shapes``), folds weight normalisation
 (w ← exp(log_weight_norm)·w/(‖w‖ + 10⁻⁵), neural_operations.normalize_weight_jit) and writes
-``DIR/config.json`` and the orbax checkpoint ``DIR/variables``; :func:`load` reads them back.
+``DIR/config.json`` and the orbax checkpoint ``DIR/variables``; :func:`regionjax.ports.nvae.load` reads them back.
 The encoder's tensors are checked to be the encoder's and dropped.
 """
 
@@ -27,7 +27,7 @@ from regionjax.ports import checkpoint
 from .config import NVAEConfig
 from .layout import DECODER_PREFIXES, ENCODER_PREFIXES, decoder_modules, state_dict_shapes
 
-__all__ = ["RELEASE_HINT", "checkpoint_help", "read_checkpoint", "state_dict_to_variables", "save", "load", "main"]
+__all__ = ["RELEASE_HINT", "checkpoint_help", "read_checkpoint", "state_dict_to_variables", "save", "main"]
 
 from regionjax.ports.checkpoint import CONFIG_NAME, VARIABLES_DIR  # noqa: E402,F401 - the directory layout, re-exported
 
@@ -160,16 +160,6 @@ def state_dict_to_variables_shapes_only(sd, config):
   # Weight-norm folding of zeros is harmless: only the shapes are used.
   with np.errstate(all="ignore"):
     return state_dict_to_variables(sd, config, source="(shapes)")
-
-
-def load(directory, **generator_kwargs):
-  """A directory written by :func:`save` / the CLI -> ``NVAEGenerator`` (no torch)."""
-  from .generator import NVAEGenerator  # noqa: PLC0415
-
-  config, variables = checkpoint.load(
-    directory, family="NVAE", config_cls=NVAEConfig, abstract=abstract_variables, help_text=checkpoint_help(directory)
-  )
-  return NVAEGenerator(config, variables, **generator_kwargs)
 
 
 def main(argv: list | None = None) -> int:

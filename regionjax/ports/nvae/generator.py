@@ -264,3 +264,17 @@ def readjust_bn(
   stats = jax.tree.map(jnp.asarray, dict(variables["batch_stats"]))
   stats, _ = jax.lax.scan(step, stats, jax.random.split(rng, int(iters)))
   return stats
+
+
+def load(directory, **generator_kwargs) -> NVAEGenerator:
+  """A directory written by :func:`regionjax.ports.nvae.convert.save` / the CLI -> ``NVAEGenerator`` (no torch)."""
+  from . import convert  # noqa: PLC0415 (lazy: `python -m regionjax.ports.nvae.convert` must not find it imported)
+
+  config, variables = convert.checkpoint.load(
+    directory,
+    family="NVAE",
+    config_cls=NVAEConfig,
+    abstract=convert.abstract_variables,
+    help_text=convert.checkpoint_help(directory),
+  )
+  return NVAEGenerator(config, variables, **generator_kwargs)

@@ -100,7 +100,9 @@ class SiDConfig:
       if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ValueError(f"SiDConfig.{name} must be a non-negative integer, got {v!r}")
     if self.label_dim:
-      raise ValueError(f"label_dim={self.label_dim}: class-conditional networks are not supported by regionjax.ports.sid")
+      raise ValueError(
+        f"label_dim={self.label_dim}: class-conditional networks are not supported by regionjax.ports.sid"
+      )
     if not self.channel_mult or min(self.channel_mult) < 1 or self.model_channels < 1 or self.num_blocks < 1:
       raise ValueError("SiDConfig needs channel_mult >= 1, model_channels >= 1 and num_blocks >= 1")
     if self.img_resolution % (2 ** (len(self.channel_mult) - 1)):

@@ -35,7 +35,9 @@ RELEASE_HINT = (
 
 def checkpoint_help(out: str = "checkpoints/sid-ffhq64") -> str:
   """What to download and the one command that converts it."""
-  return f"Download {RELEASE_URL} and run once: python -m regionjax.ports.sid.convert --pickle {RELEASED_FILE} --out {out}"
+  return (
+    f"Download {RELEASE_URL} and run once: python -m regionjax.ports.sid.convert --pickle {RELEASED_FILE} --out {out}"
+  )
 
 
 def _flax_path(key: str):

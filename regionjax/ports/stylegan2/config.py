@@ -88,7 +88,9 @@ class StyleGAN2Config:
       if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ValueError(f"StyleGAN2Config.{name} must be a non-negative integer, got {v!r}")
     if self.c_dim:
-      raise ValueError(f"c_dim={self.c_dim}: class-conditional generators are not supported by regionjax.ports.stylegan2")
+      raise ValueError(
+        f"c_dim={self.c_dim}: class-conditional generators are not supported by regionjax.ports.stylegan2"
+      )
     if self.z_dim < 1 or self.w_dim < 1 or self.mapping_layers < 1 or self.img_channels < 1:
       raise ValueError("StyleGAN2Config needs z_dim, w_dim, mapping_layers and img_channels >= 1")
     r = self.img_resolution

@@ -41,6 +41,7 @@ from regionjax import metrics as metrics_lib
 VARIANTS = {
   "default": {},
   "l1dist-4": {"l1_distance_weight": 4.0},
+  "l1dist-8": {"l1_distance_weight": 8.0},
   "l1dist-16": {"l1_distance_weight": 16.0},
   "l1dist-64": {"l1_distance_weight": 64.0},
   "outside": {"keep_outside": True},

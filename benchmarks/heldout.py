@@ -41,6 +41,7 @@ from regionjax import metrics as metrics_lib
 VARIANTS = {
   "default": {},
   "l1dist-4": {"l1_distance_weight": 4.0},
+  "l1dist-8": {"l1_distance_weight": 8.0},
   "l1dist-16": {"l1_distance_weight": 16.0},
   "l1dist-64": {"l1_distance_weight": 64.0},
   "outside": {"keep_outside": True},
@@ -66,8 +67,9 @@ def load(name: str):
   return tiny.load(name), tiny.DEFAULT_LAYER, None
 
 
-def run(name: str, variants: list[str], images: int = 2, k: int = 30) -> list[dict]:
-  gen, layer, classes = load(name)
+def run(name: str, variants: list[str], images: int = 2, k: int = 30, layer: str | None = None) -> list[dict]:
+  gen, default_layer, classes = load(name)
+  layer = layer or default_layer
   extra = {} if classes is None else {"classes": classes[:images]}
   codes = gen.sample_codes(jax.random.PRNGKey(0), images, **extra)
   f0 = explainer_lib.baseline(gen, layer, num_codes=1000, seed=1, show_progress=False)
@@ -155,6 +157,7 @@ def main(argv=None):
   parser.add_argument("--generators", default="face,digits,scenes,photos")
   parser.add_argument("--variants", default="default,l1dist-4,outside")
   parser.add_argument("--images", type=int, default=2)
+  parser.add_argument("--layer", default="", help="another tap than each generator's default, e.g. digits=block3")
   parser.add_argument("--out", default="")
   a = parser.parse_args(argv)
   variants = a.variants.split(",")
@@ -165,9 +168,10 @@ def main(argv=None):
     )
   print(machine())
   print(HEADER, flush=True)
+  taps = dict(item.split("=", 1) for item in a.layer.split(",") if item)
   rows = []
   for g in a.generators.split(","):
-    rows += run(g, variants, a.images)
+    rows += run(g, variants, a.images, layer=taps.get(g))
   if a.out:
     with open(a.out, "w") as fh:
       json.dump({"machine": machine(), "rows": rows}, fh, indent=1)

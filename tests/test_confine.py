@@ -141,3 +141,14 @@ def test_fingerprint_unchanged_by_default_options_changed_when_set(planted):
   )
   assert explanation_lib.solve_fingerprint(options=base.replace(l1_distance_weight=1.0), **args) != fp
   assert explanation_lib.solve_fingerprint(options=base.replace(keep_outside=True), **args) != fp
+
+
+def test_spill_line_names_the_cause_and_the_override():
+  from regionjax import report
+
+  assert report.spill_line({"value": 0.85, "target": 0.8, "met": True, "players_denominator": 0.9}) is None
+  assert report.spill_line({"value": 0.7, "target": 0.8, "met": False}) is None  # batch means: no players figure
+  line = report.spill_line({"value": 0.76, "target": 0.8, "met": False, "players_denominator": 0.9})
+  assert "spill outside the players" in line and "0.900 vs 0.760" in line and "l1_distance_weight" in line
+  line = report.spill_line({"value": 0.52, "target": 0.8, "met": False, "players_denominator": 0.78})
+  assert "not confined even within the players" in line

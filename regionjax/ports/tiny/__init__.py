@@ -63,8 +63,6 @@ def load(name: str = "digits", directory: str | None = None) -> TinyGenerator:
   """The shipped tiny generator ``name`` (one of ``NAMES``)."""
   import flax
 
-  from regionjax.ports.tiny import train as train_lib
-
   directory = directory or HERE
   if name not in NAMES:
     raise ValueError(f"unknown tiny generator {name!r}; use one of {list(NAMES)}")
@@ -77,14 +75,9 @@ def load(name: str = "digits", directory: str | None = None) -> TinyGenerator:
       )
   with open(config_path) as fh:
     config = json.load(fh)
-  dataset, arch, z_dim, _ = train_lib.RECIPES[name]
-  module = model_lib.Decoder(arch)
-  template = {
-    "params": module.init(jax.random.PRNGKey(0), jnp.zeros((1, z_dim)))["params"],
-    "z_mean": jnp.zeros((z_dim,)),
-    "z_chol": jnp.zeros((z_dim, z_dim)),
-  }
   with open(weights, "rb") as fh:
     blob = fh.read()
-  variables = flax.serialization.from_bytes(template, blob)
+  variables = flax.serialization.msgpack_restore(blob)  # nested dicts of arrays: no template to build
+  if set(variables) != {"params", "z_mean", "z_chol"} or variables["z_mean"].shape != (config["z_dim"],):
+    raise ValueError(f"{weights} does not match {config_path}")
   return TinyGenerator(config, variables, fingerprint=f"tiny-{name}-" + hashlib.sha256(blob).hexdigest()[:16])

@@ -39,6 +39,7 @@ from regionjax import components as components_lib
 from regionjax import denoise as denoise_lib
 from regionjax import evaluation
 from regionjax import pipeline
+from regionjax import runsteps
 from regionjax import solver as solver_lib
 
 
@@ -70,10 +71,10 @@ def face(args):
   )
   codes = gen.sample_codes(jax.random.PRNGKey(config.target.seed), config.target.num_images)
   t = pipeline.prepare_target(gen, codes, 0, layer, f0)
-  cells = pipeline.grid_cells(config, t.image.shape)
-  players = pipeline.choose_players(config, cells, [t])
+  cells = runsteps.grid_cells(config, t.image.shape)
+  players = runsteps.choose_players(config, cells, [t])
   with tempfile.TemporaryDirectory() as ckpt:
-    res = pipeline.solve_target(config, t, f0, cells, players, args.checkpoints or ckpt)
+    res = runsteps.solve_target(config, t, f0, cells, players, args.checkpoints or ckpt)
   feats = encode_many(gen, layer, args.pca_codes, 250, 10_000)
   desc = f"face DCGAN (configs/default.py) at {layer} {tuple(t.f.shape)}, players {players.tolist()} of a 6×6 grid"
   return config, desc, res.decode, res.f, f0, res.image, res.masks, np.asarray(res.solution.u), res.components, feats

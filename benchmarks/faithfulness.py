@@ -30,6 +30,7 @@ from regionjax import denoise as denoise_lib
 from regionjax import metrics as metrics_lib
 from regionjax import patches as patches_lib
 from regionjax import pipeline
+from regionjax import runsteps
 from regionjax import solver as solver_lib
 
 #: name → (solver options, denoise after the solve)
@@ -62,8 +63,8 @@ def setup(args):
     targets = [pipeline.prepare_target(gen, codes, i, layer, f0) for i in range(args.images)]
     config = scenes.get_config()
     config.patches.n = args.n
-    cells = pipeline.grid_cells(config, targets[0].image.shape)
-    players = pipeline.choose_players(config, cells, targets)
+    cells = runsteps.grid_cells(config, targets[0].image.shape)
+    players = runsteps.choose_players(config, cells, targets)
     return gen, f0, targets, cells[players], players
   gen, layer = dcgan.load(), args.layer or "layer2"
   f0 = pipeline.compute_baseline(gen, layer, 1000, 250, jax.random.PRNGKey(1), None)

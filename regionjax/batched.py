@@ -43,7 +43,7 @@ IMAGE_AXIS = "images"
 
 @functools.partial(jax.jit, static_argnames=("length", "unroll"))
 def _steps(problems, carry, subset_ids, length: int, unroll: int):
-  return jax.vmap(lambda p, c: solver_lib._run_steps(p, c, subset_ids, length, unroll))(problems, carry)
+  return jax.vmap(lambda p, c: solver_lib.run_steps(p, c, subset_ids, length, unroll))(problems, carry)
 
 
 @jax.jit
@@ -53,7 +53,7 @@ def _init(problems, alpha0):
 
 @jax.jit
 def _final(problems, alpha, subset_ids):
-  return jax.vmap(lambda p, a: solver_lib._final_error(p, a, subset_ids))(problems, alpha)
+  return jax.vmap(lambda p, a: solver_lib.final_error(p, a, subset_ids))(problems, alpha)
 
 
 def run_chunk(problems, alpha0, subset_ids, steps: int, steps_per_call: int):
@@ -155,7 +155,7 @@ def solve_images(
     k = ids.size
     for i in range(b):
       chunk = solver_lib.ChunkResult(subsets=ids, alpha=alpha[i, :k], history=history[i, :k], error=error[i, :k])
-      solver_lib._check_finite(chunk)
+      solver_lib.check_finite(chunk)
       results[i][index] = chunk
   out = []
   for i in range(count):

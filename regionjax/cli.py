@@ -103,6 +103,7 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
   """Loads the config, runs the pipeline (with ``dry_run``: only checks it, :func:`regionjax.pipeline.check`);
   returns the exit code (see module docstring)."""
   from regionjax import pipeline
+  from regionjax import runsteps
   from regionjax import timings
 
   try:
@@ -120,7 +121,7 @@ def run(get_config: Callable, make_generator: Callable, argv: list[str] | None =
       print(pipeline.check(config), flush=True)
     else:
       pipeline.run(config, make_generator, started=timings.process_start())
-  except pipeline.Interrupted as e:
+  except runsteps.Interrupted as e:
     _close_progress_bars()
     where = f" in {os.path.abspath(e.workdir)}" if e.workdir else ""
     print(

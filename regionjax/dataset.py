@@ -34,6 +34,7 @@ from regionjax import evaluation
 from regionjax import explainer
 from regionjax import explanation as explanation_lib
 from regionjax import io as io_lib
+from regionjax import runsteps
 from regionjax import results as results_lib
 
 COMPARE_IMAGES = 8  # images in the index's one-field-across-images view (the first ones)
@@ -122,14 +123,12 @@ def finished(outdir: str) -> bool:
 def _shared_scores(config, gen, codes, layer, f0, cells, num_images):
   """Per-cell scores averaged over all images, one image in memory at a time (``patches.shared`` with a method
   that looks at the images); None when the method does not."""
-  from regionjax import pipeline
-
   if config.patches.method in ("regions", "indices", "center", "mask"):
     return None
   total = None
   for i in range(num_images):
     t = explainer.prepare_target(gen, codes, i, layer, f0)
-    s = np.asarray(pipeline.cell_scores(config, cells, [t]), np.float64)
+    s = np.asarray(runsteps.cell_scores(config, cells, [t]), np.float64)
     total = s if total is None else total + s
   return total / num_images
 
@@ -140,19 +139,17 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
   Returns the summary dict (empty on processes other than 0)."""
   from jax.experimental import multihost_utils
 
-  from regionjax import pipeline
-
   workdir = config.workdir
   num = int(config.target.num_images)
   nproc, pid = jax.process_count(), jax.process_index()
   first = explainer.prepare_target(gen, codes, 0, layer, f0)
-  cells = pipeline.grid_cells(config, first.image.shape)
-  named = pipeline.player_names(config, first.image.shape)
+  cells = runsteps.grid_cells(config, first.image.shape)
+  named = runsteps.player_names(config, first.image.shape)
   names = list(named[0]) if named else None
   shared = None
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
     scores = _shared_scores(config, gen, codes, layer, f0, cells, num)
-    shared = pipeline.choose_players(config, cells, [first], scores=scores)
+    shared = runsteps.choose_players(config, cells, [first], scores=scores)
   del first
   if pid == 0 and os.path.exists(os.path.join(workdir, "dataset.json")):  # a summary of images being redone
     os.unlink(os.path.join(workdir, "dataset.json"))
@@ -161,7 +158,7 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
   kept = len(mine) - len(todo)
   if kept:
     print(f"{kept} of {len(mine)} images finished earlier (verified), kept: solving {len(todo)}", flush=True)
-  samples_png = report_lib._samples(config, gen) if todo else None
+  samples_png = report_lib.sample_grid_png(config, gen) if todo else None
   features = report_lib.baseline_features(config, gen) if todo else None
 
   def write(i, exp, decode, t0):
@@ -173,15 +170,15 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
       "seconds_total": 0.0,
       "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    with pipeline.STOP.critical():  # a SIGTERM now waits until the image's files are complete
+    with runsteps.STOP.critical():  # a SIGTERM now waits until the image's files are complete
       report_lib.write_image(config, res, image_dir(workdir, i), samples_png, header, features)
     print(f"image {i:03d} written to {image_dir(workdir, i)} ({time.time() - t0:.1f} s)", flush=True)
 
   def players_for(target):
     chosen = (
-      shared if shared is not None else pipeline.choose_players(config, cells, [target], seed_offset=target.index)
+      shared if shared is not None else runsteps.choose_players(config, cells, [target], seed_offset=target.index)
     )
-    return pipeline.players_of(config, cells, chosen, names)
+    return runsteps.players_of(config, cells, chosen, names)
 
   if int(config.target.get("images_per_step", 1)) != 1:  # images × problems, one compiled program per chunk
     _run_batched(config, gen, codes, f0, layer, gfp, todo, players_for, write)
@@ -190,7 +187,7 @@ def run_images(config, gen, codes, f0, layer: str, gfp: str, *, mesh, started: f
     t0 = time.time()
     target = explainer.prepare_target(gen, codes, i, layer, f0)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{i:03d}")
-    exp = pipeline.explain_config_target(
+    exp = runsteps.explain_config_target(
       config, target, f0, players_for(target), ckpt, mesh, gfp, across_processes=False
     )
     write(i, exp, target.decode, t0)
@@ -286,7 +283,7 @@ def write_summary(config, gen, workdir: str, num: int, *, elapsed: float, report
   def loaded():
     for i in range(num):
       r = explainer.bind(explanation_lib.load(image_dir(workdir, i)), 0, gen)
-      thumbs.append(report_lib._uri(figures.target_with_grid(r.image, r.cells, r.players)))
+      thumbs.append(report_lib.figures.data_uri(figures.target_with_grid(r.image, r.cells, r.players)))
       if len(compare) < COMPARE_IMAGES:
         compare.append(r)
       yield r
@@ -339,7 +336,7 @@ def write_summary(config, gen, workdir: str, num: int, *, elapsed: float, report
     transfer=transfer,
     per_image=rows,
     thumbs=thumbs,
-    samples=report_lib._uri(samples) if (samples := report_lib._samples(config, gen)) else None,
+    samples=report_lib.figures.data_uri(samples) if (samples := report_lib.sample_grid_png(config, gen)) else None,
     compare=report_lib.comparison_view(config, compare, [r["report"] for r in rows[: len(compare)]]),
   )
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import threading
 import time
 import zipfile
 from typing import Callable
@@ -29,7 +27,7 @@ from regionjax import explanation as explanation_lib
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import progress
-from regionjax import solver as solver_lib
+from regionjax import runsteps
 from regionjax import timings
 from regionjax import truncated
 from regionjax.generator import check_layer
@@ -119,172 +117,6 @@ def compute_baseline(gen, layer: str, num_codes: int, batch_size: int, rng, num_
     bar.update(k)
   bar.close()
   return (total / num_codes).astype(np.float32)
-
-
-def player_names(config, image_shape) -> tuple[list[str], np.ndarray] | None:
-  """``(names, masks)`` of the named regions when ``patches.method = 'regions'``, else None."""
-  p = config.patches
-  if p.method != "regions":
-    return None
-  names, masks = patches_lib.load_regions(p.regions_path, image_shape[0], image_shape[1])
-  if len(names) != p.n:
-    raise ValueError(
-      f"patches.regions_path {p.regions_path!r} names {len(names)} regions but patches.n={p.n}; "
-      f"set --config.patches.n={len(names)}"
-    )
-  return names, masks
-
-
-def grid_cells(config, image_shape) -> np.ndarray:
-  """The grid cells, or the named regions' masks with ``patches.method = 'regions'``."""
-  h, w = image_shape[:2]
-  p = config.patches
-  if p.method == "regions":
-    return player_names(config, image_shape)[1]
-  if p.rows > h or p.cols > w:
-    raise ValueError(f"a {p.rows}×{p.cols} grid does not fit the {h}×{w} image; use fewer patches.rows/cols")
-  return patches_lib.patch_masks(h, w, p.rows, p.cols)
-
-
-def cell_scores(config, cells: np.ndarray, targets: list[Target]) -> np.ndarray:
-  """Per-cell scores of ``patches.method`` (mean over ``targets``); higher = chosen first."""
-  p = config.patches
-  if p.method == "center":
-    order = patches_lib.center_cells(p.rows, p.cols)
-    scores = np.empty(order.size)
-    scores[order] = -np.arange(order.size, dtype=float)
-    return scores
-  if p.method == "mask":
-    return patches_lib.mask_scores(cells, patches_lib.load_mask_image(p.mask_path))
-  if p.method == "saliency":
-    return np.mean([patches_lib.saliency_scores(cells, t.image) for t in targets], axis=0)
-  return np.mean([patches_lib.cell_scores(cells, t.image, t.baseline_image) for t in targets], axis=0)
-
-
-def choose_players(config, cells: np.ndarray, targets: list[Target], seed_offset: int = 0, scores=None) -> np.ndarray:
-  """Player cells by ``patches.method`` (scores are means over ``targets``, or ``scores`` given)."""
-  p = config.patches
-  if p.method == "regions":  # every named region is a player, in file order
-    return np.arange(cells.shape[0])
-  scores = cell_scores(config, cells, targets) if scores is None else scores
-  return patches_lib.select_patches(
-    p.method,
-    p.n,
-    cells.shape[0],
-    indices=list(p.indices) or None,
-    scores=scores,
-    foreground_fraction=p.foreground_fraction,
-    seed=p.seed + seed_offset,
-  )
-
-
-def players_of(config, cells: np.ndarray, players: np.ndarray, names=None) -> explanation_lib.Players:
-  """The :class:`regionjax.Players` of a run: grid cells, or named regions (``patches.method = 'regions'``)."""
-  p = config.patches
-  if p.method == "regions":
-    return explanation_lib.Players.from_masks(np.asarray(cells[players], bool), names=names)
-  return explanation_lib.Players.grid_cells(p.rows, p.cols, players).resolve(*cells.shape[1:])
-
-
-def solve_target(
-  config, target: Target, f0: np.ndarray, cells: np.ndarray, players: np.ndarray, ckpt_dir: str, mesh=None, names=None
-) -> ImageResult:
-  """All minimal features and OR components of one target, checkpointed by chunk (bound to the image's
-  fingerprint); the image's :class:`regionjax.Explanation` is ``result.explanation``."""
-  exp = explain_config_target(config, target, f0, players_of(config, cells, players, names), ckpt_dir, mesh=mesh)
-  res = explainer.bind(exp, 0, decode=target.decode)
-  res.cells = cells
-  return res
-
-
-def explain_config_target(
-  config, target: Target, f0, players, ckpt_dir: str, mesh=None, generator_fingerprint="", across_processes=True
-):
-  """:func:`regionjax.explainer.explain_target` with the run's options and chunk checkpoints."""
-  return explainer.explain_target(
-    target,
-    f0,
-    players,
-    solver_lib.SolverOptions.from_config(config.solver),
-    layer=config.model.layer,
-    model=config.model.name,
-    generator_fingerprint=generator_fingerprint,
-    mesh=mesh,
-    store=io_lib.ChunkStore(ckpt_dir),
-    critical=STOP.critical,
-    across_processes=across_processes,
-  )
-
-
-# ------------------------------------------------------------- interruption
-class Interrupted(Exception):
-  """SIGTERM or SIGINT stopped the run; every finished chunk is checkpointed."""
-
-  def __init__(self, signame: str):
-    super().__init__(signame)
-    self.signame = signame
-    self.workdir: str | None = None
-
-  @property
-  def exit_code(self) -> int:
-    return 128 + int(getattr(signal, self.signame, signal.SIGTERM))
-
-
-class _Stop:
-  """Turns SIGTERM/SIGINT into :class:`Interrupted` at a safe point.
-
-  Outside a critical section the signal raises at once (the chunk being
-  solved is dropped: it was not checkpointed). Inside one (a checkpoint being
-  written) it is held until the section ends, so the chunk is checkpointed
-  completely first. The first signal restores the default handlers: a second
-  one stops the process at once.
-  """
-
-  def __init__(self):
-    self.pending: str | None = None
-    self.depth = 0
-    self._old: dict = {}
-
-  def _handler(self, signum, frame):
-    del frame
-    self._restore()
-    name = signal.Signals(signum).name
-    if self.depth:
-      self.pending = name
-      return
-    raise Interrupted(name)
-
-  def _restore(self):
-    for sig, old in self._old.items():
-      signal.signal(sig, old)
-    self._old = {}
-
-  @contextlib.contextmanager
-  def installed(self):
-    if threading.current_thread() is not threading.main_thread():
-      yield  # signal handlers can only be set from the main thread
-      return
-    self.pending, self.depth = None, 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      self._old[sig] = signal.signal(sig, self._handler)
-    try:
-      yield
-    finally:
-      self._restore()
-
-  @contextlib.contextmanager
-  def critical(self):
-    self.depth += 1
-    try:
-      yield
-    finally:
-      self.depth -= 1
-    if not self.depth and self.pending:
-      name, self.pending = self.pending, None
-      raise Interrupted(name)
-
-
-STOP = _Stop()
 
 
 # ---------------------------------------------------------------- the run
@@ -404,7 +236,7 @@ def run(config, make_generator: Callable, started: float | None = None) -> dict:
 
   The whole config is validated first; then the workdir is locked for this
   run (:class:`regionjax.io.WorkdirLock`) and SIGTERM/SIGINT raise
-  :class:`Interrupted` once the chunk being checkpointed is complete.
+  :class:`runsteps.Interrupted` once the chunk being checkpointed is complete.
   Returns the summary dict that is also printed and stored in metrics.json.
   """
   validate_config(config)
@@ -426,9 +258,9 @@ def run(config, make_generator: Callable, started: float | None = None) -> dict:
   writer = distributed.is_writer()
   lock = io_lib.WorkdirLock(workdir) if writer else contextlib.nullcontext()
   try:  # the writer lists every file it writes (regionjax_outputs.json): a run removes only those
-    with lock, io_lib.recording(workdir) if writer else contextlib.nullcontext(), STOP.installed():
+    with lock, io_lib.recording(workdir) if writer else contextlib.nullcontext(), runsteps.STOP.installed():
       return _run(config, make_generator, time.time() if started is None else started)
-  except Interrupted as e:
+  except runsteps.Interrupted as e:
     e.workdir = workdir
     raise
 
@@ -499,8 +331,8 @@ def _run(config, make_generator: Callable, started: float) -> dict:
   first = explainer.slice_codes(codes, 0, 1)
   image_shape = np.shape(gen.generate(first))[1:]
   feature_shape = tuple(np.shape(gen.encode(first, layer))[1:])
-  cells = grid_cells(config, image_shape)
-  named = player_names(config, image_shape)
+  cells = runsteps.grid_cells(config, image_shape)
+  named = runsteps.player_names(config, image_shape)
   if config.patches.method == "mask":
     patches_lib.mask_scores(cells, patches_lib.load_mask_image(config.patches.mask_path))
   if writer:
@@ -524,17 +356,19 @@ def _run(config, make_generator: Callable, started: float) -> dict:
     targets = [prepare_target(gen, codes, i, layer, f0) for i in range(num_images)]
   names = list(named[0]) if named else None
   if config.patches.shared:  # one set of players for all images, so action fields compare across images
-    shared = choose_players(config, cells, targets)
+    shared = runsteps.choose_players(config, cells, targets)
   results = []
   for t in targets:
-    players = shared if config.patches.shared else choose_players(config, cells, [t], seed_offset=t.index)
+    players = shared if config.patches.shared else runsteps.choose_players(config, cells, [t], seed_offset=t.index)
     ckpt = os.path.join(workdir, "checkpoints", f"image_{t.index:03d}")
     with timings.stage("solve"):
       if truncated_mode:
         res = truncated_report.solve_target(config, t, f0, cells, players, ckpt, mesh=mesh)
         res.names = names
       else:
-        exp = explain_config_target(config, t, f0, players_of(config, cells, players, names), ckpt, mesh, gfp)
+        exp = runsteps.explain_config_target(
+          config, t, f0, runsteps.players_of(config, cells, players, names), ckpt, mesh, gfp
+        )
         res = explainer.bind(exp, 0, decode=t.decode)
         res.cells = cells
     results.append(res)

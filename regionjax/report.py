@@ -28,9 +28,6 @@ from regionjax import results as results_lib
 from regionjax import timings
 
 
-_uri = figures.data_uri
-
-
 # -------------------------------------------------------------------- figures
 def _solved_history(solution) -> np.ndarray:
   """Objective histories of the optimised subsets (row 0 stays: loss_curves drops it)."""
@@ -153,7 +150,7 @@ def image_figures(config, res, ev: evaluation.ImageEvaluation, samples_png) -> d
     )
   if samples_png is not None:
     figs["samples"] = samples_png
-  return {k: _uri(v) for k, v in figs.items()}
+  return {k: figures.data_uri(v) for k, v in figs.items()}
 
 
 # -------------------------------------------------------------------- outputs
@@ -411,7 +408,7 @@ def baseline_features(config, gen) -> np.ndarray | None:
   return np.concatenate(out)
 
 
-def _samples(config, gen) -> bytes | None:
+def sample_grid_png(config, gen) -> bytes | None:
   num = 16
   nc = gen.num_classes
   codes = gen.sample_codes(jax.random.PRNGKey(config.seed + 7), num, classes=np.arange(num) % nc if nc else None)
@@ -420,7 +417,7 @@ def _samples(config, gen) -> bytes | None:
 
 def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
   """Per-image outputs (and the batch index); report.html is written last."""
-  samples_png = _samples(config, gen)
+  samples_png = sample_grid_png(config, gen)
   header = {
     "model": config.model.name,
     "layer": config.model.layer,
@@ -465,7 +462,7 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
     "top_components": results_lib.to_json(per_image[0].top_components),
   }
   io_lib.write_json(os.path.join(workdir, "metrics.json"), metrics_lib.summary(metrics))
-  thumbs = [_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
+  thumbs = [figures.data_uri(figures.target_with_grid(r.image, r.cells, r.players)) for r in results]
   html = render(
     "index.html.j2",
     config=config,
@@ -474,7 +471,7 @@ def write_outputs(config, gen, results, workdir: str, elapsed: float) -> dict:
     transfer=transfer,
     per_image=metrics["per_image"],
     thumbs=thumbs,
-    samples=_uri(samples_png) if samples_png else None,
+    samples=figures.data_uri(samples_png) if samples_png else None,
     compare=comparison_view(config, results, [p["report"] for p in metrics["per_image"]]),
   )
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)

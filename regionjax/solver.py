@@ -322,7 +322,7 @@ def _step_fn(problem: Problem):
   return step
 
 
-def _run_steps(problem: Problem, carry, subset_ids: jax.Array, length: int, unroll: int = 1):
+def run_steps(problem: Problem, carry, subset_ids: jax.Array, length: int, unroll: int = 1):
   """``length`` steps of a chunk inside ``lax.scan``, vmapped over subsets."""
   step = _step_fn(problem)
 
@@ -332,23 +332,23 @@ def _run_steps(problem: Problem, carry, subset_ids: jax.Array, length: int, unro
   return jax.vmap(one)(carry, subset_ids)
 
 
-def _final_error(problem: Problem, alpha: jax.Array, subset_ids: jax.Array) -> jax.Array:
+def final_error(problem: Problem, alpha: jax.Array, subset_ids: jax.Array) -> jax.Array:
   return jax.vmap(lambda a, s: objective(problem, a, s)[1])(alpha, subset_ids)
 
 
 def run_chunk(problem: Problem, alpha0: jax.Array, subset_ids: jax.Array, unroll: int = 1):
   """Projected Adam for ``problem.steps`` steps on a chunk of subsets (one ``lax.scan``)."""
   carry = (alpha0, jax.vmap(problem.optimizer.init)(alpha0))
-  (alpha, _), history = _run_steps(problem, carry, subset_ids, problem.steps, unroll=unroll)
-  return alpha, history, _final_error(problem, alpha, subset_ids)
+  (alpha, _), history = run_steps(problem, carry, subset_ids, problem.steps, unroll=unroll)
+  return alpha, history, final_error(problem, alpha, subset_ids)
 
 
 # The compiled solver. Module-level jitted functions that take the problem as
 # an argument: jax caches one executable per (static settings, shapes), so a
 # new λ, a new chunk or a new call with the same decoder and shapes reuses it.
 _chunk_jit = jax.jit(run_chunk, static_argnames=("unroll",))
-_steps_jit = jax.jit(_run_steps, static_argnames=("length", "unroll"))
-_final_jit = jax.jit(_final_error)
+_steps_jit = jax.jit(run_steps, static_argnames=("length", "unroll"))
+_final_jit = jax.jit(final_error)
 
 
 @jax.jit
@@ -710,7 +710,7 @@ def validate(f, f0, target, masks, options: SolverOptions, *, decode=None, num_s
       raise ValueError(f"decode maps a feature {f} to shape {tuple(out.shape)}, but target has shape {target}")
 
 
-def _check_finite(chunk: ChunkResult) -> None:
+def check_finite(chunk: ChunkResult) -> None:
   bad = ~np.isfinite(chunk.error) | ~np.isfinite(chunk.alpha.reshape(chunk.alpha.shape[0], -1)).all(-1)
   if bad.any():
     names = ", ".join(subsets_lib.format_subset(s) for s in chunk.subsets[bad][:8])
@@ -965,7 +965,7 @@ def solve_chunk(setup: Setup, index: int, alpha_start: jax.Array, ids: np.ndarra
   chunk = ChunkResult(
     subsets=ids, alpha=np.asarray(alpha[:k]), history=np.asarray(history[:k]), error=np.asarray(error[:k])
   )
-  _check_finite(chunk)
+  check_finite(chunk)
   return chunk
 
 
@@ -981,7 +981,7 @@ def check_resumed(setup: Setup, index: int, chunk: ChunkResult) -> None:
     raise ValueError(
       f"resumed chunk {index} holds other subsets than this run plans; the checkpoint is from another setting"
     )
-  _check_finite(chunk)
+  check_finite(chunk)
 
 
 def solve_chunks(
@@ -1148,7 +1148,7 @@ def solve_pool(
         done_steps, prev = done_steps[keep], prev[keep]
         width = new_width
   chunk = ChunkResult(subsets=ids, alpha=out_alpha, history=out_hist, error=out_err)
-  _check_finite(chunk)
+  check_finite(chunk)
   return chunk
 
 
@@ -1188,7 +1188,7 @@ def _solve_chunks_pooled(setup: Setup, todo, done, results, on_chunk) -> dict[in
         history=out.history[lo:hi].copy(),
         error=out.error[lo:hi].copy(),
       )
-      _check_finite(chunk)
+      check_finite(chunk)
       results[pending[j]] = chunk
       if on_chunk is not None:
         on_chunk(pending[j], setup.num_chunks, chunk)

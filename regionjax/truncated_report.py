@@ -271,9 +271,6 @@ def pair_arcs(image, cells, players, fields, norms, max_arcs: int = 25) -> bytes
   return figures.png(fig)
 
 
-_uri = figures.data_uri
-
-
 HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>regionjax report (order ≤ {{ s.max_order }}) — {{ s.model }} {{ s.layer }}</title>
@@ -343,10 +340,10 @@ def write_image(config, res: ImageResult, outdir: str, header: dict) -> dict:
   pairs = pairs[fam.orders[pairs] == 2]
   norms = sol.components.norms()
   figs = {
-    "target": _uri(figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image)),
-    "explained": _uri(explained_heatmaps(explained, config.patches.rows, config.patches.cols, res.players)),
-    "arcs": _uri(pair_arcs(res.image, res.cells, res.players, fam.sets[pairs], norms[pairs])),
-    "errors": _uri(
+    "target": figures.data_uri(figures.target_with_grid(res.image, res.cells, res.players, res.baseline_image)),
+    "explained": figures.data_uri(explained_heatmaps(explained, config.patches.rows, config.patches.cols, res.players)),
+    "arcs": figures.data_uri(pair_arcs(res.image, res.cells, res.players, fam.sets[pairs], norms[pairs])),
+    "errors": figures.data_uri(
       figures.histogram(
         np.asarray(sol.error)[sol.missing != 0],
         "RMSE on N∖T",

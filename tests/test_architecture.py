@@ -15,7 +15,7 @@ LAYERS = {
   "explain": ["explainer", "explanation", "io", "cache", "wrap", "torch_bridge", "testing"],
   "evaluate": ["evaluation", "results", "metrics", "baselines", "denoise", "query"],
   "render": ["report", "figures", "interactive", "plot", "truncated_report"],
-  "run": ["cli", "pipeline", "dataset", "check", "config_check", "config_help", "distributed"],
+  "run": ["cli", "pipeline", "runsteps", "dataset", "check", "config_check", "config_help", "distributed"],
 }
 RANK = {m: i for i, (_, mods) in enumerate(LAYERS.items()) for m in mods}
 ALLOWED_UP = {("explainer", "distributed")}  # the mesh helpers (docs/architecture.md)

@@ -79,7 +79,7 @@ def test_compiled_step_is_reused_across_lambdas_and_calls(planted, monkeypatch):
   monkeypatch.setattr(
     solver_lib,
     "_steps_jit",
-    jax.jit(chex.assert_max_traces(solver_lib._run_steps, n=4), static_argnames=("length", "unroll")),
+    jax.jit(chex.assert_max_traces(solver_lib.run_steps, n=4), static_argnames=("length", "unroll")),
   )
   kw = dict(lam=5.0, learning_rate=0.05, steps=7, steps_per_call=5, chunk_size=8, tau=1e-4, lam_max=320.0)
   res = rj.solve_minimal_features(*_args(planted), **kw)

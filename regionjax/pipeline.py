@@ -205,7 +205,7 @@ def baseline_fingerprint(generator_fp: str, baseline, dtype: str) -> str:
 
 
 def baseline_f0(
-  config, gen, layer: str, gfp: str, feature_shape: tuple, cache_root: str | None, writer: bool = True
+  config, gen, layer: str, gfp: str, cache_root: str | None, *, feature_shape: tuple | None = None, writer: bool = True
 ) -> np.ndarray:
   """The run's ``f0``: from the workdir's ``baseline.npz``, else from the cache (``cache.dir``), else computed
   (:func:`compute_baseline`) and stored in both. Both are keyed by :func:`baseline_fingerprint`."""
@@ -216,7 +216,7 @@ def baseline_f0(
   if f0 is not None:
     return f0
   f0 = cache_lib.load_baseline(cache_root, base_fp)
-  if f0 is not None and tuple(f0.shape) != tuple(feature_shape):
+  if f0 is not None and feature_shape is not None and tuple(f0.shape) != tuple(feature_shape):
     f0 = None
   if f0 is None:
     f0 = compute_baseline(gen, layer, b.num_codes, b.batch_size, jax.random.PRNGKey(b.seed), gen.num_classes)
@@ -341,7 +341,7 @@ def _run(config, make_generator: Callable, started: float) -> dict:
 
   gfp = explanation_lib.generator_fingerprint(gen, layer)
   with timings.stage("baseline"):
-    f0 = baseline_f0(config, gen, layer, gfp, feature_shape, cache_root, writer)
+    f0 = baseline_f0(config, gen, layer, gfp, cache_root, feature_shape=feature_shape, writer=writer)
 
   if num_images > 1 and not truncated_mode:  # dataset run: images streamed to disk one by one, resumable per image
     from regionjax import dataset

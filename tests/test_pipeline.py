@@ -173,6 +173,7 @@ def test_another_seed_reads_every_program_from_the_cache(finished, cache_dir, tm
   assert "baseline f0" not in proc.stderr  # no progress bar: f0 came from the cache
 
 
+@pytest.mark.slow  # a full main.py run, 13-19 s on the 2-core CPU: the fast suite stays under 10 minutes
 def test_damaged_cache_warns_and_the_run_goes_on(finished, cache_dir, tmp_path):
   """Every cache entry overwritten with garbage (compiled programs and the baseline): warnings, the same result."""
   import shutil
@@ -193,6 +194,7 @@ def test_damaged_cache_warns_and_the_run_goes_on(finished, cache_dir, tmp_path):
   _same_components(workdir, finished[0])
 
 
+@pytest.mark.slow  # a full main.py run, 13-19 s on the 2-core CPU: the fast suite stays under 10 minutes
 def test_unusable_cache_warns_and_the_run_goes_on(tmp_path):
   (tmp_path / "file").write_text("x")  # a directory under a file: not usable, even for root
   workdir = str(tmp_path / "w")

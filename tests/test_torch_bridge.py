@@ -353,6 +353,7 @@ TINY_RUN = [
 ]
 
 
+@pytest.mark.slow  # a full main.py run, 13-19 s on the 2-core CPU: the fast suite stays under 10 minutes
 def test_cli_explains_a_torch_module(tmp_path):
   """'torch:module:factory' returning an nn.Module, split at a module path, codes of model.input_shape."""
   workdir = tmp_path / "run"

@@ -180,3 +180,46 @@ def assemble_params(entries, expected: Mapping[tuple, tuple], *, source: str, wh
       node = node.setdefault(part, {})
     node[path[-1]] = value
   return {"params": params}
+
+
+def convert_main(
+  argv: Sequence[str] | None,
+  *,
+  prog: str,
+  description: str,
+  source_flag: str,
+  source_help: str,
+  read: Callable[[str], tuple[Any, Any]],
+  summary: Callable[[Any, Any], str],
+  write: Callable[..., str] | None = None,
+) -> int:
+  """The command line of a port's converter: ``--<source_flag> FILE --out DIR [--overwrite]``.
+
+  Args:
+    argv: the arguments (None: ``sys.argv[1:]``).
+    prog, description: for ``--help``.
+    source_flag: the flag naming the released file (``'pickle'``, ``'checkpoint'``).
+    source_help: its help text.
+    read: the released file → ``(config, variables)``.
+    summary: ``(config, variables)`` → what follows ``wrote DIR (`` in the last line.
+    write: ``(directory, config, variables, *, overwrite)`` → the directory (default :func:`save`).
+
+  Returns:
+    0, or 2 after one ``error:`` line on stderr (a missing, foreign or damaged file, an existing ``--out``).
+  """
+  import argparse  # noqa: PLC0415
+  import sys  # noqa: PLC0415
+
+  parser = argparse.ArgumentParser(prog=prog, description=description)
+  parser.add_argument(f"--{source_flag}", required=True, help=source_help)
+  parser.add_argument("--out", required=True, help="output directory")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
+  args = parser.parse_args(argv)
+  try:
+    config, variables = read(getattr(args, source_flag))
+    out = (write or save)(args.out, config, variables, overwrite=args.overwrite)
+  except (ValueError, FileNotFoundError, FileExistsError) as e:
+    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+    return 2
+  print(f"wrote {out} ({summary(config, variables)})")
+  return 0

@@ -14,7 +14,6 @@ The encoder's tensors are checked to be the encoder's and dropped.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
@@ -163,26 +162,20 @@ def state_dict_to_variables_shapes_only(sd, config):
 
 
 def main(argv: list | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  return checkpoint.convert_main(
+    argv,
     prog="python -m regionjax.ports.nvae.convert",
     description="Convert NVAE's checkpoint.pt (the generation path) to a Flax/orbax checkpoint for "
     "regionjax.ports.nvae.load(DIR). The file is read as data: no code in it runs. " + RELEASE_HINT,
+    source_flag="checkpoint",
+    source_help=f"NVAE's {RELEASED_FILE}",
+    read=read_checkpoint,
+    summary=lambda config, variables: (
+      f"{checkpoint.num_parameters(variables['params']):,} decoder parameters, {config.dataset}, "
+      f"{len(config.tower())} dec_tower modules"
+    ),
+    write=save,
   )
-  parser.add_argument("--checkpoint", required=True, help=f"NVAE's {RELEASED_FILE}")
-  parser.add_argument("--out", required=True, help="output directory")
-  parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
-  args = parser.parse_args(argv)
-  try:
-    config, variables = read_checkpoint(args.checkpoint)
-    out = save(args.out, config, variables, overwrite=args.overwrite)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-    return 2
-  import jax  # noqa: PLC0415
-
-  n = sum(int(np.prod(np.shape(a))) for a in jax.tree.leaves(variables["params"]))
-  print(f"wrote {out} ({n:,} decoder parameters, {config.dataset}, {len(config.tower())} dec_tower modules)")
-  return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ orbax checkpoint ``DIR/variables``; :func:`load` reads them back.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Mapping
@@ -130,26 +129,20 @@ def load(directory, **generator_kwargs):
 
 
 def main(argv: list | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  return checkpoint.convert_main(
+    argv,
     prog="python -m regionjax.ports.stylegan2.convert",
     description="Convert a StyleGAN2-ADA network pickle (G_ema) to a Flax/orbax checkpoint for "
     "regionjax.ports.stylegan2.load(DIR). The pickle is read as data: no code in it runs. " + RELEASE_HINT,
+    source_flag="pickle",
+    source_help=f"the network pickle, e.g. {RELEASED_FILE}",
+    read=read_pickle,
+    summary=lambda config, variables: (
+      f"{checkpoint.num_parameters(variables['params']):,} parameters, "
+      f"{config.img_resolution}×{config.img_resolution}, {len(config.resolutions)} blocks"
+    ),
+    write=save,
   )
-  parser.add_argument("--pickle", required=True, help=f"the network pickle, e.g. {RELEASED_FILE}")
-  parser.add_argument("--out", required=True, help="output directory")
-  parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint in --out")
-  args = parser.parse_args(argv)
-  try:
-    config, variables = read_pickle(args.pickle)
-    out = save(args.out, config, variables, overwrite=args.overwrite)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-    return 2
-  n = checkpoint.num_parameters(variables["params"])
-  print(
-    f"wrote {out} ({n:,} parameters, {config.img_resolution}×{config.img_resolution}, {len(config.resolutions)} blocks)"
-  )
-  return 0
 
 
 if __name__ == "__main__":

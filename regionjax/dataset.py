@@ -283,7 +283,7 @@ def write_summary(config, gen, workdir: str, num: int, *, elapsed: float, report
   def loaded():
     for i in range(num):
       r = explainer.bind(explanation_lib.load(image_dir(workdir, i)), 0, gen)
-      thumbs.append(report_lib.figures.data_uri(figures.target_with_grid(r.image, r.cells, r.players)))
+      thumbs.append(figures.data_uri(figures.target_with_grid(r.image, r.cells, r.players)))
       if len(compare) < COMPARE_IMAGES:
         compare.append(r)
       yield r
@@ -336,7 +336,7 @@ def write_summary(config, gen, workdir: str, num: int, *, elapsed: float, report
     transfer=transfer,
     per_image=rows,
     thumbs=thumbs,
-    samples=report_lib.figures.data_uri(samples) if (samples := report_lib.sample_grid_png(config, gen)) else None,
+    samples=figures.data_uri(samples) if (samples := report_lib.sample_grid_png(config, gen)) else None,
     compare=report_lib.comparison_view(config, compare, [r["report"] for r in rows[: len(compare)]]),
   )
   io_lib.atomic_write_text(os.path.join(workdir, "report.html"), html)

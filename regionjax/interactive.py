@@ -57,11 +57,15 @@ def to_uint8(images, block: int = 64) -> np.ndarray:
   """Images in ``[-1, 1]`` → uint8 ``[0, 255]`` (``round((x + 1) / 2 · 255)``, clipped; in float64, ``block``
   images at a time)."""
   x = np.asarray(images)
+
+  def convert(a):
+    return np.clip(np.round((a.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
   if x.ndim < 4:
-    return np.clip(np.round((x.astype(np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return convert(x)
   out = np.empty(x.shape, np.uint8)
   for s in range(0, x.shape[0], block):
-    out[s : s + block] = np.clip(np.round((x[s : s + block].astype(np.float64) + 1.0) * 127.5), 0, 255)
+    out[s : s + block] = convert(x[s : s + block])
   return out
 
 

@@ -15,9 +15,7 @@ from regionjax import explanation as explanation_lib
 from regionjax import io as io_lib
 from regionjax import patches as patches_lib
 from regionjax import solver as solver_lib
-
-Target = explainer.Target
-ImageResult = explainer.ImageResult
+from regionjax.explainer import ImageResult, Target
 
 
 def player_names(config, image_shape) -> tuple[list[str], np.ndarray] | None:

@@ -190,8 +190,9 @@ def convert_main(
   source_flag: str,
   source_help: str,
   read: Callable[[str], tuple[Any, Any]],
-  summary: Callable[[Any, Any], str],
-  write: Callable[..., str] | None = None,
+  write: Callable[..., str],
+  summary: Callable[[Any], str],
+  parameters: str = "parameters",
 ) -> int:
   """The command line of a port's converter: ``--<source_flag> FILE --out DIR [--overwrite]``.
 
@@ -201,8 +202,9 @@ def convert_main(
     source_flag: the flag naming the released file (``'pickle'``, ``'checkpoint'``).
     source_help: its help text.
     read: the released file → ``(config, variables)``.
-    summary: ``(config, variables)`` → what follows ``wrote DIR (`` in the last line.
-    write: ``(directory, config, variables, *, overwrite)`` → the directory (default :func:`save`).
+    write: ``(directory, config, variables, *, overwrite)`` → the directory (the port's ``save``).
+    summary: ``config`` → what the last line says after the number of parameters.
+    parameters: what those parameters are called in that line.
 
   Returns:
     0, or 2 after one ``error:`` line on stderr (a missing, foreign or damaged file, an existing ``--out``).
@@ -217,9 +219,9 @@ def convert_main(
   args = parser.parse_args(argv)
   try:
     config, variables = read(getattr(args, source_flag))
-    out = (write or save)(args.out, config, variables, overwrite=args.overwrite)
+    out = write(args.out, config, variables, overwrite=args.overwrite)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
     return 2
-  print(f"wrote {out} ({summary(config, variables)})")
+  print(f"wrote {out} ({num_parameters(variables['params']):,} {parameters}, {summary(config)})")
   return 0

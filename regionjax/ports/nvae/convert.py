@@ -170,11 +170,9 @@ def main(argv: list | None = None) -> int:
     source_flag="checkpoint",
     source_help=f"NVAE's {RELEASED_FILE}",
     read=read_checkpoint,
-    summary=lambda config, variables: (
-      f"{checkpoint.num_parameters(variables['params']):,} decoder parameters, {config.dataset}, "
-      f"{len(config.tower())} dec_tower modules"
-    ),
     write=save,
+    summary=lambda config: f"{config.dataset}, {len(config.tower())} dec_tower modules",
+    parameters="decoder parameters",
   )
 
 

@@ -137,11 +137,8 @@ def main(argv: list | None = None) -> int:
     source_flag="pickle",
     source_help=f"the network pickle, e.g. {RELEASED_FILE}",
     read=read_pickle,
-    summary=lambda config, variables: (
-      f"{checkpoint.num_parameters(variables['params']):,} parameters, "
-      f"{config.img_resolution}×{config.img_resolution}, {len(config.resolutions)} blocks"
-    ),
     write=save,
+    summary=lambda config: f"{config.img_resolution}×{config.img_resolution}, {len(config.resolutions)} blocks",
   )
 
 
